@@ -1,0 +1,98 @@
+"""Autocorrelation time, ESS and the stationarity test against AR(1) series."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from thermo_lightning.functional import (
+    autocorrelation,
+    effective_sample_size,
+    integrated_autocorrelation_time,
+    stationarity_test,
+    window_autocorrelation_time,
+    window_effective_sample_size,
+    window_projections,
+)
+
+
+def ar1(phi: float, n: int, seed: int, n_series: int | None = None) -> np.ndarray:
+    """x_t = phi x_{t-1} + e_t, started in its stationary law."""
+    rng = np.random.default_rng(seed)
+    shape = (n,) if n_series is None else (n_series, n)
+    e = rng.standard_normal(shape)
+    x = np.empty(shape)
+    x[..., 0] = e[..., 0] / math.sqrt(1 - phi**2)
+    for t in range(1, n):
+        x[..., t] = phi * x[..., t - 1] + e[..., t]
+    return x
+
+
+def test_autocorrelation_of_ar1_is_geometric() -> None:
+    rho = autocorrelation(ar1(0.7, 100_000, seed=0))
+    np.testing.assert_allclose(rho[:6], 0.7 ** np.arange(6), atol=0.02)
+    assert autocorrelation(np.ones(10))[1:].tolist() == [0.0] * 9
+
+
+@pytest.mark.parametrize("phi", [0.0, 0.5, 0.9])
+def test_integrated_time_of_ar1(phi: float) -> None:
+    # tau = (1 + phi) / (1 - phi); 8 series of 50k values: spread of the mean about 3%
+    taus = integrated_autocorrelation_time(ar1(phi, 50_000, seed=1, n_series=8))
+    assert taus.shape == (8,)
+    assert float(np.mean(taus)) == pytest.approx((1 + phi) / (1 - phi), rel=0.1)
+
+
+def test_effective_sample_size_is_n_over_tau() -> None:
+    x = ar1(0.8, 20_000, seed=2)
+    assert effective_sample_size(x) == pytest.approx(20_000 / integrated_autocorrelation_time(x))
+    assert effective_sample_size(x) == pytest.approx(20_000 / 9.0, rel=0.2)
+
+
+def test_stationary_series_passes_and_drift_fails() -> None:
+    x = ar1(0.9, 5000, seed=3)
+    assert stationarity_test(x).stationary
+    drifting = x + np.linspace(0.0, 3.0, 5000)
+    res = stationarity_test(drifting)
+    assert not res.stationary and res.p_value < 1e-3 and res.mean_last > res.mean_first
+
+
+def test_false_alarm_rate_is_near_alpha() -> None:
+    flags = [not stationarity_test(ar1(0.5, 2000, seed=s)).stationary for s in range(100)]
+    assert sum(flags) <= 12  # alpha = 0.05; measured 3-7 of 100 on AR(1) with phi <= 0.5
+
+
+def test_window_projections_are_fixed_and_chunk_independent() -> None:
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(30, 70_000, generator=g)  # wider than one generation slice
+    p1 = window_projections(w, 4, seed=5)
+    p2 = window_projections(w + 3.0, 4, seed=5)  # centred: a shift changes nothing
+    assert p1.shape == (4, 30)
+    torch.testing.assert_close(p1, p2, rtol=1e-4, atol=1e-4)
+    assert not torch.allclose(p1, window_projections(w, 4, seed=6))
+
+
+def test_window_ess_tells_random_walk_from_iid() -> None:
+    g = torch.Generator().manual_seed(1)
+    steps = torch.randn(2000, 50, generator=g, dtype=torch.float64)
+    walk = steps.cumsum(dim=0)
+    assert window_effective_sample_size(steps) > 1000
+    assert window_effective_sample_size(walk) < 100
+    assert window_autocorrelation_time(walk, reduce="median") <= window_autocorrelation_time(walk)
+
+
+def test_bad_input() -> None:
+    with pytest.raises(ValueError, match="NaN"):
+        integrated_autocorrelation_time([1.0, np.nan, 2.0, 3.0])
+    with pytest.raises(ValueError, match="at least 4"):
+        integrated_autocorrelation_time([1.0, 2.0])
+    with pytest.raises(ValueError, match="`first`"):
+        stationarity_test(np.arange(100.0), first=0.8, last=0.5)
+    with pytest.raises(ValueError, match="at least 20"):
+        stationarity_test(np.arange(10.0))
+    with pytest.raises(ValueError, match="`n_directions`"):
+        window_projections(torch.randn(5, 3), 0)
+    with pytest.raises(ValueError, match="`reduce`"):
+        window_autocorrelation_time(torch.randn(20, 3), reduce="mean")

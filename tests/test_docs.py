@@ -1,0 +1,18 @@
+"""Every ```python block in docs/*.md runs (blocks of one page share a namespace)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+DOCS = sorted((Path(__file__).resolve().parents[1] / "docs").glob("*.md"))
+BLOCK = re.compile(r"```python\n(.*?)```", re.S)
+
+
+@pytest.mark.parametrize("page", DOCS, ids=[p.name for p in DOCS])
+def test_python_blocks_run(page: Path) -> None:
+    namespace: dict = {}
+    for i, code in enumerate(BLOCK.findall(page.read_text())):
+        exec(compile(code, f"{page.name}[block {i}]", "exec"), namespace)

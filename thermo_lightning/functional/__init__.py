@@ -1,0 +1,75 @@
+"""Pure torch/numpy math of the method; never imports lightning.
+
+The public names here are the contract of ARCHITECTURE.md.
+"""
+
+from thermo_lightning.functional.entropy import (
+    ESTIMATORS,
+    DuplicatePointsWarning,
+    EntropyEstimate,
+    entropy_from_knn_distances,
+    gaussian_entropy,
+    knn_entropy,
+    knn_entropy_estimate,
+    uniform_sphere_entropy,
+)
+from thermo_lightning.functional.snr import GradientSNRAccumulator, gradient_snr
+from thermo_lightning.functional.sphere import (
+    effective_lr,
+    joint_norm,
+    project_to_sphere_,
+    sphere_distance_to_radius,
+    tangent_projection,
+)
+from thermo_lightning.functional.stationarity import (
+    StationarityResult,
+    autocorrelation,
+    effective_sample_size,
+    integrated_autocorrelation_time,
+    stationarity_test,
+    window_autocorrelation_time,
+    window_effective_sample_size,
+    window_projections,
+)
+from thermo_lightning.functional.temperature import (
+    FreeEnergyCurves,
+    fit_power_law,
+    free_energy_curves,
+    infer_temperature,
+    local_temperature,
+    smooth_across_lrs,
+    smoothing_weights,
+)
+
+__all__ = [
+    "ESTIMATORS",
+    "DuplicatePointsWarning",
+    "EntropyEstimate",
+    "FreeEnergyCurves",
+    "GradientSNRAccumulator",
+    "StationarityResult",
+    "autocorrelation",
+    "effective_lr",
+    "effective_sample_size",
+    "entropy_from_knn_distances",
+    "fit_power_law",
+    "free_energy_curves",
+    "gaussian_entropy",
+    "gradient_snr",
+    "infer_temperature",
+    "integrated_autocorrelation_time",
+    "joint_norm",
+    "knn_entropy",
+    "knn_entropy_estimate",
+    "local_temperature",
+    "project_to_sphere_",
+    "smooth_across_lrs",
+    "smoothing_weights",
+    "sphere_distance_to_radius",
+    "stationarity_test",
+    "tangent_projection",
+    "uniform_sphere_entropy",
+    "window_autocorrelation_time",
+    "window_effective_sample_size",
+    "window_projections",
+]

@@ -1,0 +1,310 @@
+"""Differential entropy of a window of weight vectors from k-nearest-neighbour distances.
+
+Two estimators (METHOD.md section 3). Let ``r_{i,m}`` be the Euclidean distance from point
+``x_i`` to its ``m``-th nearest other point, ``N`` the number of points and ``d`` the intrinsic
+dimension (``D - 1`` for points on a sphere in ``R^D``).
+
+k-NN graph length (the paper's estimator; only differences at fixed ``(N, D, k)`` mean
+anything, there are no normalising constants):
+
+.. math::  S = d \\ln\\!\\Big(\\frac{L_k}{N}\\Big) + \\ln N, \\qquad
+           L_k = \\sum_{i=1}^{N} \\sum_{m=1}^{k} r_{i,m}
+
+Kozachenko-Leonenko (a consistent estimator of the differential entropy for i.i.d. samples):
+
+.. math::  S = \\psi(N) - \\psi(k) + \\ln V_d + \\frac{d}{N} \\sum_{i=1}^{N} \\ln r_{i,k},
+           \\qquad V_d = \\frac{\\pi^{d/2}}{\\Gamma(d/2 + 1)}
+
+Scaling every point by ``c`` shifts both by exactly ``d ln c``. Distances come from
+:mod:`thermo_lightning.knn` (centred window, full-precision GEMM); logs and sums are taken in
+float64.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from thermo_lightning.knn import KnnBackend, as_window, resolve_backend
+
+__all__ = [
+    "ESTIMATORS",
+    "DuplicatePointsWarning",
+    "EntropyEstimate",
+    "entropy_from_knn_distances",
+    "gaussian_entropy",
+    "knn_entropy",
+    "knn_entropy_estimate",
+    "log_unit_ball_volume",
+    "uniform_sphere_entropy",
+]
+
+ESTIMATORS = ("knn_graph", "kozachenko_leonenko")
+
+
+class DuplicatePointsWarning(RuntimeWarning):
+    """Some neighbour distances were zero (duplicate points) and were floored."""
+
+
+@dataclass(frozen=True)
+class EntropyEstimate:
+    """Result of a k-NN entropy estimate with the facts needed to judge it.
+
+    Attributes:
+        entropy: estimate per ``k``, in the order the ``k`` values were given.
+        estimator: ``"knn_graph"`` or ``"kozachenko_leonenko"``.
+        dim: intrinsic dimension ``d`` used in the formula.
+        n_points: ``N``.
+        backend: name of the k-NN backend that found the distances.
+        n_zero_distances: neighbour distances (among the ``N * max(k)`` used) that were zero.
+        distance_floor: the value zero distances were replaced by, or ``None``.
+    """
+
+    entropy: dict[int, float]
+    estimator: str
+    dim: int
+    n_points: int
+    backend: str = "precomputed"
+    n_zero_distances: int = 0
+    distance_floor: float | None = None
+    ks: tuple[int, ...] = field(default=())
+
+    def value(self) -> float:
+        """The estimate for the first ``k`` given."""
+        return self.entropy[self.ks[0] if self.ks else next(iter(self.entropy))]
+
+
+def log_unit_ball_volume(dim: int) -> float:
+    """``ln V_d`` with ``V_d = pi^(d/2) / Gamma(d/2 + 1)``, stable for large ``d``."""
+    return 0.5 * dim * math.log(math.pi) - math.lgamma(0.5 * dim + 1.0)
+
+
+def gaussian_entropy(cov: float | np.ndarray | Tensor, dim: int | None = None) -> float:
+    """Differential entropy of a Gaussian, ``0.5 * ln det(2 pi e Sigma)``.
+
+    Args:
+        cov: a covariance matrix ``(d, d)``, or a scalar variance (isotropic; then ``dim``).
+        dim: dimension for a scalar ``cov``.
+    """
+    c = np.asarray(cov.detach().cpu() if isinstance(cov, Tensor) else cov, dtype=np.float64)
+    if c.ndim == 0:
+        if dim is None or dim < 1:
+            raise ValueError("`dim` (a positive integer) is required with a scalar `cov`.")
+        return 0.5 * dim * math.log(2 * math.pi * math.e * float(c))
+    sign, logdet = np.linalg.slogdet(c)
+    if sign <= 0:
+        raise ValueError("`cov` must be positive definite.")
+    return 0.5 * (c.shape[0] * math.log(2 * math.pi * math.e) + logdet)
+
+
+def uniform_sphere_entropy(dim: int, radius: float = 1.0) -> float:
+    """Entropy of the uniform distribution on the sphere of intrinsic dimension ``dim`` (the
+    sphere ``S^dim`` in ``R^(dim+1)``) of the given radius: the log of its surface area,
+    ``ln(2 pi^((d+1)/2) / Gamma((d+1)/2)) + d ln radius``."""
+    if dim < 1:
+        raise ValueError(f"`dim` must be a positive integer, got {dim!r}.")
+    m = dim + 1
+    return math.log(2.0) + 0.5 * m * math.log(math.pi) - math.lgamma(0.5 * m) + dim * math.log(
+        radius
+    )
+
+
+def _check_ks(k: int | Sequence[int], n: int) -> tuple[int, ...]:
+    ks = (k,) if isinstance(k, int | np.integer) and not isinstance(k, bool) else k
+    try:
+        ks = tuple(ks)  # type: ignore[arg-type]
+    except TypeError as err:
+        raise ValueError(f"`k` must be an int or a sequence of ints, got {k!r}.") from err
+    if not ks:
+        raise ValueError("`k` is an empty sequence; pass at least one neighbour count.")
+    for kk in ks:
+        if isinstance(kk, bool) or not isinstance(kk, int | np.integer):
+            raise ValueError(f"`k` must hold integers, got {kk!r}.")
+        if not 1 <= kk < n:
+            raise ValueError(
+                f"`k` must satisfy 1 <= k < N (the number of points, here N={n}), got k={kk}. "
+                "Use a larger window or a smaller k."
+            )
+    if len(set(ks)) != len(ks):
+        raise ValueError(f"`k` has repeated values: {ks}.")
+    return tuple(int(kk) for kk in ks)
+
+
+def _check_estimator(estimator: str) -> None:
+    if estimator not in ESTIMATORS:
+        raise ValueError(f"`estimator` must be one of {ESTIMATORS}, got {estimator!r}.")
+
+
+def _check_dim(dim: int | None, n_features: int) -> int:
+    if dim is None:
+        return n_features
+    if isinstance(dim, bool) or not isinstance(dim, int | np.integer) or dim < 1:
+        raise ValueError(
+            f"`dim` must be a positive integer (the intrinsic dimension; D - 1 for points on a "
+            f"sphere in R^D), got {dim!r}."
+        )
+    return int(dim)
+
+
+def entropy_from_knn_distances(
+    distances: Tensor,
+    k: int | Sequence[int],
+    *,
+    estimator: str = "knn_graph",
+    dim: int,
+    warn: bool = True,
+) -> EntropyEstimate:
+    """Entropy estimate(s) from precomputed neighbour distances.
+
+    Args:
+        distances: ``(N, K)`` Euclidean distances to the ``K >= max(k)`` nearest other points,
+            sorted ascending along dim 1.
+        k: one neighbour count or a sequence of them.
+        estimator: ``"knn_graph"`` or ``"kozachenko_leonenko"`` (formulas in the module doc).
+        dim: intrinsic dimension ``d``.
+        warn: emit a :class:`DuplicatePointsWarning` when zero distances had to be floored.
+
+    Returns:
+        An :class:`EntropyEstimate` (``backend="precomputed"``).
+    """
+    _check_estimator(estimator)
+    if distances.ndim != 2:
+        raise ValueError(f"`distances` must be (N, K), got shape {tuple(distances.shape)}.")
+    n, kmax_avail = distances.shape
+    ks = _check_ks(k, n)
+    if max(ks) > kmax_avail:
+        raise ValueError(f"`k`={max(ks)} needs at least that many distance columns, got "
+                         f"{kmax_avail}.")
+    d = _check_dim(dim, 1)
+    r = distances[:, : max(ks)].detach().to(torch.float64)
+    zero = r <= 0
+    n_zero = int(zero.sum())
+    floor = None
+    if n_zero:
+        positive = r[~zero]
+        tiny = float(torch.finfo(torch.float64).tiny)
+        floor = float(positive.min()) if positive.numel() else tiny
+        r = torch.where(zero, torch.full_like(r, floor), r)
+        if warn:
+            warnings.warn(
+                f"{n_zero} of {r.numel()} neighbour distances are zero (duplicate points); they "
+                f"were floored at {floor:.3g}. Duplicates bias the entropy downwards: thin the "
+                "window (a larger stride) or drop repeated snapshots.",
+                DuplicatePointsWarning,
+                stacklevel=3,
+            )
+    out: dict[int, float] = {}
+    if estimator == "knn_graph":
+        cum = torch.cumsum(r.sum(dim=0), dim=0)
+        for kk in ks:
+            out[kk] = d * math.log(float(cum[kk - 1]) / n) + math.log(n)
+    else:
+        psi_n = float(torch.special.digamma(torch.tensor(float(n), dtype=torch.float64)))
+        log_vd = log_unit_ball_volume(d)
+        mean_log = torch.log(r).mean(dim=0)
+        for kk in ks:
+            psi_k = float(torch.special.digamma(torch.tensor(float(kk), dtype=torch.float64)))
+            out[kk] = psi_n - psi_k + log_vd + d * float(mean_log[kk - 1])
+    return EntropyEstimate(
+        entropy=out,
+        estimator=estimator,
+        dim=d,
+        n_points=n,
+        n_zero_distances=n_zero,
+        distance_floor=floor,
+        ks=ks,
+    )
+
+
+def knn_entropy_estimate(
+    x: Tensor | np.ndarray,
+    k: int | Sequence[int] = 50,
+    *,
+    estimator: str = "knn_graph",
+    dim: int | None = None,
+    backend: str | KnnBackend = "auto",
+    center: bool = True,
+    dtype: torch.dtype | None = None,
+) -> EntropyEstimate:
+    """Like :func:`knn_entropy` but returns an :class:`EntropyEstimate` with the backend used
+    and the number of zero (floored) distances."""
+    _check_estimator(estimator)
+    xw = as_window(x)
+    n, n_features = xw.shape
+    ks = _check_ks(k, n)
+    d = _check_dim(dim, n_features)
+    if dtype is not None and dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"`dtype` must be None, torch.float32 or torch.float64, got {dtype}.")
+    cdtype = dtype or (torch.float64 if xw.dtype == torch.float64 else torch.float32)
+    knn = resolve_backend(backend, n, cdtype)
+    dist = knn.search(xw, max(ks), center=center, dtype=cdtype)
+    est = entropy_from_knn_distances(dist, ks, estimator=estimator, dim=d, warn=True)
+    return EntropyEstimate(
+        entropy=est.entropy,
+        estimator=estimator,
+        dim=d,
+        n_points=n,
+        backend=knn.name,
+        n_zero_distances=est.n_zero_distances,
+        distance_floor=est.distance_floor,
+        ks=ks,
+    )
+
+
+def knn_entropy(
+    x: Tensor | np.ndarray,
+    k: int | Sequence[int] = 50,
+    *,
+    estimator: str = "knn_graph",
+    dim: int | None = None,
+    backend: str | KnnBackend = "auto",
+    center: bool = True,
+    dtype: torch.dtype | None = None,
+) -> float | dict[int, float]:
+    """k-NN estimate of the differential entropy of the points ``x``.
+
+    Args:
+        x: the window, ``(N, D)`` tensor or array (``N`` points in ``R^D``), finite values.
+        k: neighbour count ``1 <= k < N``, or a sequence of them (then one value per ``k``).
+            The paper uses ``k = 50``.
+        estimator: ``"knn_graph"`` (the paper: ``d ln(L_k / N) + ln N``) or
+            ``"kozachenko_leonenko"`` (``psi(N) - psi(k) + ln V_d + d * mean ln r_k``).
+        dim: intrinsic dimension ``d``; defaults to ``D``. Pass ``D - 1`` for points on a
+            sphere.
+        backend: ``"auto"``, ``"torch"``, ``"faiss"`` or a
+            :class:`~thermo_lightning.knn.KnnBackend`.
+        center: subtract the window mean before computing distances (keeps iterates that are
+            ``1e-5`` apart on a unit sphere exact in float32). Distances are Euclidean and
+            computed with TF32 off.
+        dtype: ``torch.float32`` or ``torch.float64`` (the slow reference path); default
+            float64 for float64 input, else float32.
+
+    Returns:
+        A float, or ``{k: S_k}`` when ``k`` is a sequence.
+
+    Raises:
+        ValueError: wrong shape, ``N < 2``, NaN/Inf, ``k >= N``, unknown estimator/backend.
+
+    Warns:
+        DuplicatePointsWarning: zero distances (duplicate points) were floored at the
+            smallest positive neighbour distance.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x = torch.randn(2000, 2, generator=g, dtype=torch.float64)
+        >>> s = knn_entropy(x, k=5, estimator="kozachenko_leonenko")
+        >>> round(abs(s - gaussian_entropy(1.0, dim=2)), 1)  # 0.5 ln((2 pi e)^2) = 2.84
+        0.0
+    """
+    est = knn_entropy_estimate(
+        x, k, estimator=estimator, dim=dim, backend=backend, center=center, dtype=dtype
+    )
+    if isinstance(k, int | np.integer) and not isinstance(k, bool):
+        return est.entropy[int(k)]
+    return dict(est.entropy)

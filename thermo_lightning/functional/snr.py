@@ -1,0 +1,202 @@
+"""Gradient signal-to-noise ratio (METHOD.md section 5).
+
+With ``g`` the full-data gradient and ``g_b`` mini-batch gradients at the same weights:
+
+.. math::  \\mathrm{SNR} = \\frac{\\lVert g \\rVert}{\\sqrt{\\frac1K \\sum_b \\lVert g_b - g
+           \\rVert^2}}
+
+When ``g`` is not available (it costs a full pass over the data) it is estimated from the
+``K`` batch gradients alone, without bias:
+
+.. math::
+    \\widehat{\\lVert g \\rVert^2} = \\frac{1}{K(K-1)} \\sum_{i \\ne j} \\langle g_i, g_j
+    \\rangle = \\frac{\\lVert \\sum_i g_i \\rVert^2 - \\sum_i \\lVert g_i \\rVert^2}{K(K-1)},
+    \\qquad
+    \\widehat{\\operatorname{tr}\\Sigma} = \\frac{1}{K-1} \\sum_i \\lVert g_i - \\bar g
+    \\rVert^2
+
+(``E<g_i, g_j> = ||g||^2`` for independent batches, whereas ``||g_bar||^2`` overestimates
+``||g||^2`` by ``tr(Sigma) / K``). The gradient noise scale ``tr(Sigma) / ||g||^2`` is
+``1 / SNR^2``; multiplied by the batch size it is McCandlish et al.'s ``B_simple``.
+
+The same private update/compute pair serves :func:`gradient_snr` (all gradients at once) and
+:class:`GradientSNRAccumulator` (one gradient at a time, ``O(D)`` memory).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = ["GradientSNRAccumulator", "gradient_snr"]
+
+
+@dataclass
+class _SNRState:
+    count: int
+    sum_grad: Tensor  # (D,) float64: sum_i g_i
+    sum_sq_norm: float  # sum_i ||g_i||^2
+    sum_norm: float  # sum_i ||g_i||
+    sum_sq_dev: float  # sum_i ||g_i - g||^2 (only with a full gradient)
+
+
+def _as_grads(x: Tensor | np.ndarray, name: str) -> Tensor:
+    t = torch.as_tensor(x)
+    if not t.is_floating_point():
+        t = t.to(torch.float64)
+    if not bool(torch.isfinite(t).all()):
+        raise ValueError(f"`{name}` contains NaN or Inf.")
+    return t.detach()
+
+
+def _snr_update(state: _SNRState | None, grads: Tensor, full_grad: Tensor | None) -> _SNRState:
+    """Fold a block of batch gradients ``(K, D)`` into the running sums (float64)."""
+    g = grads.to(torch.float64)
+    sq_norms = g.square().sum(dim=1)
+    if state is None:
+        state = _SNRState(0, torch.zeros(g.shape[1], dtype=torch.float64, device=g.device),
+                          0.0, 0.0, 0.0)
+    state.count += g.shape[0]
+    state.sum_grad += g.sum(dim=0)
+    state.sum_sq_norm += float(sq_norms.sum())
+    state.sum_norm += float(sq_norms.sqrt().sum())
+    if full_grad is not None:
+        state.sum_sq_dev += float((g - full_grad.to(torch.float64)).square().sum())
+    return state
+
+
+def _snr_compute(state: _SNRState, full_grad: Tensor | None) -> dict[str, float]:
+    k = state.count
+    mean_stoch = state.sum_norm / k
+    sum_sq = float(state.sum_grad.square().sum())  # ||sum_i g_i||^2
+    if full_grad is not None:
+        g_sq = float(full_grad.to(torch.float64).square().sum())
+        noise_sq = state.sum_sq_dev / k
+        g_sq_unbiased = g_sq
+    else:
+        if k < 2:
+            raise ValueError("the unbiased estimate needs at least K=2 batch gradients.")
+        g_sq_unbiased = (sum_sq - state.sum_sq_norm) / (k * (k - 1))
+        noise_sq = max((state.sum_sq_norm - sum_sq / k) / (k - 1), 0.0)
+        g_sq = max(g_sq_unbiased, 0.0)
+    g_norm = math.sqrt(g_sq)
+    noise = math.sqrt(noise_sq)
+    snr = g_norm / noise if noise > 0 else (math.inf if g_norm > 0 else math.nan)
+    noise_scale = noise_sq / g_sq if g_sq > 0 else math.inf
+    return {
+        "snr": snr,
+        "full_grad_norm": g_norm,
+        "noise_rms": noise,
+        "mean_stoch_grad_norm": mean_stoch,
+        "noise_scale": noise_scale,
+        "full_grad_sq_unbiased": g_sq_unbiased,
+        "num_batches": float(k),
+    }
+
+
+def _check_shapes(batch_grads: Tensor, full_grad: Tensor | None) -> None:
+    if batch_grads.ndim != 2:
+        raise ValueError(
+            f"`batch_grads` must be (K, D): K flattened mini-batch gradients, got shape "
+            f"{tuple(batch_grads.shape)}."
+        )
+    if full_grad is not None and full_grad.reshape(-1).shape[0] != batch_grads.shape[1]:
+        raise ValueError(
+            f"`full_grad` must have D={batch_grads.shape[1]} elements, got "
+            f"{full_grad.numel()}."
+        )
+
+
+def gradient_snr(
+    batch_grads: Tensor | np.ndarray, full_grad: Tensor | np.ndarray | None = None
+) -> dict[str, float]:
+    """Gradient signal-to-noise ratio from mini-batch gradients.
+
+    Args:
+        batch_grads: ``(K, D)`` flattened mini-batch gradients at the same weights.
+        full_grad: ``(D,)`` full-data gradient. Given: the paper's definition. ``None``: the
+            unbiased pairwise estimate of ``||g||^2`` (needs ``K >= 2``).
+
+    Returns:
+        ``snr``, ``full_grad_norm`` (``||g||``, estimated when not given), ``noise_rms``
+        (``sqrt(mean_b ||g_b - g||^2)``, or ``sqrt(tr Sigma)`` estimated), ``mean_stoch_grad_norm``
+        (``mean_b ||g_b||``), ``noise_scale`` (``tr Sigma / ||g||^2``), ``full_grad_sq_unbiased``
+        (the raw estimate of ``||g||^2``, which can be negative when the signal is below the
+        noise) and ``num_batches``.
+
+    Example:
+        >>> g = torch.tensor([[1.0, 0.0], [3.0, 0.0]])
+        >>> gradient_snr(g, full_grad=torch.tensor([2.0, 0.0]))["snr"]
+        2.0
+    """
+    bg = _as_grads(batch_grads, "batch_grads")
+    fg = None if full_grad is None else _as_grads(full_grad, "full_grad").reshape(-1)
+    _check_shapes(bg, fg)
+    k = bg.shape[0]
+    if k < (1 if fg is not None else 2):
+        raise ValueError(
+            f"`batch_grads` needs K >= {1 if fg is not None else 2} rows "
+            f"{'' if fg is not None else '(or pass `full_grad`) '}, got K={k}."
+        )
+    if fg is not None:
+        fg = fg.to(bg.device)
+    return _snr_compute(_snr_update(None, bg, fg), fg)
+
+
+class GradientSNRAccumulator:
+    """Accumulate mini-batch gradients one at a time and compute :func:`gradient_snr`.
+
+    Keeps ``O(D)`` float64 state (the running sum of gradients) instead of a ``(K, D)``
+    matrix.
+
+    Args:
+        full_grad: optional ``(D,)`` full-data gradient (the paper's definition).
+
+    Example:
+        >>> acc = GradientSNRAccumulator()
+        >>> for g in torch.tensor([[1.0, 0.0], [3.0, 0.0]]):
+        ...     acc.update(g)
+        >>> acc.compute()["full_grad_sq_unbiased"]  # <g_1, g_2>, the only pair
+        3.0
+    """
+
+    def __init__(self, full_grad: Tensor | None = None) -> None:
+        self.full_grad = (
+            None if full_grad is None else _as_grads(full_grad, "full_grad").reshape(-1)
+        )
+        self._state: _SNRState | None = None
+
+    @property
+    def count(self) -> int:
+        """Number of gradients folded in so far."""
+        return 0 if self._state is None else self._state.count
+
+    def update(self, grad: Tensor) -> None:
+        """Add one flattened gradient ``(D,)`` (or a block ``(K, D)``)."""
+        g = _as_grads(grad, "grad")
+        g = g.reshape(1, -1) if g.ndim <= 1 else g
+        _check_shapes(g, self.full_grad)
+        if self._state is not None and g.shape[1] != self._state.sum_grad.shape[0]:
+            raise ValueError(
+                f"`grad` has D={g.shape[1]}, earlier gradients had D="
+                f"{self._state.sum_grad.shape[0]}."
+            )
+        fg = None if self.full_grad is None else self.full_grad.to(g.device)
+        self._state = _snr_update(self._state, g, fg)
+
+    def compute(self) -> dict[str, float]:
+        """The same dictionary as :func:`gradient_snr`."""
+        need = 1 if self.full_grad is not None else 2
+        if self.count < need:
+            raise ValueError(f"need at least {need} gradients, got {self.count}.")
+        assert self._state is not None, "state exists once count >= 1"
+        fg = None if self.full_grad is None else self.full_grad.to(self._state.sum_grad.device)
+        return _snr_compute(self._state, fg)
+
+    def reset(self) -> None:
+        """Forget every gradient (keeps ``full_grad``)."""
+        self._state = None
