@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers.scripts import load_script
 
 
 @pytest.mark.parametrize(
@@ -25,6 +15,6 @@ def _load(name: str):
     ],
 )
 def test_benchmark_runs(name: str, argv: list[str], capsys) -> None:
-    table = _load(name).main(argv)
+    table = load_script("benchmarks", name).main(argv)
     assert len(table) > 0
     assert capsys.readouterr().out.strip()

@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers.scripts import load_script
 
 
 def test_known_temperature_example(capsys) -> None:
-    table = _load("known_temperature").main(["--chains", "40", "--samples", "4"])
+    table = load_script("examples", "known_temperature").main(["--chains", "40", "--samples", "4"])
     out = capsys.readouterr().out
     assert "fit T =" in out and "Without thinning" in out
     assert list(table["lr"]) == sorted(table["lr"])
