@@ -1,5 +1,26 @@
-"""Models: the known-temperature problem (and, later, the paper's networks)."""
+"""Models: the paper's scale-invariant networks, the toy sphere problems and the
+known-temperature problem."""
 
+from thermo_lightning.models.convnet import ScaleInvariantConvNet
+from thermo_lightning.models.heads import frozen_linear_head
 from thermo_lightning.models.langevin import LangevinSamples, LangevinSphere
+from thermo_lightning.models.resnet import ScaleInvariantResNet18
 
-__all__ = ["LangevinSamples", "LangevinSphere"]
+__all__ = [
+    "ClassificationTask",
+    "LangevinSamples",
+    "LangevinSphere",
+    "ScaleInvariantConvNet",
+    "ScaleInvariantResNet18",
+    "ToySphereModule",
+    "frozen_linear_head",
+    "toy_objects",
+]
+
+
+def __getattr__(name: str):  # LightningModules load lightning only when asked for
+    if name in ("ClassificationTask", "ToySphereModule", "toy_objects"):
+        from thermo_lightning.models import lightning_modules
+
+        return getattr(lightning_modules, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

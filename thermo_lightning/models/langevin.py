@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from thermo_lightning._validation import positive_int
+
 __all__ = ["LangevinSamples", "LangevinSphere"]
 
 
@@ -82,7 +84,7 @@ class LangevinSphere:
         curvatures: Sequence[float] | Tensor | None = None,
         noise_std: float = 0.5,
     ) -> None:
-        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
+        if positive_int(dim, "dim") < 2:
             raise ValueError(f"`dim` must be an integer >= 2, got {dim!r}.")
         if curvatures is None:
             lam = torch.linspace(1.0, 2.0, dim - 1, dtype=torch.float64)
@@ -179,10 +181,8 @@ class LangevinSphere:
             raise ValueError(
                 f"`stride` must be a positive int or one per LR, got {stride!r}."
             )
-        if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
-            raise ValueError(f"`n_samples` must be a positive integer, got {n_samples!r}.")
-        if isinstance(n_chains, bool) or not isinstance(n_chains, int) or n_chains < 1:
-            raise ValueError(f"`n_chains` must be a positive integer, got {n_chains!r}.")
+        positive_int(n_samples, "n_samples")
+        positive_int(n_chains, "n_chains")
         if burn_in is None:
             burn_in = math.ceil(2 * self.correlation_time(float(lr.min())))
         if burn_in < 0:

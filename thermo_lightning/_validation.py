@@ -1,0 +1,15 @@
+"""Small argument checks shared across modules; errors name the argument."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def positive_int(value: Any, name: str) -> int:
+    """Return ``value`` as an int if it is an integer >= 1, else raise a ValueError naming
+    ``name`` (``bool`` is refused: ``True`` is not a count)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"`{name}` must be a positive integer, got {value!r}.")
+    return int(value)

@@ -1,0 +1,161 @@
+"""Small LightningModules: image classification with a scale-invariant net, and the toy
+sphere problems of METHOD.md section 6."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import torchmetrics
+from torch import Tensor, nn
+
+from thermo_lightning.data.sampling import TensorBatchLoader
+
+__all__ = ["ClassificationTask", "ToySphereModule", "toy_objects"]
+
+
+class ClassificationTask(pl.LightningModule):
+    """Cross-entropy training of ``net`` with plain SGD (no momentum, no weight decay by
+    default, as the paper trains on the sphere).
+
+    Logs ``train/loss`` and ``train/acc`` (training accuracy: an under-parameterised net never
+    reaches 100%).
+
+    Args:
+        net: the network, ``(B, ...) -> (B, num_classes)`` logits.
+        lr: learning rate (the effective LR when the SI weights are on the unit sphere).
+        num_classes: for the accuracy metric (default: read from ``net.head``).
+        momentum, weight_decay: SGD options (the sphere strategy warns when they are used).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        lr: float = 0.01,
+        num_classes: int | None = None,
+        momentum: float = 0.0,
+        weight_decay: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if not lr > 0:
+            raise ValueError(f"`lr` must be positive, got {lr!r}.")
+        self.net = net
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        if num_classes is None:
+            head = getattr(net, "head", None)
+            num_classes = getattr(head, "out_features", None)
+            if num_classes is None:
+                raise ValueError("pass `num_classes`: `net` has no `head.out_features`.")
+        self.train_acc = torchmetrics.Accuracy(task="multiclass", num_classes=num_classes)
+        self.save_hyperparameters(ignore=["net"])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def loss(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+        """Mean cross-entropy and logits of a batch ``(x, y)``."""
+        x, y = batch
+        logits = self(x)
+        return nn.functional.cross_entropy(logits, y), logits
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        loss, logits = self.loss(batch)
+        self.train_acc(logits, batch[1])
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=True, on_epoch=False)
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        params = [p for p in self.parameters() if p.requires_grad]
+        return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum,
+                               weight_decay=self.weight_decay)
+
+
+def toy_objects(kind: str) -> Tensor:
+    """The unit vectors ``a_i`` of the toy problems (float64).
+
+    ``"op"`` (over-parameterised, shared zero at ``+-(0, 0, 1)``): ``(sqrt3/2, 1/2, 0)``,
+    ``(sqrt3/2, -1/2, 0)``. ``"up"`` (under-parameterised, minimum ``0.04/1.04`` at
+    ``+-(0, 0, 1)``): directions ``(1, 0, 0.2)``, ``(-1/2, sqrt3/2, 0.2)``,
+    ``(-1/2, -sqrt3/2, 0.2)``, normalised.
+    """
+    s3 = math.sqrt(3.0)
+    if kind == "op":
+        a = torch.tensor([[s3 / 2, 0.5, 0.0], [s3 / 2, -0.5, 0.0]], dtype=torch.float64)
+    elif kind == "up":
+        a = torch.tensor([[1.0, 0.0, 0.2], [-0.5, s3 / 2, 0.2], [-0.5, -s3 / 2, 0.2]],
+                         dtype=torch.float64)
+    else:
+        raise ValueError(f"`kind` must be 'op' or 'up', got {kind!r}.")
+    return a / a.norm(dim=1, keepdim=True)
+
+
+class ToySphereModule(pl.LightningModule):
+    """The toy problem of METHOD.md section 6: a point ``x`` on the unit sphere in ``R^3``,
+    per-object loss ``l_i(x) = (a_i . x)^2 / ||x||^2``, batch size 1 (one object per step,
+    drawn with replacement), plain SGD.
+
+    The loss is scale-invariant, so its gradient is tangent to the sphere; with
+    :class:`~thermo_lightning.SphereProjectionStrategy` every step is "step, renormalise".
+    Train it in float64 (``Trainer(precision="64-true")``) as the paper does.
+
+    Args:
+        kind: ``"op"`` (two objects, a shared zero) or ``"up"`` (three objects).
+        lr: learning rate.
+        x0: starting point (normalised); the paper: ``(-0.8, 0.6, 0.1)``.
+        seed: seed of the object sequence.
+        num_steps: steps of the train loader (default ``trainer.max_steps``).
+    """
+
+    def __init__(
+        self,
+        kind: str = "up",
+        lr: float = 0.1,
+        x0: tuple[float, float, float] = (-0.8, 0.6, 0.1),
+        seed: int = 0,
+        num_steps: int | None = None,
+    ) -> None:
+        super().__init__()
+        if not lr > 0:
+            raise ValueError(f"`lr` must be positive, got {lr!r}.")
+        self.save_hyperparameters()
+        self.register_buffer("objects", toy_objects(kind))
+        x = torch.tensor(x0, dtype=torch.float64)
+        self.x = nn.Parameter(x / x.norm())
+
+    def scale_invariant_parameters(self) -> list[nn.Parameter]:
+        """The loss is scale-invariant in ``x`` by construction (nothing to detect)."""
+        return [self.x]
+
+    def object_losses(self, x: Tensor | None = None) -> Tensor:
+        """``(n_objects,)`` per-object losses at ``x`` (default: the current point)."""
+        x = self.x if x is None else x
+        return (self.objects.to(x) @ x) ** 2 / (x @ x)
+
+    @torch.no_grad()
+    def full_loss(self) -> Tensor:
+        """Mean loss over all objects (the finite-sum objective), without gradient."""
+        return self.object_losses().mean()
+
+    def forward(self, idx: Tensor) -> Tensor:
+        return self.object_losses()[idx]
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        (idx,) = batch
+        loss = self(idx).mean()
+        self.log("train/loss", loss)
+        return loss
+
+    def train_dataloader(self) -> TensorBatchLoader:
+        n = self.hparams.num_steps or (self.trainer.max_steps if self.trainer.max_steps > 0 else 0)
+        if n < 1:
+            raise ValueError("set `num_steps` or `Trainer(max_steps=...)` for the toy problem.")
+        ids = torch.arange(self.objects.shape[0])
+        return TensorBatchLoader((ids,), batch_size=1, num_batches=n, seed=self.hparams.seed)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD([self.x], lr=self.hparams.lr)

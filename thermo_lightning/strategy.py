@@ -1,0 +1,369 @@
+"""Lightning strategies that keep the scale-invariant (SI) weights on a sphere.
+
+After the weights are set up and after every optimiser step that was actually taken, the SI
+group ``w`` is rescaled to ``||w|| = radius`` (one joint norm, as the paper; METHOD.md
+section 2). The projection runs in a ``torch.optim.Optimizer`` step post-hook, so:
+
+- a step that AMP's grad scaler skips (non-finite gradients) projects nothing;
+- with gradient accumulation it runs only at the accumulation boundaries;
+- under manual optimisation it runs after each ``opt.step()`` the user calls.
+
+Registered names: ``Trainer(strategy="sphere_projection")`` (one device, taken from the
+accelerator) and ``Trainer(strategy="ddp_sphere_projection")`` (DDP; every rank projects its
+identical copy).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy, StrategyRegistry
+from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from torch import nn
+from torch.optim import Optimizer
+
+from thermo_lightning.functional.sphere import joint_norm, project_to_sphere_
+from thermo_lightning.scale_invariance import (
+    ParameterSpec,
+    ScaleInvarianceError,
+    ScaleInvarianceReport,
+    parameter_summary,
+    resolve_parameters,
+    verify_scale_invariance,
+)
+
+__all__ = ["DDPSphereProjectionStrategy", "SphereProjectionStrategy", "SphereProjector"]
+
+StepListener = Callable[[Optimizer], None]
+
+
+class SphereProjector:
+    """The Lightning-free core of the strategies: owns the SI group and the projection.
+
+    Args:
+        radius: the sphere's radius ``rho > 0``.
+        parameters: ``None`` (auto-detection), parameters, names, or a predicate
+            ``(name, parameter) -> bool``.
+        per_tensor: project every tensor to norm ``radius`` on its own instead of one joint
+            norm.
+        verify: check scale invariance numerically on the first training batch.
+        verify_forward: ``(module, batch) -> output`` for that check (default: the module
+            called on the batch's input).
+        verify_rtol: tolerance of the check.
+    """
+
+    def __init__(
+        self,
+        radius: float = 1.0,
+        parameters: ParameterSpec = None,
+        per_tensor: bool = False,
+        verify: bool = True,
+        verify_forward: Callable[[nn.Module, Any], Any] | None = None,
+        verify_rtol: float = 1e-4,
+    ) -> None:
+        if isinstance(radius, bool) or not isinstance(radius, int | float) or not radius > 0 \
+                or not math.isfinite(radius):
+            raise ValueError(f"`radius` must be a positive finite number, got {radius!r}.")
+        if not verify_rtol > 0:
+            raise ValueError(f"`verify_rtol` must be positive, got {verify_rtol!r}.")
+        self.radius = float(radius)
+        self.parameter_spec = parameters
+        self.per_tensor = per_tensor
+        self.verify = verify
+        self.verify_forward = verify_forward
+        self.verify_rtol = verify_rtol
+        self.named_parameters: list[tuple[str, nn.Parameter]] = []
+        self.projection_count = 0
+        self.last_norm_before_projection: float | None = None
+        self.verification: ScaleInvarianceReport | None = None
+        self._optimizers: list[Optimizer] = []
+        self._handles: list[Any] = []
+        self._listeners: list[StepListener] = []
+        self._warned: set[str] = set()
+
+    # ---------------------------------------------------------------- set-up and teardown
+    @property
+    def parameters(self) -> list[nn.Parameter]:
+        """The SI group (after :meth:`attach`)."""
+        return [p for _, p in self.named_parameters]
+
+    @property
+    def num_parameters(self) -> int:
+        """``D``: the number of scalars in the SI group."""
+        return sum(p.numel() for p in self.parameters)
+
+    def attach(self, module: nn.Module, optimizers: list[Optimizer]) -> None:
+        """Resolve the group, project it, hook the optimisers that hold it, and warn about
+        what makes the effective learning rate drift."""
+        self.detach()
+        self.named_parameters = resolve_parameters(module, self.parameter_spec)
+        summary = parameter_summary(module, self.named_parameters)
+        rank_zero_info(
+            f"Sphere projection: {len(self.named_parameters)} tensors, {self.num_parameters} "
+            f"parameters kept at {'per-tensor' if self.per_tensor else 'joint'} norm "
+            f"{self.radius:g}\n{summary.to_string(index=False)}"
+        )
+        others = summary[summary["group"] == "trainable"]["name"].tolist()
+        if others:
+            self._warn_once(
+                "others",
+                f"trainable parameters outside the sphere: {others}. They are not projected and "
+                "not part of the measured weight distribution; freeze them, remove them "
+                "(bias=False, affine=False) or include them with `parameters=`.",
+            )
+        self.project(force=False)
+        si_ids = {id(p) for p in self.parameters}
+        self._optimizers = [
+            opt for opt in optimizers
+            if any(id(p) in si_ids for g in opt.param_groups for p in g["params"])
+        ]
+        if not self._optimizers:
+            raise ScaleInvarianceError(
+                "no optimiser updates the scale-invariant parameters; check "
+                "configure_optimizers (frozen parameters are not on the sphere)."
+            )
+        for opt in self._optimizers:
+            self._handles.append(opt.register_step_post_hook(self._on_step))
+            self._check_optimizer(opt, si_ids)
+
+    def detach(self) -> None:
+        """Remove the optimiser hooks (the group and the optimisers stay readable)."""
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
+
+    def _warn_once(self, key: str, message: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            rank_zero_warn(message)
+
+    def _check_optimizer(self, opt: Optimizer, si_ids: set[int]) -> None:
+        for group in opt.param_groups:
+            if not any(id(p) in si_ids for p in group["params"]):
+                continue
+            if not isinstance(opt, torch.optim.SGD):
+                self._warn_once(
+                    "optimizer",
+                    f"{type(opt).__name__} updates the scale-invariant weights: the method "
+                    "assumes plain SGD, whose effective learning rate lr / radius^2 is fixed.",
+                )
+            if group.get("momentum", 0) or group.get("weight_decay", 0):
+                self._warn_once(
+                    "momentum",
+                    f"the optimiser applies momentum={group.get('momentum', 0)} / weight_decay="
+                    f"{group.get('weight_decay', 0)} to scale-invariant weights: the effective "
+                    "learning rate is then not fixed (the paper uses neither).",
+                )
+
+    # ------------------------------------------------------------------------ projection
+    def project(self, force: bool = True) -> None:
+        """Put the group on the sphere. With ``force=False`` a group already within
+        ``1e-6 * radius`` is left untouched (a resumed run then continues bit for bit)."""
+        if not self.named_parameters:
+            raise RuntimeError("SphereProjector.project called before attach().")
+        if not force and not self.per_tensor:
+            norm = float(joint_norm(self.parameters))
+            if abs(norm - self.radius) <= 1e-6 * self.radius:
+                self.last_norm_before_projection = norm
+                return
+        norms = project_to_sphere_(self.parameters, self.radius, per_tensor=self.per_tensor)
+        self.last_norm_before_projection = float(norms.max())
+        self.projection_count += 1
+
+    def _on_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+        self.project()
+        for listener in list(self._listeners):
+            listener(optimizer)
+
+    def add_step_listener(self, listener: StepListener) -> Callable[[], None]:
+        """Call ``listener(optimizer)`` after each projection that follows a step; returns a
+        function that removes it. (The callback takes its snapshots this way.)"""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    # --------------------------------------------------------------------- verification
+    def maybe_verify(self, module: nn.Module, batch: Any) -> None:
+        """Run the scale-invariance check once (on the first batch) when ``verify``."""
+        if not self.verify or self.verification is not None:
+            return
+        try:
+            report = verify_scale_invariance(
+                module, self.named_parameters, batch, rtol=self.verify_rtol,
+                forward=self.verify_forward,
+            )
+        except TypeError as err:
+            raise TypeError(
+                f"could not run the scale-invariance check: {err} Pass `verify_forward=` to the "
+                "strategy, or `verify=False`."
+            ) from err
+        self.verification = report
+        if not report.passed:
+            worst = max(report.max_rel_change.values())
+            raise ScaleInvarianceError(
+                "the parameters kept on the sphere are not jointly scale-invariant: scaling them "
+                f"changes the outputs by up to {worst:.3g} (relative; tolerance "
+                f"{self.verify_rtol:g}). Tensors that break it: {', '.join(report.culprits)}. "
+                "Fix the model (bias=False on layers that feed no normalisation, BatchNorm/"
+                "GroupNorm with affine=False, a frozen last layer via requires_grad_(False)), "
+                "or leave those tensors out with `parameters=`, or pass `verify=False`."
+            )
+
+    # ---------------------------------------------------------------------- observables
+    def effective_lr(self) -> float | None:
+        """``lr / radius^2`` of the first parameter group holding SI weights (plain SGD on
+        scale-invariant weights); ``None`` before set-up."""
+        si_ids = {id(p) for p in self.parameters}
+        for opt in self._optimizers:
+            for group in opt.param_groups:
+                if any(id(p) in si_ids for p in group["params"]):
+                    return float(group["lr"]) / self.radius**2
+        return None
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"radius": self.radius, "projection_count": self.projection_count}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.projection_count = int(state.get("projection_count", 0))
+
+
+class _SphereMixin:
+    """What both strategies add to their Lightning base."""
+
+    projector: SphereProjector
+
+    def setup(self, trainer: pl.Trainer) -> None:
+        super().setup(trainer)  # type: ignore[misc]
+        if trainer.state.fn == TrainerFn.FITTING:
+            self.projector.attach(self.lightning_module, self.optimizers)  # type: ignore[attr-defined]
+
+    @classmethod
+    def register_strategies(cls, strategy_registry: Any) -> None:
+        name = cls.strategy_name  # type: ignore[attr-defined]
+        strategy_registry.register(name, cls, description=(cls.__doc__ or name).splitlines()[0])
+
+    @property
+    def radius(self) -> float:
+        return self.projector.radius
+
+    @property
+    def scale_invariant_parameters(self) -> list[tuple[str, nn.Parameter]]:
+        """``[(name, parameter)]`` of the SI group (after set-up)."""
+        return self.projector.named_parameters
+
+    @property
+    def effective_lr(self) -> float | None:
+        """``lr / radius^2`` (``None`` before set-up)."""
+        return self.projector.effective_lr()
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        super().on_train_batch_start(batch, batch_idx)  # type: ignore[misc]
+        self.projector.maybe_verify(self.lightning_module, batch)  # type: ignore[attr-defined]
+
+    def teardown(self) -> None:
+        self.projector.detach()
+        super().teardown()  # type: ignore[misc]
+
+
+class SphereProjectionStrategy(_SphereMixin, SingleDeviceStrategy):
+    """Single-device training with the scale-invariant weights kept on a sphere.
+
+    Args:
+        radius: the sphere's radius (the paper: 1).
+        parameters: the SI group: ``None`` detects it from the model's structure; or a list
+            of parameters, a list of names, or a predicate ``(name, parameter) -> bool``.
+        per_tensor: one norm per tensor instead of the joint norm.
+        verify: check on the first training batch that scaling the group leaves the outputs
+            unchanged; raises :class:`~thermo_lightning.scale_invariance.ScaleInvarianceError`
+            naming the tensors that break it.
+        verify_forward: ``(module, batch) -> output`` for that check.
+        device: the device; default: the Trainer's accelerator decides (so
+            ``Trainer(strategy="sphere_projection")`` runs on CPU and GPU alike).
+
+    Example::
+
+        trainer = Trainer(strategy=SphereProjectionStrategy(radius=1.0), max_steps=1000)
+    """
+
+    strategy_name = "sphere_projection"
+
+    def __init__(
+        self,
+        radius: float = 1.0,
+        parameters: ParameterSpec = None,
+        per_tensor: bool = False,
+        verify: bool = True,
+        verify_forward: Callable[[nn.Module, Any], Any] | None = None,
+        device: torch.device | str | int | None = None,
+        accelerator: pl.accelerators.Accelerator | None = None,
+        checkpoint_io: Any = None,
+        precision_plugin: Any = None,
+    ) -> None:
+        super().__init__(
+            device=device if device is not None else "cpu",
+            accelerator=accelerator,
+            checkpoint_io=checkpoint_io,
+            precision_plugin=precision_plugin,
+        )
+        self._device_given = device is not None
+        self._parallel_devices: list[torch.device] = []
+        self.projector = SphereProjector(radius, parameters, per_tensor, verify, verify_forward)
+
+    @property
+    def parallel_devices(self) -> list[torch.device]:
+        """The devices the Trainer resolved from its accelerator (one)."""
+        return self._parallel_devices
+
+    @parallel_devices.setter
+    def parallel_devices(self, devices: list[torch.device] | None) -> None:
+        devices = list(devices or [])
+        if len(devices) > 1:
+            raise ValueError(
+                f"SphereProjectionStrategy runs on one device, but the Trainer asks for "
+                f"{len(devices)}; use strategy='ddp_sphere_projection' for several."
+            )
+        self._parallel_devices = [torch.device(d) if not isinstance(d, torch.device) else d
+                                  for d in devices]
+
+    @property
+    def root_device(self) -> torch.device:
+        if self._device_given or not self._parallel_devices:
+            return self._root_device
+        return self._parallel_devices[0]
+
+
+class DDPSphereProjectionStrategy(_SphereMixin, DDPStrategy):
+    """DDP training with the scale-invariant weights kept on a sphere on every rank.
+
+    DDP averages gradients, so every rank takes the same step and projects the same weights.
+    Takes the :class:`SphereProjectionStrategy` arguments (``radius``, ``parameters``,
+    ``per_tensor``, ``verify``, ``verify_forward``) and any ``DDPStrategy`` argument.
+    """
+
+    strategy_name = "ddp_sphere_projection"
+
+    def __init__(
+        self,
+        radius: float = 1.0,
+        parameters: ParameterSpec = None,
+        per_tensor: bool = False,
+        verify: bool = True,
+        verify_forward: Callable[[nn.Module, Any], Any] | None = None,
+        **ddp_kwargs: Any,
+    ) -> None:
+        super().__init__(**ddp_kwargs)
+        self.projector = SphereProjector(radius, parameters, per_tensor, verify, verify_forward)
+
+
+def register() -> None:
+    """Add the registry names (idempotent; runs at ``import thermo_lightning``)."""
+    for cls in (SphereProjectionStrategy, DDPSphereProjectionStrategy):
+        if cls.strategy_name not in StrategyRegistry:
+            cls.register_strategies(StrategyRegistry)
+
+
+register()
