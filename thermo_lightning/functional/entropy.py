@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -64,6 +64,7 @@ class EntropyEstimate:
         backend: name of the k-NN backend that found the distances.
         n_zero_distances: neighbour distances (among the ``N * max(k)`` used) that were zero.
         distance_floor: the value zero distances were replaced by, or ``None``.
+        n_duplicate_points: points whose nearest neighbour is at distance zero (duplicates).
     """
 
     entropy: dict[int, float]
@@ -74,6 +75,7 @@ class EntropyEstimate:
     n_zero_distances: int = 0
     distance_floor: float | None = None
     ks: tuple[int, ...] = field(default=())
+    n_duplicate_points: int = 0
 
     def value(self) -> float:
         """The estimate for the first ``k`` given."""
@@ -185,6 +187,7 @@ def entropy_from_knn_distances(
     r = distances[:, : max(ks)].detach().to(torch.float64)
     zero = r <= 0
     n_zero = int(zero.sum())
+    n_dup = int(zero[:, 0].sum())
     floor = None
     if n_zero:
         positive = r[~zero]
@@ -219,6 +222,7 @@ def entropy_from_knn_distances(
         n_zero_distances=n_zero,
         distance_floor=floor,
         ks=ks,
+        n_duplicate_points=n_dup,
     )
 
 
@@ -231,9 +235,11 @@ def knn_entropy_estimate(
     backend: str | KnnBackend = "auto",
     center: bool = True,
     dtype: torch.dtype | None = None,
+    warn: bool = True,
 ) -> EntropyEstimate:
     """Like :func:`knn_entropy` but returns an :class:`EntropyEstimate` with the backend used
-    and the number of zero (floored) distances."""
+    and the number of zero (floored) distances; ``warn=False`` leaves the duplicate warning to
+    the caller."""
     _check_estimator(estimator)
     xw = as_window(x)
     n, n_features = xw.shape
@@ -244,17 +250,8 @@ def knn_entropy_estimate(
     cdtype = dtype or (torch.float64 if xw.dtype == torch.float64 else torch.float32)
     knn = resolve_backend(backend, n, cdtype)
     dist = knn.search(xw, max(ks), center=center, dtype=cdtype)
-    est = entropy_from_knn_distances(dist, ks, estimator=estimator, dim=d, warn=True)
-    return EntropyEstimate(
-        entropy=est.entropy,
-        estimator=estimator,
-        dim=d,
-        n_points=n,
-        backend=knn.name,
-        n_zero_distances=est.n_zero_distances,
-        distance_floor=est.distance_floor,
-        ks=ks,
-    )
+    est = entropy_from_knn_distances(dist, ks, estimator=estimator, dim=d, warn=warn)
+    return replace(est, backend=knn.name)
 
 
 def knn_entropy(

@@ -29,6 +29,7 @@ __all__ = [
     "autocorrelation",
     "effective_sample_size",
     "integrated_autocorrelation_time",
+    "raw_window_projections",
     "stationarity_test",
     "window_autocorrelation_time",
     "window_effective_sample_size",
@@ -109,6 +110,45 @@ def effective_sample_size(
     return x.shape[-1] / integrated_autocorrelation_time(x, c=c)
 
 
+def _chunk_directions(chunk: int, n_directions: int, seed: int) -> Tensor:
+    """Random directions for global columns ``[chunk * 65536, (chunk + 1) * 65536)``: one
+    generator per chunk, so any slice of coordinates can regenerate its own part."""
+    gen = torch.Generator().manual_seed(seed * 1_000_003 + chunk)
+    return torch.randn(_PROJECTION_CHUNK, n_directions, generator=gen, dtype=torch.float64)
+
+
+def raw_window_projections(
+    window: Tensor, n_directions: int = 8, *, seed: int = 0, column_offset: int = 0
+) -> Tensor:
+    """Projections of a centred window (or a slice of its columns starting at global column
+    ``column_offset``) on fixed Gaussian directions, not normalised.
+
+    Summing the results of the column slices of a window gives the result of the whole
+    window: sharded windows under DDP all-reduce them.
+
+    Returns:
+        ``(N, n_directions)`` float64 tensor on the window's device.
+    """
+    x = torch.as_tensor(window)
+    if x.ndim != 2:
+        raise ValueError(f"`window` must be (N, D), got shape {tuple(x.shape)}.")
+    if isinstance(n_directions, bool) or not isinstance(n_directions, int) or n_directions < 1:
+        raise ValueError(f"`n_directions` must be a positive integer, got {n_directions!r}.")
+    n, d = x.shape
+    proj = torch.zeros(n, n_directions, dtype=torch.float64, device=x.device)
+    col = 0
+    with torch.no_grad():
+        while col < d:
+            g = column_offset + col
+            chunk, within = divmod(g, _PROJECTION_CHUNK)
+            w = min(_PROJECTION_CHUNK - within, d - col)
+            dirs = _chunk_directions(chunk, n_directions, seed)[within : within + w]
+            xc = x[:, col : col + w].to(torch.float64)
+            proj += (xc - xc.mean(dim=0, keepdim=True)) @ dirs.to(x.device)
+            col += w
+    return proj
+
+
 def window_projections(window: Tensor | np.ndarray, n_directions: int = 8, *,
                        seed: int = 0) -> Tensor:
     """Project a centred window ``(N, D)`` on fixed random unit directions.
@@ -122,23 +162,13 @@ def window_projections(window: Tensor | np.ndarray, n_directions: int = 8, *,
         ``(n_directions, N)`` float64 tensor on the window's device.
     """
     x = torch.as_tensor(window)
-    if x.ndim != 2:
-        raise ValueError(f"`window` must be (N, D), got shape {tuple(x.shape)}.")
-    if isinstance(n_directions, bool) or not isinstance(n_directions, int) or n_directions < 1:
-        raise ValueError(f"`n_directions` must be a positive integer, got {n_directions!r}.")
-    n, d = x.shape
-    proj = torch.zeros(n, n_directions, dtype=torch.float64, device=x.device)
+    proj = raw_window_projections(x, n_directions, seed=seed)
+    d = x.shape[1]
     norm_sq = torch.zeros(n_directions, dtype=torch.float64)
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for c0 in range(0, d, _PROJECTION_CHUNK):
-            w = min(_PROJECTION_CHUNK, d - c0)
-            dirs = torch.randn(w, n_directions, generator=gen, dtype=torch.float64)
-            norm_sq += dirs.square().sum(dim=0)
-            xc = x[:, c0 : c0 + w].to(torch.float64)
-            xc = xc - xc.mean(dim=0, keepdim=True)
-            proj += xc @ dirs.to(x.device)
-    return (proj / norm_sq.sqrt().to(x.device)).T.contiguous()
+    for chunk in range((d + _PROJECTION_CHUNK - 1) // _PROJECTION_CHUNK):
+        dirs = _chunk_directions(chunk, n_directions, seed)
+        norm_sq += dirs[: d - chunk * _PROJECTION_CHUNK].square().sum(dim=0)
+    return (proj / norm_sq.sqrt().to(proj.device)).T.contiguous()
 
 
 def window_autocorrelation_time(

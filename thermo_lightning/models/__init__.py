@@ -8,8 +8,10 @@ from thermo_lightning.models.resnet import ScaleInvariantResNet18
 
 __all__ = [
     "ClassificationTask",
+    "GaussianNoiseLoader",
     "LangevinSamples",
     "LangevinSphere",
+    "LangevinSphereModule",
     "ScaleInvariantConvNet",
     "ScaleInvariantResNet18",
     "ToySphereModule",
@@ -19,7 +21,8 @@ __all__ = [
 
 
 def __getattr__(name: str):  # LightningModules load lightning only when asked for
-    if name in ("ClassificationTask", "ToySphereModule", "toy_objects"):
+    if name in ("ClassificationTask", "GaussianNoiseLoader", "LangevinSphereModule",
+                "ToySphereModule", "toy_objects"):
         from thermo_lightning.models import lightning_modules
 
         return getattr(lightning_modules, name)

@@ -11,9 +11,16 @@ import torch
 import torchmetrics
 from torch import Tensor, nn
 
-from thermo_lightning.data.sampling import TensorBatchLoader
+from thermo_lightning.data.sampling import TensorBatchLoader, _mix, _ResumableIndex
+from thermo_lightning.models.langevin import LangevinSphere
 
-__all__ = ["ClassificationTask", "ToySphereModule", "toy_objects"]
+__all__ = [
+    "ClassificationTask",
+    "GaussianNoiseLoader",
+    "LangevinSphereModule",
+    "ToySphereModule",
+    "toy_objects",
+]
 
 
 class ClassificationTask(pl.LightningModule):
@@ -159,3 +166,88 @@ class ToySphereModule(pl.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD([self.x], lr=self.hparams.lr)
+
+
+class GaussianNoiseLoader(_ResumableIndex):
+    """``num_batches`` standard Gaussian vectors of size ``dim``: batch ``b`` is a pure function
+    of ``(seed, rank, b)``; resumable like :class:`~thermo_lightning.data.TensorBatchLoader`."""
+
+    def __init__(self, dim: int, num_batches: int, seed: int = 0) -> None:
+        self.dim = dim
+        self.num_batches = num_batches
+        self.seed = seed
+        self._init_position()
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self):
+        rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
+        for i in self._positions():
+            gen = torch.Generator().manual_seed(_mix(self.seed, rank, self._global_index(i)))
+            yield (torch.randn(self.dim, generator=gen, dtype=torch.float64),)
+
+
+class LangevinSphereModule(pl.LightningModule):
+    """The known-temperature problem trained through Lightning.
+
+    A point ``w`` on the unit sphere in ``R^n`` (one parameter tensor), energy
+    ``L(w) = 0.5 sum_k lambda_k w_k^2 / ||w||^2`` and, each step, a Gaussian noise vector ``xi``
+    from the data loader: the training loss is ``L(w) + sigma <xi, w / ||w||>``, whose gradient
+    is ``grad L + sigma (xi projected to the tangent plane) / ||w||``. With
+    :class:`~thermo_lightning.SphereProjectionStrategy` and plain SGD this is exactly
+    :meth:`~thermo_lightning.models.LangevinSphere.simulate`, with stationary temperature
+    ``T = lr sigma^2 / 2``. ``training_step`` returns the noise-free energy as ``"energy"``,
+    which :class:`~thermo_lightning.callback.ThermoCallback` averages as ``U``.
+
+    Args:
+        problem: the :class:`LangevinSphere` (dimension, curvatures, ``sigma``).
+        lr: learning rate.
+        seed: seed of the noise sequence.
+        init_seed: seed of the starting point (a draw from the small-``T`` Gibbs law).
+    """
+
+    def __init__(self, problem: LangevinSphere | None = None, lr: float = 0.01, seed: int = 0,
+                 init_seed: int = 0) -> None:
+        super().__init__()
+        if not lr > 0:
+            raise ValueError(f"`lr` must be positive, got {lr!r}.")
+        self.problem = problem or LangevinSphere()
+        self.lr = lr
+        self.seed = seed
+        gen = torch.Generator().manual_seed(init_seed)
+        w0 = self.problem.initial_points(torch.tensor([lr]), 1, gen)[0, 0]
+        self.w = nn.Parameter(w0)
+
+    def temperature(self) -> float:
+        """The known temperature ``lr sigma^2 / 2``."""
+        return self.problem.temperature(self.lr)
+
+    def scale_invariant_parameters(self) -> list[nn.Parameter]:
+        return [self.w]
+
+    def energy(self) -> Tensor:
+        """``L(w)`` at the current point."""
+        return self.problem.loss(self.w)
+
+    def forward(self, xi: Tensor) -> Tensor:
+        """The noisy training loss for the noise vector ``xi`` (scale-invariant in ``w``)."""
+        xi = xi.reshape(-1).to(self.w)
+        return self.energy() + self.problem.noise_std * (xi @ self.w) / self.w.norm()
+
+    def loss(self, batch: Any) -> Tensor:
+        """The noisy training loss of one step (``batch = (xi,)``)."""
+        (xi,) = batch
+        return self(xi)
+
+    def training_step(self, batch: Any, batch_idx: int) -> dict[str, Tensor]:
+        return {"loss": self.loss(batch), "energy": self.energy().detach()}
+
+    def train_dataloader(self) -> GaussianNoiseLoader:
+        n = self.trainer.max_steps if self.trainer.max_steps > 0 else 0
+        if n < 1:
+            raise ValueError("set `Trainer(max_steps=...)` for the Langevin problem.")
+        return GaussianNoiseLoader(self.problem.dim, n, seed=self.seed)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD([self.w], lr=self.lr)

@@ -1,0 +1,352 @@
+"""ThermoCallback in Lightning runs: keys, agreement with knn_entropy, state, robustness."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+from tests.helpers.trainers import quiet_trainer
+from thermo_lightning import SphereProjectionStrategy
+from thermo_lightning import loggers as keys
+from thermo_lightning.buffer import WindowMemoryError
+from thermo_lightning.callback import ThermoCallback
+from thermo_lightning.data import DigitsDataModule
+from thermo_lightning.functional import gradient_snr, infer_temperature, knn_entropy
+from thermo_lightning.models import (
+    ClassificationTask,
+    LangevinSphere,
+    LangevinSphereModule,
+    ScaleInvariantConvNet,
+)
+from thermo_lightning.probes import flat_gradient
+
+ALL_KEYS = [keys.ENERGY, keys.ENTROPY, keys.T_LOCAL, keys.SNR, keys.GRAD_NORM,
+            keys.STOCH_GRAD_NORM, keys.ELR, keys.WEIGHT_NORM, keys.ESS, keys.WINDOW_FILL]
+
+
+def _task(width: int = 8, lr: float = 0.05) -> ClassificationTask:
+    torch.manual_seed(0)
+    return ClassificationTask(ScaleInvariantConvNet(width, in_channels=1), lr=lr)
+
+
+@pytest.fixture(scope="module")
+def convnet_run(tmp_path_factory):
+    """A few hundred steps of ScaleInvariantConvNet(8) on digits with CSV and TensorBoard."""
+    root = tmp_path_factory.mktemp("run")
+    cb = ThermoCallback(window=100, k=[10, 5], schedule=30, snr_batches=8)
+    loggers = [CSVLogger(root, name="csv"), TensorBoardLogger(root, name="tb")]
+    trainer = quiet_trainer(strategy="sphere_projection", max_steps=300, callbacks=[cb],
+                            logger=loggers)
+    trainer.fit(_task(), DigitsDataModule(batch_size=64))
+    return cb, trainer, root
+
+
+def test_every_key_is_logged(convnet_run) -> None:
+    cb, _, _ = convnet_run
+    hist = cb.history
+    assert hist["step"].tolist() == list(range(30, 301, 30))
+    for key in [*ALL_KEYS, keys.entropy_key(10), keys.entropy_key(5), keys.NOISE_SCALE,
+                keys.STRIDE]:
+        assert key in hist.columns, key
+        assert hist[key].notna().any(), key
+    assert hist[keys.ELR].iloc[-1] == pytest.approx(0.05)
+    assert (hist[keys.WEIGHT_NORM] - 1).abs().max() < 1e-5
+    full = hist[hist[keys.WINDOW_FILL] == 1.0]
+    assert len(full) >= 7 and full[keys.ENTROPY].notna().all()
+    assert hist.loc[hist[keys.WINDOW_FILL] < 1, keys.ENTROPY].isna().all()
+    assert (full[keys.ENTROPY] == full[keys.entropy_key(10)]).all()
+
+
+def test_logged_entropy_equals_knn_entropy_on_the_window(convnet_run) -> None:
+    cb, _, _ = convnet_run
+    rows, _, _ = cb.buffer.snapshots()
+    d = sum(p.numel() for _, p in cb._named)
+    assert cb._dim == d - 1
+    s = knn_entropy(rows, k=[10, 5], dim=d - 1)
+    last = cb.history.iloc[-1]
+    assert last[keys.ENTROPY] == pytest.approx(s[10], rel=1e-12)
+    assert last[keys.entropy_key(5)] == pytest.approx(s[5], rel=1e-12)
+
+
+def test_local_temperature_is_the_central_difference_of_the_history(convnet_run) -> None:
+    cb, _, _ = convnet_run
+    hist = cb.history.dropna(subset=[keys.ENTROPY]).reset_index(drop=True)
+    i = len(hist) - 3  # lag 2: the last two points have no T_local yet
+    expected = (hist[keys.ENERGY][i + 2] - hist[keys.ENERGY][i - 2]) / (
+        hist[keys.ENTROPY][i + 2] - hist[keys.ENTROPY][i - 2])
+    assert hist[keys.T_LOCAL][i] == pytest.approx(expected, rel=1e-12)
+    assert math.isnan(hist[keys.T_LOCAL].iloc[-1])
+
+
+def test_every_logger_receives_the_metrics(convnet_run) -> None:
+    _, _, root = convnet_run
+    csv = pd.read_csv(next((root / "csv").rglob("metrics.csv")))
+    for key in ALL_KEYS:
+        assert key in csv.columns, key
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(next((root / "tb").rglob("events.out.tfevents*")).parent))
+    acc.Reload()
+    assert {keys.ENTROPY, keys.SNR, keys.ENERGY} <= set(acc.Tags()["scalars"])
+    layout = acc.Tags()["tensors"]
+    assert "custom_scalars__config__" in layout  # the custom-scalars layout
+
+
+def test_snr_matches_a_direct_computation() -> None:
+    # the callback's SNR at a step equals gradient_snr on the same K batches at the same weights
+    cb = ThermoCallback(window=20, k=3, schedule=lambda s: s == 5, snr_batches=4)
+    model = _task(width=2)
+    dm = DigitsDataModule(batch_size=16)
+    trainer = quiet_trainer(strategy="sphere_projection", max_steps=5, callbacks=[cb])
+    trainer.fit(model, dm)
+    loader = dm.train_dataloader()
+    batches = cb._snr_batch_source(trainer)  # the next measurement's batches
+    cb._measurements -= 1  # ... are those of the measurement just made
+    batches = cb._snr_batch_source(trainer)
+    params = [p for _, p in cb._named]
+    grads = torch.stack([flat_gradient(model.loss(b)[0], params) for b in batches])
+    assert cb.history[keys.SNR].iloc[-1] == pytest.approx(gradient_snr(grads)["snr"], rel=1e-5)
+    assert len(loader) == 5
+
+
+def test_measuring_does_not_change_training() -> None:
+    def final_weights(callbacks):
+        pl.seed_everything(0)
+        model = _task(width=2, lr=0.3)
+        trainer = quiet_trainer(strategy="sphere_projection", max_steps=40, callbacks=callbacks)
+        trainer.fit(model, DigitsDataModule(batch_size=16))
+        return torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+    plain = final_weights([])
+    measured = final_weights([ThermoCallback(window=10, k=3, schedule=7, energy="full",
+                                             snr="exact", snr_batches=3)])
+    assert torch.equal(plain, measured)
+
+
+def test_full_data_energy_is_the_train_mode_loss_over_the_data_set() -> None:
+    cb = ThermoCallback(window=10, k=3, schedule=lambda s: s == 6, energy="full", snr=None)
+    model = _task(width=2)
+    dm = DigitsDataModule(batch_size=32)
+    trainer = quiet_trainer(strategy="sphere_projection", max_steps=6, callbacks=[cb])
+    trainer.fit(model, dm)
+    model.train()
+    with torch.no_grad():
+        losses = [float(model.loss(b)[0]) * b[0].shape[0] for b in dm.full_batches()]
+    expected = sum(losses) / 1797
+    assert cb.history[keys.ENERGY].iloc[-1] == pytest.approx(expected, rel=1e-5)
+
+
+def test_resume_continues_history_and_schedule(tmp_path: Path) -> None:
+    def run(save_window: bool, ckpt_path=None, checkpoint=False):
+        pl.seed_everything(0)
+        cb = ThermoCallback(window=10, k=3, schedule=5, snr_batches=3, save_window=save_window)
+        extra = [ModelCheckpoint(dirpath=tmp_path, every_n_train_steps=20, save_top_k=-1)]
+        trainer = quiet_trainer(strategy="sphere_projection", max_steps=40,
+                                callbacks=[cb, *(extra if checkpoint else [])],
+                                enable_checkpointing=checkpoint)
+        trainer.fit(_task(width=2, lr=0.3), DigitsDataModule(batch_size=16), ckpt_path=ckpt_path)
+        return cb.history
+
+    full = run(save_window=True, checkpoint=True)
+    ckpt = tmp_path / "epoch=0-step=20.ckpt"
+    resumed = run(save_window=True, ckpt_path=ckpt)
+    pd.testing.assert_frame_equal(resumed, full, check_exact=False, rtol=1e-9)
+    refilled = run(save_window=False, ckpt_path=ckpt)
+    assert refilled["step"].tolist() == full["step"].tolist()  # history and schedule go on
+    after = refilled[refilled["step"] > 20]
+    assert after[keys.WINDOW_FILL].iloc[0] == 0.5  # the window refills after the resume ...
+    assert math.isnan(after[keys.ENTROPY].iloc[0])
+    assert after[keys.ENTROPY].iloc[-1] == pytest.approx(full[keys.ENTROPY].iloc[-1], rel=1e-9)
+
+
+def test_state_dict_round_trip_and_state_key() -> None:
+    cb = ThermoCallback(window=10, k=[3, 2], stride=2)
+    cb._history = [{"step": 5.0, keys.ENERGY: 1.0}]
+    cb._last_step = 5
+    fresh = ThermoCallback(window=10, k=[3, 2], stride=2)
+    fresh.load_state_dict(cb.state_dict())
+    assert fresh.history.equals(cb.history) and fresh._last_step == 5
+    assert cb.state_key == fresh.state_key
+    assert cb.state_key != ThermoCallback(window=10, k=3).state_key
+
+
+def test_without_the_sphere_strategy_it_uses_raw_weights() -> None:
+    cb = ThermoCallback(window=10, k=3, schedule=12, snr=None)
+    model = _task(width=2)
+    with pytest.warns(UserWarning, match="without SphereProjectionStrategy"):
+        quiet_trainer(max_steps=12, callbacks=[cb]).fit(model, DigitsDataModule(batch_size=16))
+    d = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    assert cb._dim == d
+    assert math.isfinite(cb.history[keys.ENTROPY].iloc[-1])
+
+
+class _PoisonSnapshots(pl.Callback):
+    """Right after the optimiser steps 5 and 6 (before the callback's snapshot) a weight is set
+    to NaN; it is restored at the end of the batch, so training itself is not affected."""
+
+    def on_fit_start(self, trainer, pl_module):
+        self.step = 0
+        trainer.optimizers[0].register_step_post_hook(self._poison)
+
+    def _poison(self, optimizer, args, kwargs):
+        self.step += 1
+        if self.step in (5, 6):
+            w = optimizer.param_groups[0]["params"][0]
+            self.saved = w.detach().clone()
+            with torch.no_grad():
+                w.view(-1)[0] = float("nan")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if self.step in (5, 6):
+            with torch.no_grad():
+                pl_module.net.features[0].weight.copy_(self.saved)
+
+
+def test_non_finite_snapshots_are_skipped_with_one_warning() -> None:
+    cb = ThermoCallback(window=8, k=2, schedule=lambda s: s in (12, 13), snr=None)
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        quiet_trainer(max_steps=13, callbacks=[_PoisonSnapshots(), cb]).fit(
+            _task(width=2, lr=1e-2), DigitsDataModule(batch_size=16))
+    msgs = [str(w.message) for w in record if "NaN/Inf weights" in str(w.message)]
+    assert len(msgs) == 1
+    assert "steps [5, 6]" in msgs[0]
+    assert cb.history[keys.SKIPPED].tolist() == [2.0, 2.0]  # each snapshot counted once
+    assert math.isfinite(cb.history[keys.ENTROPY].iloc[-1])
+
+
+def test_duplicate_snapshots_are_counted() -> None:
+    cb = ThermoCallback(window=8, k=2, schedule=10, snr=None)
+    model = _task(width=2, lr=1e-30)  # steps below float32 resolution: the weights never move
+    with pytest.warns(UserWarning, match="identical twin"):
+        quiet_trainer(strategy=SphereProjectionStrategy(), max_steps=10, callbacks=[cb]).fit(
+            model, DigitsDataModule(batch_size=16))
+    assert cb.history[keys.DUPLICATES].iloc[-1] == 8.0
+
+
+def test_auto_stride_thins_a_correlated_trajectory() -> None:
+    # lr * lambda = 0.01-0.02: the slowest mode decorrelates in about 200 steps, so a window
+    # of 20 consecutive snapshots has ESS << 20 and the stride grows (the window refills).
+    cb = ThermoCallback(window=20, k=3, stride="auto", schedule=20, snr=None)
+    model = LangevinSphereModule(LangevinSphere(dim=6, noise_std=0.5), lr=0.01)
+    quiet_trainer(strategy=SphereProjectionStrategy(), max_steps=400, callbacks=[cb],
+                  precision="64-true").fit(model)
+    first = cb.history.iloc[0]
+    assert first[keys.ESS] < 10  # the stride-1 window was strongly correlated ...
+    assert first[keys.STRIDE] > 1  # ... so the stride grew at once
+    assert math.isnan(first.get(keys.ENTROPY, math.nan))  # no entropy from that window
+    assert cb.stride == int(cb.history[keys.STRIDE].iloc[-1]) > 1
+
+
+def test_memory_budget_error() -> None:
+    cb = ThermoCallback(window=1000, k=5, memory_budget=10_000)
+    with pytest.raises(WindowMemoryError, match="sketch_dim"):
+        quiet_trainer(strategy="sphere_projection", max_steps=2, callbacks=[cb]).fit(
+            _task(width=2), DigitsDataModule(batch_size=8))
+
+
+def test_sketched_window_runs() -> None:
+    cb = ThermoCallback(window=12, k=3, schedule=12, snr=None, sketch_dim=64)
+    quiet_trainer(strategy="sphere_projection", max_steps=12, callbacks=[cb]).fit(
+        _task(width=2), DigitsDataModule(batch_size=8))
+    assert cb.buffer.data.shape == (12, 64)
+    assert math.isfinite(cb.history[keys.ENTROPY].iloc[-1])
+
+
+def test_free_energy_with_a_given_temperature() -> None:
+    cb = ThermoCallback(window=8, k=2, schedule=8, snr=None, temperature=0.01)
+    quiet_trainer(strategy="sphere_projection", max_steps=8, callbacks=[cb]).fit(
+        _task(width=2), DigitsDataModule(batch_size=8))
+    last = cb.history.iloc[-1]
+    assert last[keys.FREE_ENERGY] == pytest.approx(last[keys.ENERGY] - 0.01 * last[keys.ENTROPY])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"window": 50, "k": 50}, "`window`"),
+        ({"window": 10, "k": [3, 12]}, "`window`"),
+        ({"stride": 0}, "`stride`"),
+        ({"stride": "fast"}, "`stride`"),
+        ({"estimator": "kl"}, "`estimator`"),
+        ({"snr_batches": 1}, "`snr_batches`"),
+        ({"energy": "batch"}, "`energy`"),
+        ({"snr": "paper"}, "`snr`"),
+        ({"backend": "annoy"}, "`backend`"),
+        ({"schedule": "linear"}, "`schedule`"),
+        ({"sketch_dim": 0}, "`sketch_dim`"),
+        ({"sketch_dim": 8, "shard": True}, "not both"),
+        ({"temperature": -1.0}, "`temperature`"),
+        ({"k": 0}, "`k`"),
+    ],
+)
+def test_bad_arguments_name_the_argument(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        ThermoCallback(**kwargs)
+
+
+def test_full_energy_needs_a_data_source() -> None:
+    class Bare(ClassificationTask):
+        def train_dataloader(self):
+            return DigitsDataModule(batch_size=8, num_steps=4).train_dataloader()
+
+    cb = ThermoCallback(window=4, k=2, schedule=2, energy="full", snr=None)
+    model = Bare(ScaleInvariantConvNet(2, in_channels=1))
+    with pytest.raises(ValueError, match="full_data"):
+        quiet_trainer(strategy="sphere_projection", max_steps=2, callbacks=[cb]).fit(model)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["shard", "full"])
+def test_ddp_windows_give_the_single_process_entropy(tmp_path: Path, mode: str) -> None:
+    script = Path(__file__).resolve().parents[1] / "helpers" / "ddp_thermo_script.py"
+    out = subprocess.run([sys.executable, str(script), str(tmp_path), mode], capture_output=True,
+                         text=True, timeout=600, cwd=Path(__file__).resolve().parents[2])
+    assert out.returncode == 0, out.stderr[-3000:]
+    r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    if mode == "shard":
+        assert r0["col_stop"] == r1["col_start"] and r0["window"].shape[1] < r1["col_stop"]
+        window = torch.cat([r0["window"], r1["window"]], dim=1)
+    else:
+        assert torch.equal(r0["window"], r1["window"])
+        window = r0["window"]
+    expected = knn_entropy(window, k=5, dim=r0["dim"])  # one process, the same trajectory
+    for r in (r0, r1):
+        assert r["history"][keys.ENTROPY][-1] == pytest.approx(expected, rel=1e-8)
+
+
+@pytest.mark.slow
+def test_known_temperature_through_lightning() -> None:
+    # SGD with Gaussian noise on a sphere in R^21 (T = lr sigma^2 / 2), trained by Lightning
+    # with the sphere strategy; the callback thins each run to one snapshot per correlation
+    # time and measures U and S once a 200-snapshot window is full. Simulating the same set-up
+    # over 12 seeds (LangevinSphere.simulate) gave interior T / T_true within 0.98-1.07.
+    problem = LangevinSphere(dim=21, noise_std=0.5, curvatures=[1.0] * 20)
+    lrs = [0.12 / math.sqrt(2) ** i for i in range(4, -1, -1)]
+    energies, entropies = [], []
+    for lr in lrs:
+        stride = math.ceil(problem.correlation_time(lr))
+        steps = (200 + 2) * stride  # two correlation times of burn-in, then the window
+        cb = ThermoCallback(window=200, stride=stride, k=10, snr=None,
+                            schedule=lambda s, last=steps: s == last)
+        model = LangevinSphereModule(problem, lr=lr, seed=1)
+        quiet_trainer(strategy=SphereProjectionStrategy(verify=False), max_steps=steps,
+                      callbacks=[cb], precision="64-true").fit(model)
+        last = cb.history.iloc[-1]
+        assert last[keys.ESS] > 60  # thinned: ESS ~ N/2 (stride 1 would give about N/tau ~ 3)
+        energies.append(last[keys.ENERGY])
+        entropies.append(last[keys.ENTROPY])
+    df = infer_temperature(lrs, energies, entropies, smoothing=None)
+    ratio = df["T"].to_numpy() / np.array([problem.temperature(lr) for lr in lrs])
+    np.testing.assert_allclose(ratio[1:-1], 1.0, atol=0.15)

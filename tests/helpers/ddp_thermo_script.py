@@ -1,0 +1,39 @@
+"""Run by tests under Lightning DDP on CPU (2 ranks, gloo): ThermoCallback with a sharded or
+unsharded window. Each rank writes its logged history and its (local) window to
+OUT/rank{r}.pt."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+
+from thermo_lightning.callback import ThermoCallback
+from thermo_lightning.data import DigitsDataModule
+from thermo_lightning.models import ClassificationTask, ScaleInvariantConvNet
+
+
+def main(out: Path, shard: bool) -> None:
+    pl.seed_everything(0)
+    cb = ThermoCallback(window=40, k=[5, 3], schedule=20, shard=shard, snr_batches=4)
+    model = ClassificationTask(ScaleInvariantConvNet(2, in_channels=1), lr=0.2)
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=2, strategy="ddp_sphere_projection", max_steps=60,
+        callbacks=[cb], logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, DigitsDataModule(batch_size=32))
+    assert cb.buffer is not None
+    order = cb.buffer.time_order()
+    torch.save(
+        {"history": cb.history.to_dict("list"), "window": cb.buffer.data[order].clone(),
+         "col_start": cb.buffer.col_start, "col_stop": cb.buffer.col_stop, "dim": cb._dim,
+         "rank": trainer.global_rank},
+        out / f"rank{trainer.global_rank}.pt",
+    )
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), sys.argv[2] == "shard")

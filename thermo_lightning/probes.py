@@ -1,0 +1,102 @@
+"""Extra forward/backward passes at logging points, without disturbing training.
+
+The gradient SNR needs gradients of fresh mini-batches at the current weights, and the paper's
+energy is the full-training-set loss with BatchNorm in train mode. Both run forward passes
+that would otherwise change BatchNorm running statistics and consume random numbers (dropout);
+:func:`preserved_state` restores both, so a run measured by the callback follows the same
+trajectory as one that is not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from thermo_lightning.functional.snr import GradientSNRAccumulator
+
+__all__ = ["flat_gradient", "full_gradient_and_loss", "preserved_state", "snr_from_batches"]
+
+LossFn = Callable[[nn.Module, Any], Tensor]
+
+
+@contextlib.contextmanager
+def preserved_state(module: nn.Module) -> Iterator[None]:
+    """Restore the module's buffers (BatchNorm statistics) and the CPU/CUDA RNG states on
+    exit."""
+    buffers = {n: b.detach().clone() for n, b in module.named_buffers()}
+    cpu_rng = torch.get_rng_state()
+    cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for n, b in module.named_buffers():
+                if n in buffers:
+                    b.copy_(buffers[n])
+        torch.set_rng_state(cpu_rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+
+
+def flat_gradient(loss: Tensor, params: Sequence[nn.Parameter]) -> Tensor:
+    """Gradient of ``loss`` with respect to ``params``, flattened into one float32 vector
+    (zeros for parameters the loss does not use). Leaves ``.grad`` untouched."""
+    grads = torch.autograd.grad(loss, list(params), allow_unused=True)
+    return torch.cat([
+        (g if g is not None else torch.zeros_like(p)).reshape(-1).float()
+        for g, p in zip(grads, params, strict=True)
+    ])
+
+
+def _batch_size(batch: Any) -> int:
+    if isinstance(batch, Tensor):
+        return batch.shape[0]
+    if isinstance(batch, list | tuple) and batch:
+        return _batch_size(batch[0])
+    if isinstance(batch, dict) and batch:
+        return _batch_size(next(iter(batch.values())))
+    return 1
+
+
+def full_gradient_and_loss(
+    module: nn.Module,
+    loss_fn: LossFn,
+    batches: Iterable[Any],
+    params: Sequence[nn.Parameter] | None,
+) -> tuple[Tensor | None, float]:
+    """Mean loss (and, with ``params``, the mean gradient) over a pass through ``batches``,
+    weighted by batch size; train mode as it is. Returns ``(gradient or None, loss)``."""
+    total, grad_sum, loss_sum = 0, None, 0.0
+    for batch in batches:
+        n = _batch_size(batch)
+        if params is None:
+            with torch.no_grad():
+                loss_sum += float(loss_fn(module, batch)) * n
+        else:
+            loss = loss_fn(module, batch)
+            g = flat_gradient(loss, params).double() * n
+            grad_sum = g if grad_sum is None else grad_sum + g
+            loss_sum += float(loss.detach()) * n
+        total += n
+    if total == 0:
+        raise ValueError("the full-data pass produced no batches.")
+    return (None if grad_sum is None else grad_sum / total), loss_sum / total
+
+
+def snr_from_batches(
+    module: nn.Module,
+    loss_fn: LossFn,
+    batches: Iterable[Any],
+    params: Sequence[nn.Parameter],
+    full_grad: Tensor | None = None,
+) -> dict[str, float]:
+    """:func:`~thermo_lightning.functional.gradient_snr` from mini-batch gradients computed one
+    at a time (``O(D)`` memory)."""
+    acc = GradientSNRAccumulator(full_grad)
+    for batch in batches:
+        acc.update(flat_gradient(loss_fn(module, batch), params))
+    return acc.compute()
