@@ -6,6 +6,7 @@ Minimization" (2025). Importing the package registers the strategy names
 ``"sphere_projection"`` and ``"ddp_sphere_projection"``.
 """
 
+from thermo_lightning.callback import ThermoCallback
 from thermo_lightning.functional import (
     fit_power_law,
     free_energy_curves,
@@ -27,6 +28,7 @@ __all__ = [
     "DDPSphereProjectionStrategy",
     "ScaleInvarianceError",
     "SphereProjectionStrategy",
+    "ThermoCallback",
     "__version__",
     "find_scale_invariant_parameters",
     "fit_power_law",

@@ -12,8 +12,8 @@ host memory). Entropy is estimated from it at logging points. Three ways keep it
 - ``shard=(rank, world_size)``: under DDP each rank keeps a slice of the coordinates; squared
   distances of the slices add up (ARCHITECTURE.md rule 4).
 
-Snapshots are copied without a host synchronisation: their validity (all finite) is recorded
-on the device and read only when the window is used.
+Snapshots are copied without a host synchronisation; whether a snapshot is valid (all
+finite) is decided only when the window is read.
 """
 
 from __future__ import annotations
@@ -119,9 +119,10 @@ class TrajectoryBuffer:
         pin = pin_memory and self.device.type == "cpu" and torch.cuda.is_available()
         self.data = torch.empty(self.window, self.local_features, dtype=torch.float32,
                                 device=self.device, pin_memory=pin)
-        self.valid = torch.zeros(self.window, dtype=torch.bool, device=self.device)
         self.steps = [-1] * self.window
         self.count = 0
+        self._views_key: tuple[int, ...] = ()
+        self._views: list[Tensor] = []
         if sketch_dim is not None:
             gen = torch.Generator().manual_seed(sketch_seed)
             self._hash = torch.randint(sketch_dim, (num_features,), generator=gen)
@@ -137,12 +138,27 @@ class TrajectoryBuffer:
         with torch.no_grad():
             if self.sketch_dim is not None:
                 self._sketch_into(row, tensors)
+            elif self.shard is None and all(t.dtype == torch.float32 for t in tensors):
+                # the common case: one kernel, no host synchronisation
+                flats = self._flat_views(tensors)
+                torch.cat(flats, out=row)
             else:
                 self._copy_slice_into(row, tensors)
-            # a NaN/Inf anywhere makes the sum non-finite: one reduction, no host sync
-            self.valid[slot] = torch.isfinite(row.sum())
         self.steps[slot] = int(step)
         self.count += 1
+
+    def _flat_views(self, tensors: Sequence[Tensor]) -> list[Tensor]:
+        """Flat views of ``tensors`` (cached while the same tensors come back: the
+        parameters of a run)."""
+        key = tuple(id(t) for t in tensors)
+        if key != self._views_key:
+            flats = [t.detach().reshape(-1) for t in tensors]
+            n = sum(f.numel() for f in flats)
+            if n != self.num_features:
+                raise ValueError(f"the snapshot has {n} numbers, the buffer expects "
+                                 f"{self.num_features}.")
+            self._views_key, self._views = key, flats
+        return self._views
 
     def _copy_slice_into(self, row: Tensor, tensors: Sequence[Tensor]) -> None:
         offset = 0
@@ -172,7 +188,6 @@ class TrajectoryBuffer:
     def clear(self) -> None:
         """Forget every snapshot (e.g. after the stride changed)."""
         self.count = 0
-        self.valid.zero_()
         self.steps = [-1] * self.window
 
     # ------------------------------------------------------------------ reading
@@ -206,10 +221,10 @@ class TrajectoryBuffer:
 
         Returns:
             ``(rows (n_valid, local_features), valid_slots (time order), invalid_steps)``.
-            Reads the validity flags (one host synchronisation).
+            Checks every held row for NaN/Inf (one pass, one host synchronisation).
         """
         order = self.time_order()
-        valid = self.valid.cpu().tolist()
+        valid = torch.isfinite(self.data).all(dim=1).cpu().tolist()
         good = [s for s in order if valid[s]]
         bad_steps = [self.steps[s] for s in order if not valid[s]]
         rows = self.data if len(good) == self.window else self.data[good]
@@ -221,7 +236,6 @@ class TrajectoryBuffer:
                                  "window": self.window, "local_features": self.local_features}
         if include_data:
             state["data"] = self.data.detach().cpu().clone()
-            state["valid"] = self.valid.detach().cpu().clone()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -237,6 +251,5 @@ class TrajectoryBuffer:
                 f"({self.window}, {self.local_features}); it cannot be restored."
             )
         self.data.copy_(state["data"])
-        self.valid.copy_(state["valid"])
         self.steps = list(state["steps"])
         self.count = int(state["count"])

@@ -297,7 +297,8 @@ class ThermoCallback(pl.Callback):
                     "trainable weights, which are not on a sphere (their norm drifts), and the "
                     "entropy uses dim = D. Use strategy='sphere_projection' for the method.",
                 )
-        num = sum(p.numel() for _, p in self._named)
+        self._params = [p for _, p in self._named]
+        num = sum(p.numel() for p in self._params)
         self._dim = max(1, num - n_spheres)
         world = trainer.world_size
         device = torch.device(self.buffer_device) if self.buffer_device else pl_module.device
@@ -345,7 +346,7 @@ class ThermoCallback(pl.Callback):
             return
         slot = self.buffer.count % self.window
         step = (self._trainer.global_step + 1) if self._trainer is not None else self._steps_taken
-        self.buffer.add([p for _, p in self._named], step)
+        self.buffer.add(self._params, step)
         self._pending_slot = slot  # its loss arrives with this batch's on_train_batch_end
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
@@ -354,7 +355,7 @@ class ThermoCallback(pl.Callback):
         if isinstance(outputs, dict):
             value = outputs.get("energy", outputs.get("loss"))
         if isinstance(value, Tensor) and value.numel() == 1:
-            self._loss_sum += value.detach().reshape(())
+            self._loss_sum.add_(value.detach().reshape(()))
             self._loss_n += 1
         if self._pending_slot is not None:
             # the mean loss of the steps since the previous snapshot (NaN: none, or non-finite)

@@ -18,7 +18,13 @@ from torch import Tensor, nn
 
 from thermo_lightning.functional.snr import GradientSNRAccumulator
 
-__all__ = ["flat_gradient", "full_gradient_and_loss", "preserved_state", "snr_from_batches"]
+__all__ = [
+    "flat_gradient",
+    "full_gradient_and_loss",
+    "preserved_state",
+    "random_weight_loss",
+    "snr_from_batches",
+]
 
 LossFn = Callable[[nn.Module, Any], Tensor]
 
@@ -100,3 +106,35 @@ def snr_from_batches(
     for batch in batches:
         acc.update(flat_gradient(loss_fn(module, batch), params))
     return acc.compute()
+
+
+def random_weight_loss(
+    module: nn.Module,
+    params: Sequence[nn.Parameter],
+    loss: Callable[[], float],
+    *,
+    draws: int = 4,
+    radius: float = 1.0,
+    seed: int = 0,
+) -> float:
+    """Mean of ``loss()`` over ``draws`` random points of the sphere for ``params`` (Gaussian
+    directions scaled to ``radius``): the energy of a network whose SI weights are uniform on
+    the sphere, the level high learning rates saturate at. Weights, buffers and RNG are
+    restored."""
+    from thermo_lightning.functional.sphere import project_to_sphere_
+
+    gen = torch.Generator().manual_seed(seed)
+    saved = [p.detach().clone() for p in params]
+    values = []
+    try:
+        with preserved_state(module), torch.no_grad():
+            for _ in range(draws):
+                for p in params:
+                    p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype))
+                project_to_sphere_(list(params), radius)
+                values.append(float(loss()))
+    finally:
+        with torch.no_grad():
+            for p, s in zip(params, saved, strict=True):
+                p.copy_(s)
+    return sum(values) / len(values)

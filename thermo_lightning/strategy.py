@@ -79,7 +79,10 @@ class SphereProjector:
         self.verify_rtol = verify_rtol
         self.named_parameters: list[tuple[str, nn.Parameter]] = []
         self.projection_count = 0
-        self.last_norm_before_projection: float | None = None
+        self.check_every = 50
+        self._last_norm: torch.Tensor | None = None
+        self._params: list[nn.Parameter] = []
+        self._fast = False
         self.verification: ScaleInvarianceReport | None = None
         self._optimizers: list[Optimizer] = []
         self._handles: list[Any] = []
@@ -102,6 +105,10 @@ class SphereProjector:
         what makes the effective learning rate drift."""
         self.detach()
         self.named_parameters = resolve_parameters(module, self.parameter_spec)
+        self._params = [p for _, p in self.named_parameters]
+        self._fast = (not self.per_tensor
+                      and len({(p.dtype, p.device) for p in self._params}) == 1
+                      and self._params[0].dtype in (torch.float32, torch.float64))
         summary = parameter_summary(module, self.named_parameters)
         rank_zero_info(
             f"Sphere projection: {len(self.named_parameters)} tensors, {self.num_parameters} "
@@ -132,7 +139,10 @@ class SphereProjector:
             self._check_optimizer(opt, si_ids)
 
     def detach(self) -> None:
-        """Remove the optimiser hooks (the group and the optimisers stay readable)."""
+        """Remove the optimiser hooks (the group and the optimisers stay readable) and check
+        the last norm."""
+        if self._handles:
+            self.check_norm()
         for handle in self._handles:
             handle.remove()
         self._handles = []
@@ -163,21 +173,66 @@ class SphereProjector:
     # ------------------------------------------------------------------------ projection
     def project(self, force: bool = True) -> None:
         """Put the group on the sphere. With ``force=False`` a group already within
-        ``1e-6 * radius`` is left untouched (a resumed run then continues bit for bit)."""
+        ``1e-6 * radius`` is left untouched (a resumed run then continues bit for bit).
+
+        Per-step projections stay on the device (no host synchronisation); the norm is
+        checked for zero/NaN/Inf every ``check_every`` projections, at set-up and at the end.
+        """
         if not self.named_parameters:
             raise RuntimeError("SphereProjector.project called before attach().")
         if not force and not self.per_tensor:
             norm = float(joint_norm(self.parameters))
             if abs(norm - self.radius) <= 1e-6 * self.radius:
-                self.last_norm_before_projection = norm
+                self._last_norm = torch.tensor(norm)
                 return
-        norms = project_to_sphere_(self.parameters, self.radius, per_tensor=self.per_tensor)
-        self.last_norm_before_projection = float(norms.max())
+        # set-up (force=False) checks at once; per-step projections check every check_every
+        if force and self._fast:
+            self._last_norm = self._project_fast()
+        else:
+            self._last_norm = project_to_sphere_(self.parameters, self.radius,
+                                                 per_tensor=self.per_tensor, check=not force)
         self.projection_count += 1
+        if force and self.projection_count % self.check_every == 0:
+            self.check_norm()
+
+    @torch.no_grad()
+    def _project_fast(self) -> torch.Tensor:
+        """The per-step projection for float32/float64 tensors of one dtype on one device,
+        joint norm. On a GPU: three kernels and no host synchronisation (the scale stays a
+        device tensor). On the CPU, where reading a number costs nothing, the scale is a Python
+        float, which is the faster kernel."""
+        params = self._params
+        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(params)))
+        if params[0].device.type == "cpu":
+            value = float(norm)
+            if not (math.isfinite(value) and value > 0):
+                self._last_norm = norm
+                self.check_norm()
+            torch._foreach_mul_(params, self.radius / value)
+        else:
+            torch._foreach_mul_(params, self.radius / norm)
+        return norm
+
+    def check_norm(self) -> None:
+        """Raise if the last norm before projection was zero or not finite (one host read)."""
+        if self._last_norm is None:
+            return
+        value = float(self._last_norm.max() if self._last_norm.ndim else self._last_norm)
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(
+                f"the scale-invariant weights had norm {value} before projection (step "
+                f"{self.projection_count}): training diverged or produced NaN/Inf. Lower the "
+                "learning rate or look for NaN/Inf losses."
+            )
+
+    @property
+    def last_norm_before_projection(self) -> float | None:
+        """Norm of the group before the last projection (reads it from the device)."""
+        return None if self._last_norm is None else float(self._last_norm.max())
 
     def _on_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
         self.project()
-        for listener in list(self._listeners):
+        for listener in self._listeners:
             listener(optimizer)
 
     def add_step_listener(self, listener: StepListener) -> Callable[[], None]:

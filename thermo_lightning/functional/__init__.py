@@ -12,6 +12,7 @@ from thermo_lightning.functional.entropy import (
     knn_entropy,
     knn_entropy_estimate,
     uniform_sphere_entropy,
+    uniform_sphere_knn_entropy,
 )
 from thermo_lightning.functional.snr import GradientSNRAccumulator, gradient_snr
 from thermo_lightning.functional.sphere import (
@@ -69,6 +70,7 @@ __all__ = [
     "stationarity_test",
     "tangent_projection",
     "uniform_sphere_entropy",
+    "uniform_sphere_knn_entropy",
     "window_autocorrelation_time",
     "window_effective_sample_size",
     "window_projections",

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from thermo_lightning._validation import positive_int
 from thermo_lightning.knn import KnnBackend, as_window, resolve_backend
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "knn_entropy_estimate",
     "log_unit_ball_volume",
     "uniform_sphere_entropy",
+    "uniform_sphere_knn_entropy",
 ]
 
 ESTIMATORS = ("knn_graph", "kozachenko_leonenko")
@@ -305,3 +307,73 @@ def knn_entropy(
     if isinstance(k, int | np.integer) and not isinstance(k, bool):
         return est.entropy[int(k)]
     return dict(est.entropy)
+
+
+def _uniform_sphere_sq_distances(n: int, ambient_dim: int, gen: torch.Generator) -> Tensor:
+    """Squared distances ``(n, n)`` between ``n`` uniform points on the unit sphere in
+    ``R^ambient_dim``, float64.
+
+    For ``ambient_dim`` much larger than ``n`` the points are never formed: their Gram matrix
+    is a normalised Wishart matrix ``W = L L^T`` sampled by Bartlett's decomposition
+    (``L_ii^2 ~ chi^2(D - i)``, ``L_ij ~ N(0, 1)`` below the diagonal), ``O(n^3)`` whatever
+    ``D``.
+    """
+    if ambient_dim <= 4 * n:
+        x = torch.randn(n, ambient_dim, generator=gen, dtype=torch.float64)
+        x = x / x.norm(dim=1, keepdim=True)
+        gram = x @ x.T
+    else:
+        lower = torch.randn(n, n, generator=gen, dtype=torch.float64).tril(-1)
+        dof = torch.arange(ambient_dim, ambient_dim - n, -1, dtype=torch.float64)
+        sub_seed = int(torch.randint(2**62, (1,), generator=gen))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(sub_seed)
+            chi2 = torch.distributions.Chi2(dof).sample()
+        lower += torch.diag(chi2.sqrt())
+        w = lower @ lower.T
+        inv = w.diagonal().rsqrt()
+        gram = w * inv[:, None] * inv[None, :]
+    return (2.0 - 2.0 * gram).clamp_min_(0.0)
+
+
+def uniform_sphere_knn_entropy(
+    n_points: int,
+    ambient_dim: int,
+    k: int | Sequence[int] = 50,
+    *,
+    estimator: str = "knn_graph",
+    dim: int | None = None,
+    radius: float = 1.0,
+    seed: int = 0,
+    repeats: int = 3,
+) -> float | dict[int, float]:
+    """What a k-NN estimator gives for ``n_points`` uniform points on the sphere of radius
+    ``radius`` in ``R^ambient_dim``: the "maximum entropy" reference at the same
+    ``(N, D, k)`` as a window of weights (high learning rates saturate there).
+
+    Uses the exact distribution of the points' pairwise distances (see
+    :func:`_uniform_sphere_sq_distances`), so ``ambient_dim`` may be millions. Averaged over
+    ``repeats`` draws.
+
+    Args:
+        dim: intrinsic dimension in the formula; default ``ambient_dim - 1``.
+    """
+    _check_estimator(estimator)
+    ks = _check_ks(k, n_points)
+    d = _check_dim(dim, ambient_dim - 1)
+    if ambient_dim < 2 or not radius > 0:
+        raise ValueError("`ambient_dim` must be >= 2 and `radius` positive.")
+    gen = torch.Generator().manual_seed(seed)
+    from thermo_lightning.knn.torch_backend import knn_from_sq_distances
+
+    values: dict[int, list[float]] = {kk: [] for kk in ks}
+    for _ in range(positive_int(repeats, "repeats")):
+        sq = _uniform_sphere_sq_distances(n_points, ambient_dim, gen) * radius**2
+        dist = knn_from_sq_distances(sq, max(ks))
+        est = entropy_from_knn_distances(dist, ks, estimator=estimator, dim=d, warn=False)
+        for kk in ks:
+            values[kk].append(est.entropy[kk])
+    out = {kk: float(np.mean(v)) for kk, v in values.items()}
+    if isinstance(k, int | np.integer) and not isinstance(k, bool):
+        return out[int(k)]
+    return out

@@ -14,6 +14,7 @@ accumulated in float32 or wider whatever the parameters' dtype.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -70,7 +71,8 @@ def joint_norm(tensors: TensorOrTensors) -> Tensor:
 
 
 def project_to_sphere_(
-    tensors: TensorOrTensors, radius: float = 1.0, *, per_tensor: bool = False
+    tensors: TensorOrTensors, radius: float = 1.0, *, per_tensor: bool = False,
+    check: bool = True,
 ) -> Tensor:
     """Rescale ``tensors`` in place so that their joint norm equals ``radius``.
 
@@ -81,14 +83,18 @@ def project_to_sphere_(
         radius: the target norm ``rho > 0``.
         per_tensor: rescale every tensor to norm ``radius`` on its own instead of one joint
             norm (the paper uses the joint norm).
+        check: raise when a norm is zero or not finite. This reads the norm on the host (a
+            synchronisation on GPU); ``check=False`` keeps everything on the device and leaves
+            the check to the caller (the returned norms).
 
     Returns:
         The norm(s) before projection: a 0-dim tensor, or a 1-D tensor (one per tensor) when
         ``per_tensor``.
 
     Raises:
-        ValueError: ``radius`` is not positive, or a norm is zero or not finite (the weights
-            cannot be put on the sphere; check the initialisation and the loss for NaNs).
+        ValueError: ``radius`` is not positive, or (with ``check``) a norm is zero or not
+            finite (the weights cannot be put on the sphere; check the initialisation and the
+            loss for NaNs).
     """
     if not radius > 0:
         raise ValueError(f"`radius` must be positive, got {radius!r}.")
@@ -97,19 +103,30 @@ def project_to_sphere_(
         if per_tensor:
             norms = torch.stack([joint_norm(t) for t in ts])
         else:
-            norms = joint_norm(ts).reshape(1)
-        if not bool(torch.isfinite(norms).all()) or bool((norms == 0).any()):
-            raise ValueError(
-                f"cannot project onto the sphere: norm(s) {norms.tolist()} are zero or not "
-                "finite. Check the initialisation and look for NaN/Inf losses."
-            )
-        scales = (radius / norms).tolist()
+            norms = _fast_joint_norm(ts).reshape(1)
+        if check:
+            values = norms.tolist()
+            if not all(math.isfinite(v) and v > 0 for v in values):
+                raise ValueError(
+                    f"cannot project onto the sphere: norm(s) {values} are zero or not "
+                    "finite. Check the initialisation and look for NaN/Inf losses."
+                )
         if per_tensor:
-            for t, s in zip(ts, scales, strict=True):
-                t.mul_(s)
+            for t, n in zip(ts, norms, strict=True):
+                t.mul_((radius / n).to(t.dtype))
             return norms
-        torch._foreach_mul_(ts, scales[0])
+        scale = (radius / norms[0]).to(ts[0].dtype)
+        torch._foreach_mul_(ts, scale)
         return norms[0]
+
+
+def _fast_joint_norm(ts: list[Tensor]) -> Tensor:
+    """:func:`joint_norm` with one fused kernel per dtype group when the tensors are float32
+    or float64 (the per-step path of the strategy)."""
+    if all(t.dtype in (torch.float32, torch.float64) for t in ts) and \
+            len({t.dtype for t in ts}) == 1 and len({t.device for t in ts}) == 1:
+        return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(ts)))
+    return joint_norm(ts)
 
 
 def sphere_distance_to_radius(tensors: TensorOrTensors, radius: float = 1.0) -> float:

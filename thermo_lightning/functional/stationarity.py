@@ -16,6 +16,7 @@ an AR(1) series with coefficient ``phi``, ``tau = (1 + phi) / (1 - phi)``.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,11 +111,14 @@ def effective_sample_size(
     return x.shape[-1] / integrated_autocorrelation_time(x, c=c)
 
 
+@functools.lru_cache(maxsize=16)
 def _chunk_directions(chunk: int, n_directions: int, seed: int) -> Tensor:
     """Random directions for global columns ``[chunk * 65536, (chunk + 1) * 65536)``: one
-    generator per chunk, so any slice of coordinates can regenerate its own part."""
+    generator per chunk, so any slice of coordinates can regenerate its own part. Float32;
+    the last 16 chunks are cached (a window's projections reuse them at every logging
+    point)."""
     gen = torch.Generator().manual_seed(seed * 1_000_003 + chunk)
-    return torch.randn(_PROJECTION_CHUNK, n_directions, generator=gen, dtype=torch.float64)
+    return torch.randn(_PROJECTION_CHUNK, n_directions, generator=gen)
 
 
 def raw_window_projections(
@@ -143,8 +147,11 @@ def raw_window_projections(
             chunk, within = divmod(g, _PROJECTION_CHUNK)
             w = min(_PROJECTION_CHUNK - within, d - col)
             dirs = _chunk_directions(chunk, n_directions, seed)[within : within + w]
-            xc = x[:, col : col + w].to(torch.float64)
-            proj += (xc - xc.mean(dim=0, keepdim=True)) @ dirs.to(x.device)
+            xc = x[:, col : col + w]
+            dtype = torch.float64 if xc.dtype == torch.float64 else torch.float32
+            # centring needs no precision here: the projections feed autocorrelations
+            part = (xc - xc.mean(dim=0, keepdim=True)).to(dtype) @ dirs.to(x.device, dtype)
+            proj += part.to(torch.float64)
             col += w
     return proj
 
@@ -166,7 +173,7 @@ def window_projections(window: Tensor | np.ndarray, n_directions: int = 8, *,
     d = x.shape[1]
     norm_sq = torch.zeros(n_directions, dtype=torch.float64)
     for chunk in range((d + _PROJECTION_CHUNK - 1) // _PROJECTION_CHUNK):
-        dirs = _chunk_directions(chunk, n_directions, seed)
+        dirs = _chunk_directions(chunk, n_directions, seed).double()
         norm_sq += dirs[: d - chunk * _PROJECTION_CHUNK].square().sum(dim=0)
     return (proj / norm_sq.sqrt().to(proj.device)).T.contiguous()
 

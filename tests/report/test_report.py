@@ -1,0 +1,149 @@
+"""The report on synthetic sweeps with known answers, regimes, and bad input."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.report.synthetic import S, U, canonical, history, write_run
+from thermo_lightning.functional import knn_entropy, uniform_sphere_knn_entropy
+from thermo_lightning.report import classify_regime, find_runs, make_report, read_run
+
+LRS = np.logspace(-3, -1, 9)
+
+
+def _png_ok(path: Path) -> bool:
+    data = path.read_bytes()
+    return data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2000
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tb"])
+def test_synthetic_sweep_recovers_the_known_temperature(tmp_path: Path, fmt: str) -> None:
+    for i, lr in enumerate(LRS):
+        _, u, s = canonical(lr)
+        write_run(tmp_path / "runs", lr, history(u, s, seed=i), fmt=fmt)
+    result = make_report(tmp_path / "runs", tmp_path / "report", smoothing=None)
+    temp = pd.read_csv(tmp_path / "report" / "temperature.csv")
+    for col in ("lr", "U", "S", "T", "T_lo", "T_hi", "valid", "regime"):
+        assert col in temp.columns
+    assert (temp["regime"] == "stationary").all() and temp["valid"].all()
+    truth = np.array([canonical(lr)[0] for lr in temp["lr"]])
+    # neighbours a factor 1.63 apart in T: the bracket's geometric mean is 0.9% high
+    np.testing.assert_allclose(temp["T"][1:-1], truth[1:-1], rtol=0.015)
+    b, a = result.power_law
+    assert a == pytest.approx(0.85, rel=0.01)
+    assert b == pytest.approx(3.9e-3, rel=0.05)
+    runs = pd.read_csv(tmp_path / "report" / "runs.csv")
+    assert len(runs) == 9 and runs["lr"].tolist() == sorted(runs["lr"])
+    for name in ("u_s_vs_lr", "u_vs_s", "temperature", "free_energy", "local_temperature",
+                 "snr"):
+        assert _png_ok(tmp_path / "report" / f"{name}.png"), name
+
+
+def test_tensorboard_output_reads_back(tmp_path: Path) -> None:
+    for lr in LRS[:5]:
+        _, u, s = canonical(lr)
+        write_run(tmp_path / "runs", lr, history(u, s))
+    make_report(tmp_path / "runs", tmp_path / "report", smoothing=None)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(tmp_path / "report" / "tensorboard"))
+    acc.Reload()
+    assert {"report/temperature", "report/u_vs_s"} <= set(acc.Tags()["images"])
+    hparam_runs = [p for p in (tmp_path / "report" / "tensorboard").iterdir() if p.is_dir()]
+    assert len(hparam_runs) == 5  # one hparams entry per run
+    sub = EventAccumulator(str(hparam_runs[0]))
+    sub.Reload()
+    assert "hparam/T" in sub.Tags()["scalars"] or "hparam/U" in sub.Tags()["scalars"]
+
+
+def test_tensorboard_reader_skips_images_and_reads_needed_tags(tmp_path: Path) -> None:
+    run = write_run(tmp_path, 0.01, history(1.0, -5.0, extra={"thermo/ess": 300.0}), fmt="tb")
+    data = read_run(run)
+    assert data.lr == pytest.approx(0.01)
+    assert {U, S, "thermo/ess"} <= set(data.history.columns)
+    assert "junk_image" not in data.history.columns and not data.problems
+
+
+def test_regimes_on_synthetic_runs(tmp_path: Path) -> None:
+    n, d = 200, 5000  # the window and dimension the runs claim
+    s_uni = uniform_sphere_knn_entropy(n, d, 10, dim=d - 1)
+    info = {"num_parameters": d, "entropy_dim": d - 1}
+    steps = np.array([float(x) for x in history(0, 0)["step"]])
+    falling = -0.05 * np.log(steps)
+    write_run(tmp_path, 0.001, history(1.0 + falling, -4000.0 + 100 * falling, noise=1e-3),
+              info=info)
+    write_run(tmp_path, 0.01, history(0.5, -3000.0, noise=1e-3, seed=1), info=info)
+    write_run(tmp_path, 1.0, history(2.3, s_uni - 1.0, noise=1e-3, seed=2), info=info)
+    result = make_report(tmp_path, tmp_path / "report")
+    regimes = dict(zip(result.runs["lr"], result.runs["regime"], strict=True))
+    assert regimes == {0.001: "converging", 0.01: "stationary", 1.0: "saturated"}
+    assert result.runs["S_uniform"].iloc[0] == pytest.approx(s_uni)
+    assert any("at least 3 stationary" in m for m in result.messages)
+    assert (tmp_path / "report" / "local_temperature.png").exists()
+
+
+def test_classify_regime_rules() -> None:
+    assert classify_regime(-5, -5, 0.0, None, None) == "converging"
+    assert classify_regime(-5, -5, 0.0, None, None, points=5) == "stationary"  # t_crit 5.84
+    assert classify_regime(-5, 1, 0.0, None, None) == "stationary"
+    assert classify_regime(0, 0, 95.0, 100.0, 100) == "saturated"  # within 0.1 * dim
+    assert classify_regime(0, 0, 85.0, 100.0, 100) == "stationary"
+    assert classify_regime(0, 0, 95.0, 100.0, 100, u_mean=1.0, u_random=2.3) == "stationary"
+    assert classify_regime(0, 0, 95.0, 100.0, 100, u_mean=2.2, u_random=2.3) == "saturated"
+
+
+def test_uniform_reference_matches_explicit_points() -> None:
+    # Bartlett-sampled Gram matrix (D > 4N) against explicit normalised Gaussian vectors
+    n, d, reps = 60, 400, 12
+    fast = uniform_sphere_knn_entropy(n, d, 5, dim=d - 1, repeats=reps, seed=0)
+    explicit = []
+    rng = np.random.default_rng(1)
+    for _ in range(reps):
+        x = rng.standard_normal((n, d))
+        explicit.append(knn_entropy(x / np.linalg.norm(x, axis=1, keepdims=True), k=5, dim=d - 1))
+    spread = np.std(explicit, ddof=1)
+    assert abs(fast - np.mean(explicit)) < 4 * spread / math.sqrt(reps) + 1e-9
+
+
+def test_bad_inputs(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="not a folder"):
+        make_report(tmp_path / "missing", tmp_path / "out")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="no runs found"):
+        make_report(tmp_path / "empty", tmp_path / "out")
+
+    runs = tmp_path / "runs"
+    for lr in LRS[:4]:
+        _, u, s = canonical(lr)
+        write_run(runs, lr, history(u, s))
+    write_run(runs, 0.5, history(float("nan"), -1.0))  # a NaN run
+    bad = write_run(runs, 0.7, history(1.0, 1.0).drop(columns=[S]))  # missing tag
+    (bad / "history.csv").write_text("step,thermo/U\n1,2\n")
+    result = make_report(runs, tmp_path / "out")
+    text = "\n".join(result.messages)
+    assert "lr=7.00e-01: missing tags ['thermo/S']" in text
+    assert "lr=5.00e-01: tags ['thermo/U'] are all NaN" in text
+    assert (tmp_path / "out" / "temperature.csv").exists()
+    with pytest.raises(FileExistsError, match="--force"):
+        make_report(runs, tmp_path / "out")
+    make_report(runs, tmp_path / "out", force=True)
+
+
+def test_single_learning_rate_still_writes_the_per_run_report(tmp_path: Path) -> None:
+    write_run(tmp_path / "runs", 0.01, history(0.5, -3.0))
+    result = make_report(tmp_path / "runs", tmp_path / "out")
+    assert result.temperature.empty
+    assert len(pd.read_csv(tmp_path / "out" / "runs.csv")) == 1
+    assert any("at least 3" in m for m in result.messages)
+
+
+def test_find_runs_accepts_lightning_layouts(tmp_path: Path) -> None:
+    write_run(tmp_path / "a", 0.01, history(0.5, -3.0), fmt="tb")
+    write_run(tmp_path / "b", 0.02, history(0.5, -3.0))
+    found = find_runs(tmp_path)
+    assert [p.name for p in found] == ["lr=1.00e-02", "lr=2.00e-02"]

@@ -1,0 +1,122 @@
+"""Sweeps and the CLI, end to end at tiny sizes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from thermo_lightning.cli import main
+from thermo_lightning.sweep import SweepConfig, lr_grid, run_dir_name, run_one, run_sweep
+
+TINY = {"model": "toy-up", "data": None, "lrs": [0.05, 0.1, 0.2], "steps": 40, "window": 10,
+        "k": [3], "snr": None, "schedule": 5}
+
+
+def test_config_validation_and_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump(TINY))
+    cfg = SweepConfig.from_yaml(path)
+    assert cfg.learning_rates() == [0.05, 0.1, 0.2]
+    assert cfg.resolved_precision() == "64-true"
+    assert lr_grid(1e-3, 1.0, 4) == [0.001, 0.01, 0.1, 1.0]
+    with pytest.raises(ValueError, match="unknown sweep settings"):
+        SweepConfig.from_dict({"modle": "convnet"})
+    with pytest.raises(ValueError, match="`model`"):
+        SweepConfig(model="mlp")
+    with pytest.raises(ValueError, match="needs `data`"):
+        SweepConfig(model="convnet", data=None)
+    with pytest.raises(ValueError, match="`lrs`"):
+        SweepConfig(lrs=[0.1, -1.0])
+    assert SweepConfig(stride_per_lr=2.0).stride_for(0.03) == 67
+
+
+def test_sweep_writes_runs_and_skips_finished_ones(tmp_path: Path) -> None:
+    cfg = SweepConfig.from_dict(TINY)
+    runs = run_sweep(cfg, tmp_path, progress=False)
+    assert [p.name for p in runs] == [run_dir_name(lr) for lr in cfg.learning_rates()]
+    for run in runs:
+        info = json.loads((run / "run.json").read_text())
+        assert info["status"] == "done" and info["global_step"] == 40
+        # loss of uniform random points for the toy: E[(a . x)^2] = 1/3 (64 draws)
+        assert 0.2 < info["random_loss"] < 0.47
+        assert info["hparams"]["lr"] in cfg.learning_rates()
+        assert {"model", "width", "seed", "steps", "window", "stride", "k", "estimator"} <= set(
+            info["hparams"])
+        hist = pd.read_csv(run / "history.csv")
+        assert hist["step"].tolist() == [5.0 * i for i in range(1, 9)]
+        assert any((run / "tensorboard").glob("events.out.tfevents*"))
+        assert (run / "csv" / "version_0" / "metrics.csv").exists()
+    stamp = (runs[0] / "history.csv").stat().st_mtime_ns
+    run_sweep(cfg, tmp_path, progress=False)  # finished runs are skipped
+    assert (runs[0] / "history.csv").stat().st_mtime_ns == stamp
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("THERMO_FLAKY_FLAG", str(tmp_path / "flag"))
+    cfg = SweepConfig(model="tests.helpers.flaky:make", data=None, lrs=[0.05], steps=30,
+                      window=8, k=[3], snr=None, schedule=5, checkpoint_every=10)
+    with pytest.raises(RuntimeError, match="simulated interruption"):
+        run_one(cfg, 0.05, tmp_path)
+    run = tmp_path / run_dir_name(0.05)
+    assert json.loads((run / "run.json").read_text())["status"] == "failed"
+    assert (run / "checkpoints" / "last.ckpt").exists()
+    run_one(cfg, 0.05, tmp_path)  # resumes at step 10
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "done" and info["global_step"] == 30
+    hist = pd.read_csv(run / "history.csv")
+    assert hist["step"].tolist() == [5.0 * i for i in range(1, 7)]  # history continued
+    # the interrupted attempt's CSV log is kept next to the resumed one
+    assert sorted(p.name for p in (run / "csv").iterdir()) == ["version_0", "version_1"]
+
+
+def test_cli_sweep_and_report_end_to_end(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(yaml.safe_dump({**TINY, "lrs": [0.02, 0.05, 0.1, 0.2]}))
+    assert main(["sweep", "--config", str(cfg), "--out", str(tmp_path / "runs"),
+                 "--steps", "60", "--no-progress"]) == 0
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"),
+                 "--lr-range", "0.01", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "report written to" in out
+    temp = pd.read_csv(tmp_path / "rep" / "temperature.csv")
+    assert len(temp) == 4 and set(temp.columns) >= {"lr", "U", "S", "T", "valid", "regime"}
+    for png in ("u_s_vs_lr", "u_vs_s", "temperature", "free_energy", "snr"):
+        assert (tmp_path / "rep" / f"{png}.png").stat().st_size > 2000
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep")]) == 2
+    assert "--force" in capsys.readouterr().err
+
+
+def test_cli_reports_bad_config(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="does not exist"):
+        main(["sweep", "--config", str(tmp_path / "nope.yaml"), "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="`model`"):
+        main(["sweep", "--model", "mlp", "--out", str(tmp_path)])
+
+
+def test_console_script_is_installed() -> None:
+    out = subprocess.run([sys.executable, "-m", "thermo_lightning.cli", "--help"],
+                         capture_output=True, text=True, check=True)
+    assert "demo" in out.stdout and "sweep" in out.stdout and "report" in out.stdout
+
+
+@pytest.mark.slow
+def test_parallel_workers(tmp_path: Path) -> None:
+    cfg = SweepConfig.from_dict({**TINY, "steps": 20})
+    runs = run_sweep(cfg, tmp_path, workers=2, progress=False)
+    for run in runs:
+        assert json.loads((run / "run.json").read_text())["status"] == "done"
+
+
+@pytest.mark.slow
+def test_demo_quick(tmp_path: Path, capsys) -> None:
+    assert main(["demo", "--quick", "--out", str(tmp_path), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "known-temperature" in out and "digits-convnet" in out
+    for name in ("known-temperature", "digits-convnet"):
+        assert (tmp_path / name / "report" / "runs.csv").exists()

@@ -1,0 +1,224 @@
+"""``thermo-lightning demo | sweep | report``: learning-rate sweeps and their report.
+
+    thermo-lightning demo [--out DIR] [--quick]
+    thermo-lightning sweep [--config sweep.yaml] --out runs/ [--workers N] [--lrs ...] [...]
+    thermo-lightning report runs/ --out report/ [--force] [--tail 0.15] [--lr-range A B]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import sys
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+__all__ = ["main"]
+
+_OVERRIDES: dict[str, dict[str, Any]] = {
+    "model": {"type": str}, "data": {"type": str}, "width": {"type": int},
+    "lrs": {"type": float, "nargs": "+"}, "lr_min": {"type": float}, "lr_max": {"type": float},
+    "num_lrs": {"type": int}, "steps": {"type": int}, "batch_size": {"type": int},
+    "seed": {"type": int}, "window": {"type": int}, "stride": {"type": str},
+    "k": {"type": int, "nargs": "+"}, "estimator": {"type": str}, "schedule": {"type": str},
+    "energy": {"type": str}, "snr": {"type": str}, "snr_batches": {"type": int},
+    "precision": {"type": str}, "accelerator": {"type": str}, "devices": {"type": int},
+    "data_root": {"type": str}, "download": {"action": "store_true", "default": None},
+    "noise_std": {"type": float}, "dim": {"type": int}, "stride_per_lr": {"type": float},
+}
+
+
+def _quiet() -> None:
+    warnings.filterwarnings("ignore", category=UserWarning, module="lightning")
+    warnings.filterwarnings("ignore", message=".*treespec.*")
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _config(args: argparse.Namespace):
+    from thermo_lightning.sweep import SweepConfig
+
+    values: dict[str, Any] = {}
+    if args.config:
+        path = Path(args.config)
+        if not path.exists():
+            raise SystemExit(f"error: --config {path} does not exist")
+        if path.suffix == ".json":
+            values = json.loads(path.read_text())
+        else:
+            values = dataclasses.asdict(SweepConfig.from_yaml(path))
+    for name in _OVERRIDES:
+        value = getattr(args, name, None)
+        if value is not None:
+            values[name] = value
+    if "stride" in values and isinstance(values["stride"], str) and values["stride"].isdigit():
+        values["stride"] = int(values["stride"])
+    schedule = values.get("schedule")
+    if isinstance(schedule, str) and schedule.isdigit():
+        values["schedule"] = int(schedule)
+    for name in ("snr", "data", "precision"):
+        if values.get(name) in ("none", "None", "null"):
+            values[name] = None
+    try:
+        return SweepConfig.from_dict(values)
+    except ValueError as err:
+        raise SystemExit(f"error: {err}") from err
+
+
+def _add_overrides(p: argparse.ArgumentParser) -> None:
+    for name, spec in _OVERRIDES.items():
+        p.add_argument("--" + name.replace("_", "-"), dest=name, **spec)
+
+
+def _print_table(temperature: pd.DataFrame, truth: Any = None) -> None:
+    if temperature.empty:
+        print("  (no temperature table: too few stationary learning rates)")
+        return
+    cols = ["lr", "U", "S", "T", "T_lo", "T_hi", "valid", "regime"]
+    table = temperature[cols].copy()
+    if truth is not None:
+        table["T_true"] = [truth(lr) for lr in table["lr"]]
+    with pd.option_context("display.float_format", lambda v: f"{v:.4g}", "display.width", 120):
+        print(table.to_string(index=False))
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from thermo_lightning.sweep import run_sweep
+
+    cfg = _config(args)
+    _quiet()
+    runs = run_sweep(cfg, args.out, workers=args.workers,
+                     config_path=Path(args.config) if args.config else None,
+                     progress=not args.no_progress)
+    print(f"{len(runs)} runs in {args.out}; next: thermo-lightning report {args.out} --out "
+          f"{Path(args.out) / 'report'}")
+    return 0
+
+
+def cmd_sweep_run(args: argparse.Namespace) -> int:
+    from thermo_lightning.sweep import run_one
+
+    cfg = _config(args)
+    _quiet()
+    run_one(cfg, float(args.lr), args.out)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from thermo_lightning.report import make_report
+
+    out = args.out or str(Path(args.logdir) / "report")
+    try:
+        result = make_report(args.logdir, out, tail=args.tail, eps=args.eps,
+                             smoothing=None if args.smoothing <= 0 else args.smoothing,
+                             lr_range=tuple(args.lr_range) if args.lr_range else None,
+                             force=args.force, tensorboard=not args.no_tensorboard)
+    except (FileNotFoundError, FileExistsError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for message in result.messages:
+        print(f"note: {message}")
+    print(f"report written to {out} ({len(result.runs)} runs)")
+    _print_table(result.temperature)
+    if result.power_law is not None:
+        b, a = result.power_law
+        print(f"T = {b:.3g} * lr^{a:.3f}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Two small sweeps that need no download: the known-temperature problem (T is known)
+    and ScaleInvariantConvNet on digits; each with its report."""
+    from thermo_lightning.models import LangevinSphere
+    from thermo_lightning.report import make_report
+    from thermo_lightning.sweep import SweepConfig, run_sweep
+
+    _quiet()
+    out = Path(args.out)
+    quick = args.quick
+    problem = LangevinSphere(dim=11, noise_std=0.5, curvatures=[1.0] * 10)
+    lrs = [float(f"{0.12 / math.sqrt(2) ** i:.4g}") for i in range(4, -1, -1)]
+    window = 30 if quick else 200
+    # stride = ceil(2 / lr), about one correlation time; the last ~30% of each run has a
+    # full window
+    steps = math.ceil(1.3 * (window + 2) * math.ceil(2.0 / min(lrs)))
+    sweeps = [
+        ("known-temperature", SweepConfig(
+            model="langevin", data=None, dim=11, noise_std=0.5, lrs=lrs, window=window,
+            k=[10] if not quick else [5], stride_per_lr=2.0, steps=steps, snr=None),
+         problem.temperature),
+        ("digits-convnet", SweepConfig(
+            model="convnet", data="digits", width=2, lr_min=0.01, lr_max=1.0,
+            num_lrs=3 if quick else 6, steps=60 if quick else 1000,
+            window=20 if quick else 300, k=[5] if quick else [20], stride=1,
+            schedule=5 if quick else 20, snr_batches=4 if quick else 8), None),
+    ]
+    for name, cfg, truth in sweeps:
+        print(f"== {name}: {len(cfg.learning_rates())} learning rates, {cfg.steps} steps each")
+        run_sweep(cfg, out / name, progress=not args.no_progress)
+        report = make_report(out / name, out / name / "report", force=True)
+        for message in report.messages:
+            print(f"note: {message}")
+        _print_table(report.temperature, truth)
+        if report.power_law is not None:
+            b, a = report.power_law
+            print(f"fit: T = {b:.3g} * lr^{a:.3f}")
+        print(f"report: {out / name / 'report'}\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="thermo-lightning", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="small sweeps on embedded data, then their reports")
+    demo.add_argument("--out", default="thermo_demo", help="output folder (default thermo_demo)")
+    demo.add_argument("--quick", action="store_true", help="a tiny version (seconds)")
+    demo.add_argument("--no-progress", action="store_true")
+    demo.set_defaults(func=cmd_demo)
+
+    sweep = sub.add_parser("sweep", help="train one run per learning rate")
+    sweep.add_argument("--config", help="YAML file of SweepConfig settings")
+    sweep.add_argument("--out", required=True, help="folder of the runs")
+    sweep.add_argument("--workers", type=int, default=1, help="runs in parallel processes")
+    sweep.add_argument("--no-progress", action="store_true")
+    _add_overrides(sweep)
+    sweep.set_defaults(func=cmd_sweep)
+
+    one = sub.add_parser("sweep-run", help=argparse.SUPPRESS)
+    one.add_argument("--config")
+    one.add_argument("--lr", required=True)
+    one.add_argument("--out", required=True)
+    _add_overrides(one)
+    one.set_defaults(func=cmd_sweep_run)
+
+    report = sub.add_parser("report", help="T(eta), free-energy curves and regimes of a sweep")
+    report.add_argument("logdir", help="folder of runs")
+    report.add_argument("--out", help="report folder (default LOGDIR/report)")
+    report.add_argument("--force", action="store_true", help="overwrite an existing report")
+    report.add_argument("--tail", type=float, default=0.15,
+                        help="fraction of logging points averaged per run (default 0.15)")
+    report.add_argument("--eps", type=float, default=0.0, help="bracket slack (default 0)")
+    report.add_argument("--smoothing", type=float, default=0.3,
+                        help="triangular smoothing half-width in ln(lr); 0 = off")
+    report.add_argument("--lr-range", type=float, nargs=2, metavar=("MIN", "MAX"),
+                        help="LRs used for T(eta) instead of the automatic stationary ones")
+    report.add_argument("--no-tensorboard", action="store_true")
+    report.set_defaults(func=cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,248 @@
+"""The report's figures and their TensorBoard copy.
+
+Figures are ``matplotlib.figure.Figure`` objects made without pyplot: no backend is selected,
+no window opens, nothing global changes, and they work on machines without a screen.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from thermo_lightning.functional.temperature import free_energy_curves
+
+__all__ = ["render_report_figures", "save_figures", "write_tensorboard"]
+
+REGIME_COLORS = {"converging": "tab:blue", "stationary": "tab:green", "saturated": "tab:red",
+                 "invalid": "tab:gray"}
+
+
+def _regime_colors(table: pd.DataFrame) -> list[str]:
+    regimes = table["regime"] if "regime" in table else pd.Series(["stationary"] * len(table))
+    return [REGIME_COLORS.get(str(r), "black") for r in regimes]
+
+
+def _legend_regimes(ax: Any, table: pd.DataFrame) -> None:
+    present = set(table["regime"]) if "regime" in table else set()
+    for name, color in REGIME_COLORS.items():
+        if name in present:
+            ax.scatter([], [], color=color, label=name)
+    if present:
+        ax.legend(fontsize=8)
+
+
+def _fig_u_s(table: pd.DataFrame) -> Any:
+    fig = Figure(figsize=(9, 3.5))
+    axes = fig.subplots(1, 2)
+    colors = _regime_colors(table)
+    for ax, col, label in ((axes[0], "U", "U (stationary loss)"), (axes[1], "S", "S (entropy)")):
+        ax.plot(table["lr"], table[col], color="0.7", lw=1)
+        ax.scatter(table["lr"], table[col], c=colors, zorder=3)
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate $\\eta$")
+        ax.set_ylabel(label)
+    _legend_regimes(axes[0], table)
+    fig.suptitle("energy and entropy across the sweep")
+    fig.tight_layout()
+    return fig
+
+
+def _fig_u_vs_s(table: pd.DataFrame, temperature: pd.DataFrame) -> Any:
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
+    ax.scatter(table["S"], table["U"], c=_regime_colors(table), zorder=3)
+    for _, r in table.iterrows():
+        ax.annotate(f"{r['lr']:.2g}", (r["S"], r["U"]), fontsize=6, xytext=(3, 3),
+                    textcoords="offset points")
+    span = float(np.ptp(table["S"])) if len(table) > 1 else 1.0
+    for _, r in temperature[temperature["valid"]].iterrows():
+        s = np.array([r["S"] - 0.15 * span, r["S"] + 0.15 * span])
+        ax.plot(s, r["U"] + r["T"] * (s - r["S"]), color="tab:orange", lw=0.8)
+    ax.set_xlabel("S")
+    ax.set_ylabel("U")
+    ax.set_title("U against S with supporting lines (slope T)")
+    _legend_regimes(ax, table)
+    fig.tight_layout()
+    return fig
+
+
+def _fig_temperature(temperature: pd.DataFrame, power_law: tuple[float, float] | None) -> Any:
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
+    t = temperature
+    lo = t["T_lo"].where(t["T_lo"] > 0)
+    hi = t["T_hi"].where(t["T_hi"] > 0)
+    band = lo.notna() & hi.notna()
+    if band.any():
+        ax.fill_between(t["lr"][band], lo[band], hi[band], color="tab:orange", alpha=0.25,
+                        label="bracket [T_lo, T_hi]")
+    ok = t["valid"]
+    ax.scatter(t["lr"][ok], t["T"][ok], color="tab:orange", zorder=3, label="T (valid)")
+    if (~ok).any():
+        ax.scatter(t["lr"][~ok], t["T"][~ok].fillna(t["T_lo"].abs()), marker="x", color="k",
+                   zorder=3, label="not valid")
+    if power_law is not None:
+        b, a = power_law
+        grid = np.geomspace(t["lr"].min(), t["lr"].max(), 50)
+        ax.plot(grid, b * grid**a, "k--", lw=1, label=f"T = {b:.2g} $\\eta^{{{a:.2f}}}$")
+    ax.set_xscale("log")
+    if (t["T"] > 0).any() or band.any():
+        ax.set_yscale("log")
+    ax.set_xlabel("learning rate $\\eta$")
+    ax.set_ylabel("temperature T")
+    ax.legend(fontsize=8)
+    ax.set_title("temperature of SGD")
+    fig.tight_layout()
+    return fig
+
+
+def _fig_free_energy(temperature: pd.DataFrame) -> Any:
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
+    ok = temperature[temperature["valid"]]
+    if len(ok) >= 1:
+        curves = free_energy_curves(temperature["lr"], temperature["U"], temperature["S"],
+                                    ok["T"])
+        cmap = matplotlib.colormaps["viridis"]
+        for i, (t, f) in enumerate(zip(curves.temperatures, curves.free_energy, strict=True)):
+            color = cmap(i / max(1, len(curves.temperatures) - 1))
+            shifted = f - f.min()
+            ax.plot(curves.lrs, shifted, color=color, lw=1)
+            j = int(curves.argmin[i])
+            ax.scatter([curves.lrs[j]], [shifted[j]], color=color, zorder=3, s=15)
+            if i in (0, len(curves.temperatures) - 1):
+                ax.plot([], [], color=color, label=f"T = {t:.2g}")
+        ax.legend(fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate $\\eta'$")
+    ax.set_ylabel("$F_T(\\eta') - \\min F_T$")
+    ax.set_title("free energy $U - T S$, minima marked")
+    fig.tight_layout()
+    return fig
+
+
+def _fig_local_temperature(local: Mapping[float, tuple[np.ndarray, np.ndarray]]) -> Any:
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
+    plotted = False
+    for lr, (steps, temps) in sorted(local.items()):
+        good = np.isfinite(temps) & (temps > 0)
+        if good.any():
+            ax.plot(steps[good], temps[good], marker=".", label=f"$\\eta$ = {lr:.2g}")
+            plotted = True
+    if plotted:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    ax.set_xlabel("step")
+    ax.set_ylabel("$T(t) = dU/dS$")
+    ax.set_title("temperature along converging runs")
+    if plotted:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no converging runs with a positive dU/dS", ha="center",
+                transform=ax.transAxes)
+    fig.tight_layout()
+    return fig
+
+
+def _fig_snr(table: pd.DataFrame) -> Any:
+    fig = Figure(figsize=(5, 4))
+    ax = fig.subplots()
+    if "snr" in table and table["snr"].notna().any():
+        ax.scatter(table["lr"], table["snr"], c=_regime_colors(table), zorder=3)
+        ax.plot(table["lr"], table["snr"], color="0.7", lw=1)
+    else:
+        ax.text(0.5, 0.5, "no SNR logged", ha="center", transform=ax.transAxes)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate $\\eta$")
+    ax.set_ylabel("gradient SNR")
+    ax.set_title("signal-to-noise ratio of the gradient")
+    _legend_regimes(ax, table)
+    fig.tight_layout()
+    return fig
+
+
+def render_report_figures(
+    table: pd.DataFrame,
+    temperature: pd.DataFrame,
+    power_law: tuple[float, float] | None,
+    local: Mapping[float, tuple[np.ndarray, np.ndarray]],
+) -> dict[str, Any]:
+    """The report's figures by name (figures whose data is missing are left out)."""
+    makers: list[tuple[str, Any]] = []
+    if {"U", "S"} <= set(table.columns) and len(table):
+        makers += [("u_s_vs_lr", lambda: _fig_u_s(table)),
+                   ("u_vs_s", lambda: _fig_u_vs_s(table, temperature))]
+    if len(temperature):
+        makers += [("temperature", lambda: _fig_temperature(temperature, power_law)),
+                   ("free_energy", lambda: _fig_free_energy(temperature))]
+    makers += [("local_temperature", lambda: _fig_local_temperature(local))]
+    if len(table):
+        makers += [("snr", lambda: _fig_snr(table))]
+    return {name: make() for name, make in makers}
+
+
+def save_figures(figures: Mapping[str, Any], out: Path) -> list[Path]:
+    """Save every figure as ``out/<name>.png``."""
+    paths = []
+    for name, figure in figures.items():
+        path = out / f"{name}.png"
+        figure.savefig(path, dpi=110)
+        paths.append(path)
+    return paths
+
+
+def _scalar(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def write_tensorboard(
+    folder: Path,
+    figures: Mapping[str, Any],
+    runs: Sequence[Any],
+    table: pd.DataFrame,
+    temperature: pd.DataFrame,
+    *,
+    force: bool = False,
+) -> None:
+    """The report's figures as TensorBoard images and an hparams table (hyperparameters ->
+    ``U, S, T, snr``) in ``folder``."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    if folder.exists():
+        if not force:
+            raise FileExistsError(f"{folder} exists; pass force=True to overwrite it.")
+        shutil.rmtree(folder)
+    with SummaryWriter(str(folder)) as writer:
+        for name, figure in figures.items():
+            writer.add_figure(f"report/{name}", figure, close=False)
+        t_by_lr = dict(zip(temperature["lr"], temperature["T"], strict=True))
+        for run in runs:
+            row = table[table["run"] == run.name]
+            if row.empty or "U" not in row:
+                continue
+            r = row.iloc[0]
+            hp = {k: v for k, v in run.hparams.items()
+                  if k in ("lr", "model", "width", "seed", "steps", "window", "stride",
+                           "estimator", "batch_size", "data")}
+            hp = {k: (v if isinstance(v, int | float | str | bool) else str(v))
+                  for k, v in hp.items() if v is not None}
+            if "k" in run.hparams:
+                hp["k"] = str(run.hparams["k"])
+            metrics = {f"hparam/{k}": _scalar(r.get(k)) for k in ("U", "S", "snr")}
+            metrics["hparam/T"] = _scalar(t_by_lr.get(r["lr"]))
+            metrics = {k: v for k, v in metrics.items() if v is not None}
+            if metrics:
+                writer.add_hparams(hp, metrics, run_name=run.name)

@@ -1,0 +1,420 @@
+"""Turn a folder of runs (a learning-rate sweep) into the paper's results.
+
+For each run: ``U`` and ``S`` averaged over the last part of the run, a trend test, and its
+regime: ``converging`` (``U`` and ``S`` still falling: over-parameterised nets at low LR),
+``stationary``, or ``saturated`` (``S`` near the level of uniform points on the sphere, the
+maximum-entropy reference computed with the same estimator at the same ``(N, D, k)``, and
+``U`` near the loss of random SI weights when the sweep recorded it). Across
+the stationary runs: ``T(eta)`` with its brackets and convexity check, the power-law fit, and
+the free-energy curves; along converging runs: ``T(t) = dU/dS``.
+
+Runs are read from ``history.csv`` (written by the sweep runner), else from TensorBoard event
+files (only the scalar tags needed; images are never loaded), else from CSV logs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from thermo_lightning.functional.entropy import uniform_sphere_knn_entropy
+from thermo_lightning.functional.temperature import (
+    fit_power_law,
+    infer_temperature,
+    local_temperature,
+)
+
+__all__ = [
+    "REGIMES",
+    "ReportResult",
+    "RunData",
+    "classify_regime",
+    "find_runs",
+    "make_report",
+    "read_run",
+    "summarize_run",
+]
+
+U, S, SNR = "thermo/U", "thermo/S", "thermo/snr"
+NEEDED_TAGS = (U, S, SNR, "thermo/grad_norm", "thermo/stoch_grad_norm", "thermo/T_local",
+               "thermo/ess", "thermo/window_fill", "train/acc")
+REGIMES = ("converging", "stationary", "saturated")
+OUTPUTS = ("temperature.csv", "runs.csv")
+
+
+@dataclass
+class RunData:
+    """One run read back: its name, folder, hyperparameters and history (a ``step`` column
+    and one column per metric); ``problems`` lists what is missing."""
+
+    name: str
+    path: Path
+    hparams: dict[str, Any]
+    history: pd.DataFrame
+    info: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def lr(self) -> float | None:
+        lr = self.hparams.get("lr")
+        return float(lr) if lr is not None else None
+
+
+# ------------------------------------------------------------------------------ reading
+def find_runs(logdir: str | Path) -> list[Path]:
+    """Run folders under ``logdir``: folders holding ``run.json``, ``history.csv``, a
+    TensorBoard event file or a ``metrics.csv`` (the outermost such folder per run)."""
+    root = Path(logdir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root} is not a folder of runs.")
+    marks = {"run.json", "history.csv", "metrics.csv"}
+    found: set[Path] = set()
+    for path in root.rglob("*"):
+        if path.is_file() and (path.name in marks or path.name.startswith("events.out.tfevents")):
+            run = path.parent
+            while (run.name in ("tensorboard", "csv") or re.fullmatch(r"version_\d+", run.name)) \
+                    and run != root:
+                run = run.parent
+            found.add(run)
+    # keep the outermost folder of nested candidates
+    runs = sorted(p for p in found if not any(q != p and q in p.parents for q in found))
+    return runs
+
+
+def _read_tensorboard(folder: Path, tags: Sequence[str]) -> pd.DataFrame:
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.util import tensor_util
+
+    wanted = set(tags)
+    rows: dict[int, dict[str, float]] = {}
+    for events in sorted(folder.rglob("events.out.tfevents*")):
+        for event in EventFileLoader(str(events)).Load():
+            if not event.HasField("summary"):
+                continue
+            for value in event.summary.value:
+                if value.tag not in wanted:
+                    continue  # images, histograms and other tags are skipped unparsed
+                if value.HasField("simple_value"):
+                    v = float(value.simple_value)
+                elif value.HasField("tensor"):
+                    v = float(tensor_util.make_ndarray(value.tensor).reshape(-1)[0])
+                else:
+                    continue
+                rows.setdefault(int(event.step), {})[value.tag] = v
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame.from_dict(rows, orient="index").sort_index()
+    df.insert(0, "step", df.index.astype(float))
+    return df.reset_index(drop=True)
+
+
+def _read_csv_logs(folder: Path) -> pd.DataFrame:
+    frames = [pd.read_csv(p) for p in sorted(folder.rglob("metrics.csv"))]
+    if not frames:
+        return pd.DataFrame()
+    df = pd.concat(frames, ignore_index=True)
+    if "step" not in df.columns:
+        return pd.DataFrame()
+    return df.groupby("step", as_index=False).first().sort_values("step")
+
+
+def _lr_from_name(name: str) -> float | None:
+    m = re.search(r"lr[=_]?([0-9.]+(?:e[-+]?[0-9]+)?)", name)
+    return float(m.group(1)) if m else None
+
+
+def read_run(folder: str | Path, tags: Sequence[str] = NEEDED_TAGS) -> RunData:
+    """Read one run: ``run.json`` for its hyperparameters (else Lightning's ``hparams.yaml``,
+    else an ``lr=...`` folder name), and its history from ``history.csv``, TensorBoard or CSV
+    logs."""
+    folder = Path(folder)
+    info: dict[str, Any] = {}
+    hparams: dict[str, Any] = {}
+    if (folder / "run.json").exists():
+        info = json.loads((folder / "run.json").read_text())
+        hparams = dict(info.get("hparams", {}))
+    else:
+        for hp in folder.rglob("hparams.yaml"):
+            import yaml
+
+            hparams.update(yaml.safe_load(hp.read_text()) or {})
+    if "lr" not in hparams and (lr := _lr_from_name(folder.name)) is not None:
+        hparams["lr"] = lr
+    problems = []
+    if (folder / "history.csv").exists():
+        history = pd.read_csv(folder / "history.csv")
+    else:
+        history = _read_tensorboard(folder, tags)
+        if history.empty:
+            history = _read_csv_logs(folder)
+    if history.empty:
+        problems.append("no thermo metrics found (no history.csv, TensorBoard or CSV log)")
+    else:
+        missing = [t for t in (U, S) if t not in history.columns]
+        empty = [t for t in (U, S) if t in history.columns and history[t].isna().all()]
+        if missing:
+            problems.append(f"missing tags {missing}")
+        if empty:
+            problems.append(f"tags {empty} are all NaN")
+    if "lr" not in hparams:
+        problems.append("no learning rate (run.json, hparams.yaml or an lr=... folder name)")
+    if info.get("status") not in (None, "done"):
+        problems.append(f"status {info.get('status')!r} (interrupted or failed)")
+    return RunData(folder.name, folder, hparams, history, info, problems)
+
+
+# ------------------------------------------------------------------------------ per run
+def _trend(steps: np.ndarray, values: np.ndarray) -> tuple[float, float]:
+    """Slope of ``values`` against ``ln(step)`` and its t-statistic."""
+    x = np.log(np.maximum(steps, 1.0))
+    if len(x) < 3 or np.ptp(x) == 0:
+        return 0.0, 0.0
+    a, b = np.polyfit(x, values, 1)
+    resid = values - (a * x + b)
+    se = math.sqrt(max(resid.var(ddof=2), 0.0) / max(((x - x.mean()) ** 2).sum(), 1e-300))
+    scale = max(float(np.abs(values).max()), 1e-300)
+    if se <= 1e-12 * scale:  # an exact line: no noise to compare the slope with
+        return float(a), 0.0 if abs(a) <= 1e-12 * scale else math.copysign(math.inf, a)
+    return float(a), float(a / se)
+
+
+# two-sided 1% critical values of Student's t by degrees of freedom (1..20); 2.85 beyond
+_T_CRIT_01 = (63.66, 9.925, 5.841, 4.604, 4.032, 3.707, 3.499, 3.355, 3.250, 3.169, 3.106,
+              3.055, 3.012, 2.977, 2.947, 2.921, 2.898, 2.878, 2.861, 2.845)
+
+
+def _t_critical(points: int) -> float:
+    dof = points - 2
+    if dof < 1:
+        return math.inf
+    return _T_CRIT_01[dof - 1] if dof <= len(_T_CRIT_01) else 2.85
+
+
+def classify_regime(
+    u_slope_t: float,
+    s_slope_t: float,
+    s_mean: float,
+    s_uniform: float | None,
+    dim: int | None,
+    *,
+    u_mean: float | None = None,
+    u_random: float | None = None,
+    points: int = 100,
+    saturation_tol: float = 0.1,
+) -> str:
+    """The regime of one run from its tail.
+
+    - ``saturated``: ``S`` within ``saturation_tol * dim`` of the uniform-sphere reference
+      (the mean k-NN distance within about ``saturation_tol`` of the uniform one) and, when the
+      loss of random SI weights ``u_random`` is known, ``U >= 0.9 u_random``;
+    - ``converging``: ``U`` and ``S`` both fall against ``ln(step)``, each with a t-statistic
+      beyond the two-sided 1% critical value for ``points`` points;
+    - ``stationary``: otherwise.
+    """
+    if s_uniform is not None and dim and s_mean >= s_uniform - saturation_tol * dim and (
+        u_random is None or u_mean is None or u_mean >= 0.9 * u_random
+    ):
+        return "saturated"
+    t_crit = _t_critical(points)
+    if u_slope_t < -t_crit and s_slope_t < -t_crit:
+        return "converging"
+    return "stationary"
+
+
+def summarize_run(run: RunData, tail: float = 0.15, min_points: int = 5) -> dict[str, Any]:
+    """``U``, ``S`` (and SNR, gradient norms, accuracy) averaged over the last ``tail`` of the
+    logging points that have an entropy; trend statistics over the same points."""
+    h = run.history
+    row: dict[str, Any] = {"run": run.name, "lr": run.lr}
+    if h.empty or U not in h or S not in h:
+        return row
+    good = h.dropna(subset=[U, S])
+    if len(good) < min_points:
+        row["problem"] = f"only {len(good)} logging points with U and S"
+        return row
+    n_tail = max(min_points, round(tail * len(good)))
+    part = good.iloc[-n_tail:]
+    steps = part["step"].to_numpy(float)
+    row.update(U=part[U].mean(), S=part[S].mean(), U_std=part[U].std(ddof=1),
+               S_std=part[S].std(ddof=1), tail_points=n_tail, first_tail_step=steps[0],
+               last_step=float(h["step"].max()))
+    for key, name in ((SNR, "snr"), ("thermo/grad_norm", "grad_norm"),
+                      ("thermo/stoch_grad_norm", "stoch_grad_norm"), ("thermo/ess", "ess"),
+                      ("train/acc", "train_acc")):
+        if key in h and h[key].notna().any():
+            col = h[key].dropna()
+            row[name] = float(col.iloc[-n_tail:].mean())
+    (row["U_slope"], row["U_slope_t"]) = _trend(steps, part[U].to_numpy(float))
+    (row["S_slope"], row["S_slope_t"]) = _trend(steps, part[S].to_numpy(float))
+    if run.info.get("train_acc") is not None:
+        row["train_acc"] = run.info["train_acc"]
+    if run.info.get("random_loss") is not None:
+        row["U_random"] = run.info["random_loss"]
+    return row
+
+
+# ------------------------------------------------------------------------------ report
+@dataclass
+class ReportResult:
+    """What :func:`make_report` produced: the tables, the fit, the figure paths and a
+    message per problem."""
+
+    runs: pd.DataFrame
+    temperature: pd.DataFrame
+    power_law: tuple[float, float] | None
+    figures: list[Path]
+    messages: list[str]
+
+
+def _uniform_reference(runs: Iterable[RunData], estimator_default: str = "knn_graph"
+                       ) -> tuple[float | None, int | None]:
+    for run in runs:
+        hp, info = run.hparams, run.info
+        n_feat, dim = info.get("num_parameters"), info.get("entropy_dim")
+        window, ks = hp.get("window"), hp.get("k")
+        if n_feat and dim and window and ks:
+            k0 = ks[0] if isinstance(ks, list) else int(ks)
+            if int(window) <= k0:
+                return None, None
+            s_uni = uniform_sphere_knn_entropy(int(window), int(n_feat), k0,
+                                               estimator=hp.get("estimator", estimator_default),
+                                               dim=int(dim))
+            return float(s_uni), int(dim)
+    return None, None
+
+
+def make_report(
+    logdir: str | Path,
+    out: str | Path,
+    *,
+    tail: float = 0.15,
+    eps: float = 0.0,
+    smoothing: float | None = 0.3,
+    lr_range: tuple[float, float] | None = None,
+    force: bool = False,
+    tensorboard: bool = True,
+) -> ReportResult:
+    """Read the runs under ``logdir`` and write the report into ``out``.
+
+    Writes ``temperature.csv`` (``lr, U, S, T, T_lo, T_hi, valid, regime`` and more; the
+    power law ``T = b lr^a`` is fitted to the valid rows with both bounds),
+    ``runs.csv`` (one row per run), PNG figures and, with ``tensorboard``, a TensorBoard folder
+    ``out/tensorboard`` with the same figures and an hparams table.
+
+    Args:
+        tail: fraction of the logging points (with an entropy) averaged per run.
+        eps, smoothing: passed to :func:`~thermo_lightning.functional.infer_temperature`.
+        lr_range: use the runs with ``lr`` in this closed range for ``T(eta)`` instead of the
+            automatically chosen stationary ones.
+        force: overwrite existing report files in ``out``.
+
+    Raises:
+        FileNotFoundError: ``logdir`` is missing or holds no runs.
+        FileExistsError: ``out`` already holds a report and ``force`` is false.
+    """
+    from thermo_lightning import figures as fig
+
+    out = Path(out)
+    existing = [name for name in OUTPUTS if (out / name).exists()]
+    if existing and not force:
+        raise FileExistsError(
+            f"{out} already holds a report ({', '.join(existing)}); pass force=True (--force) "
+            "to overwrite it or choose another --out."
+        )
+    folders = find_runs(logdir)
+    if not folders:
+        raise FileNotFoundError(f"no runs found under {logdir} (no run.json, history.csv, "
+                                "TensorBoard events or metrics.csv).")
+    messages: list[str] = []
+    runs: list[RunData] = []
+    for folder in folders:
+        try:
+            run = read_run(folder)
+        except Exception as err:  # an unreadable run must not stop the report
+            messages.append(f"{folder.name}: unreadable ({type(err).__name__}: {err})")
+            continue
+        for problem in run.problems:
+            messages.append(f"{run.name}: {problem}")
+        runs.append(run)
+    usable = [r for r in runs if r.lr is not None and not r.history.empty]
+    s_uniform, dim = _uniform_reference(usable)
+    rows = []
+    for run in usable:
+        row = summarize_run(run, tail=tail)
+        if "problem" in row:
+            messages.append(f"{run.name}: {row['problem']}")
+        if "U" in row:
+            if not (math.isfinite(row["U"]) and math.isfinite(row["S"])):
+                messages.append(f"{run.name}: U or S is NaN/Inf; left out of T(eta)")
+                row["regime"] = "invalid"
+            else:
+                row["regime"] = classify_regime(
+                    row["U_slope_t"], row["S_slope_t"], row["S"], s_uniform, dim,
+                    u_mean=row["U"], u_random=run.info.get("random_loss"),
+                    points=row["tail_points"])
+        row["path"] = str(run.path)
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    if not table.empty:
+        table = table.sort_values("lr").reset_index(drop=True)
+    if s_uniform is not None:
+        table["S_uniform"] = s_uniform
+
+    # T(eta) on the stationary runs (or the given LR range)
+    temperature = pd.DataFrame(columns=["lr", "U", "S", "T", "T_lo", "T_hi", "valid", "regime"])
+    power_law = None
+    measured = table.dropna(subset=["U", "S"]) if {"U", "S"} <= set(table.columns) else table
+    if "regime" in measured:
+        measured = measured[measured["regime"] != "invalid"]
+    if lr_range is not None:
+        chosen = measured[(measured["lr"] >= lr_range[0]) & (measured["lr"] <= lr_range[1])]
+    else:
+        chosen = measured[measured.get("regime", pd.Series(dtype=str)) == "stationary"]
+    if len(chosen) >= 3:
+        temperature = infer_temperature(chosen["lr"], chosen["U"], chosen["S"], eps=eps,
+                                        smoothing=smoothing)
+        temperature["regime"] = chosen["regime"].to_numpy()
+        # the end rows have a one-sided bracket (a chord slope, biased): left out of the fit
+        ok = temperature[temperature["valid"] & temperature["T_lo"].notna()
+                         & temperature["T_hi"].notna()]
+        try:
+            power_law = fit_power_law(ok["lr"], ok["T"])
+        except ValueError as err:
+            messages.append(f"power law: {err}")
+        bad = temperature[~temperature["valid"]]
+        for _, r in bad.iterrows():
+            messages.append(f"lr={r['lr']:.3g}: T not valid ({r['reason']})")
+    else:
+        messages.append(
+            f"T(eta) needs at least 3 stationary learning rates, found {len(chosen)}; "
+            "runs.csv and the per-run figures are still written"
+            + ("" if lr_range else " (choose runs with --lr-range)")
+        )
+
+    # local temperature along converging runs
+    local = {}
+    for run in usable:
+        conv = table[(table["run"] == run.name)]
+        if len(conv) and conv["regime"].iloc[0] == "converging":
+            h = run.history.dropna(subset=[U, S])
+            local[run.lr] = (h["step"].to_numpy(float),
+                             local_temperature(h[U].to_numpy(float), h[S].to_numpy(float)))
+
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "runs.csv", index=False)
+    temperature.to_csv(out / "temperature.csv", index=False)
+    rendered = fig.render_report_figures(table, temperature, power_law, local)
+    figures = fig.save_figures(rendered, out)
+    if tensorboard:
+        fig.write_tensorboard(out / "tensorboard", rendered, usable, table, temperature,
+                              force=force)
+    (out / "messages.txt").write_text("\n".join(messages) + ("\n" if messages else ""))
+    return ReportResult(table, temperature, power_law, figures, messages)
