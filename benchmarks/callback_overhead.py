@@ -4,7 +4,8 @@ Side by side in one run, on ScaleInvariantConvNet(width) trained on digits (batc
 
 1. per-step cost of the strategy's projection and the callback's snapshot and bookkeeping,
    timed inside the same training run (timers around the hooks) and divided by the rest of
-   the step: side by side in one run, robust to the machine's drift; plus, for reference,
+   the step; and a paired comparison in one run (blocks of 20 steps alternately with and
+   without projection + snapshots, median step times); plus, for reference,
    whole runs of plain / sphere / sphere+snapshots interleaved (medians over repeats; on a
    noisy machine these scatter by +-20%);
 2. the cost of one logging point with a full window: entropy (k-NN graph, k = 50, plus the
@@ -58,7 +59,8 @@ def _fit(config: str, steps: int, width: int, window: int, thermo: ThermoCallbac
     if config != "plain":
         strategy = SphereProjectionStrategy(verify=False)
     if config == "sphere+snapshots":
-        thermo = thermo or ThermoCallback(window=window, schedule=lambda s: False, snr=None)
+        thermo = thermo or ThermoCallback(window=window, k=min(50, window - 1),
+                                          schedule=lambda s: False, snr=None)
     if thermo is not None:
         callbacks.append(thermo)
     trainer = pl.Trainer(
@@ -94,7 +96,8 @@ def _hook_costs(steps: int, width: int, window: int) -> dict[str, float]:
     torch.manual_seed(0)
     model = ClassificationTask(ScaleInvariantConvNet(width, in_channels=1), lr=0.05)
     strategy = SphereProjectionStrategy(verify=False)
-    thermo = ThermoCallback(window=window, schedule=lambda s: False, snr=None)
+    thermo = ThermoCallback(window=window, k=min(50, window - 1), schedule=lambda s: False,
+                            snr=None)
     clock = _Clock()
     timers = [_Timed(strategy.projector, "project"), _Timed(thermo, "_on_step"),
               _Timed(thermo, "on_train_batch_end")]
@@ -108,6 +111,48 @@ def _hook_costs(steps: int, width: int, window: int) -> dict[str, float]:
     total = clock.seconds / steps
     return {"projection": projection, "snapshot": snapshot, "bookkeeping": bookkeeping,
             "rest_of_step": total - projection - snapshot - bookkeeping}
+
+
+class _Toggle(pl.Callback):
+    """Alternates blocks of steps with the projection and snapshots switched on and off within
+    one run, and records each step's wall time: a paired, side-by-side comparison that also
+    catches indirect costs (caches) and is immune to the machine's drift."""
+
+    def __init__(self, projector, thermo: ThermoCallback, block: int) -> None:
+        self.block = block
+        self.on: list[float] = []
+        self.off: list[float] = []
+        self.enabled = True
+        self._last: float | None = None
+        project, on_step, batch_end = projector.project, thermo._on_step, thermo.on_train_batch_end
+        projector.project = lambda *a, **k: project(*a, **k) if self.enabled else None
+        thermo._on_step = lambda *a, **k: on_step(*a, **k) if self.enabled else None
+        thermo.on_train_batch_end = (
+            lambda *a, **k: batch_end(*a, **k) if self.enabled else None)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        now = time.perf_counter()
+        if self._last is not None and batch_idx % self.block != 0:  # skip block boundaries
+            (self.on if self.enabled else self.off).append(now - self._last)
+        self.enabled = (batch_idx // self.block) % 2 == 0
+        self._last = now
+
+
+def _paired(steps: int, width: int, window: int, block: int = 20) -> tuple[float, float]:
+    """Median step time with and without projection + snapshots, alternating in one run."""
+    torch.manual_seed(0)
+    model = ClassificationTask(ScaleInvariantConvNet(width, in_channels=1), lr=0.05)
+    strategy = SphereProjectionStrategy(verify=False)
+    thermo = ThermoCallback(window=window, k=min(50, window - 1), schedule=lambda s: False,
+                            snr=None)
+    toggle = _Toggle(strategy.projector, thermo, block)
+    trainer = pl.Trainer(
+        accelerator="cpu", strategy=strategy, max_steps=steps, callbacks=[toggle, thermo],
+        logger=False, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False,
+    )
+    trainer.fit(model, DigitsDataModule(batch_size=128))
+    return statistics.median(toggle.on), statistics.median(toggle.off)
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
@@ -135,6 +180,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     hooks = cost["projection"] + cost["snapshot"] + cost["bookkeeping"]
     rows.append({"measure": "in-run: strategy + snapshot per step (overhead)",
                  "median_ms": hooks * 1e3, "ratio_to_plain": 1 + hooks / cost["rest_of_step"]})
+    on, off = _paired(max(args.steps, 200), args.width, args.window)
+    rows.append({"measure": "paired in one run: step without projection/snapshots",
+                 "median_ms": off * 1e3, "ratio_to_plain": 1.0})
+    rows.append({"measure": "paired in one run: step with projection + snapshots",
+                 "median_ms": on * 1e3, "ratio_to_plain": on / off})
 
     configs = ["plain", "sphere", "sphere+snapshots"]
     times: dict[str, list[float]] = {c: [] for c in configs}

@@ -12,9 +12,18 @@ from tests.helpers.scripts import load_script
     [
         ("kl_gaussian_accuracy", ["--seeds", "2", "--n", "200", "--dims", "1", "3"]),
         ("known_temperature_accuracy", ["--seeds", "1", "--chains", "20", "--samples", "3"]),
+        ("callback_overhead", ["--steps", "30", "--repeats", "1", "--window", "20", "--k", "5",
+                               "--snr-batches", "2"]),
+        ("entropy_speed", ["--sizes", "100x500", "--repeats", "1"]),
+        ("snr_cost", ["--train-steps", "5", "--paper-batches", "6", "--k", "4", "--repeats",
+                      "2", "--width", "2"]),
+        ("window_memory", ["--d", "500", "--n", "30", "--seeds", "1", "--sketch-dims", "16"]),
+        ("scaling", ["--n", "40", "80", "--d", "300", "600", "--repeats", "1"]),
     ],
 )
-def test_benchmark_runs(name: str, argv: list[str], capsys) -> None:
-    table = load_script("benchmarks", name).main(argv)
-    assert len(table) > 0
+def test_benchmark_runs(name: str, argv: list[str], capsys, tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)  # figures land here
+    result = load_script("benchmarks", name).main(argv)
+    tables = result if isinstance(result, tuple) else (result,)
+    assert all(len(t) > 0 for t in tables)
     assert capsys.readouterr().out.strip()

@@ -17,3 +17,11 @@ def test_python_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.Monke
     namespace: dict = {}
     for i, code in enumerate(BLOCK.findall(page.read_text())):
         exec(compile(code, f"{page.name}[block {i}]", "exec"), namespace)
+
+
+def test_api_reference_is_up_to_date() -> None:
+    from tests.helpers.scripts import load_script
+
+    page = Path(__file__).resolve().parents[1] / "docs" / "api.md"
+    render = load_script("docs", "gen_api").render
+    assert page.read_text() == render(), "run: python docs/gen_api.py > docs/api.md"

@@ -167,6 +167,11 @@ class ThermoCallback(pl.Callback):
                          for v in ks):
             raise ValueError(f"`k` must be a positive int or a sequence of them, got {k!r}.")
         self.ks = tuple(int(v) for v in ks)
+        # configuration systems (YAML, jsonargparse) may hand numbers over as strings
+        if isinstance(stride, str) and stride.isdigit():
+            stride = int(stride)
+        if isinstance(schedule, str) and schedule.isdigit():
+            schedule = int(schedule)
         if self.window <= max(self.ks):
             raise ValueError(
                 f"`window` ({self.window}) must be larger than the largest `k` "

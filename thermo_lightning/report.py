@@ -208,7 +208,7 @@ def classify_regime(
     u_mean: float | None = None,
     u_random: float | None = None,
     points: int = 100,
-    saturation_tol: float = 0.1,
+    saturation_tol: float = 0.15,
 ) -> str:
     """The regime of one run from its tail.
 
@@ -360,6 +360,8 @@ def make_report(
                     row["U_slope_t"], row["S_slope_t"], row["S"], s_uniform, dim,
                     u_mean=row["U"], u_random=run.info.get("random_loss"),
                     points=row["tail_points"])
+        else:  # too few logged points to measure the tail
+            row["regime"] = "unmeasured"
         row["path"] = str(run.path)
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -376,8 +378,10 @@ def make_report(
         measured = measured[measured["regime"] != "invalid"]
     if lr_range is not None:
         chosen = measured[(measured["lr"] >= lr_range[0]) & (measured["lr"] <= lr_range[1])]
-    else:
-        chosen = measured[measured.get("regime", pd.Series(dtype=str)) == "stationary"]
+    elif "regime" in measured:
+        chosen = measured[measured["regime"] == "stationary"]
+    else:  # no run had enough tail points to be classified
+        chosen = measured.iloc[0:0]
     if len(chosen) >= 3:
         temperature = infer_temperature(chosen["lr"], chosen["U"], chosen["S"], eps=eps,
                                         smoothing=smoothing)

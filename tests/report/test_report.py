@@ -91,8 +91,8 @@ def test_classify_regime_rules() -> None:
     assert classify_regime(-5, -5, 0.0, None, None) == "converging"
     assert classify_regime(-5, -5, 0.0, None, None, points=5) == "stationary"  # t_crit 5.84
     assert classify_regime(-5, 1, 0.0, None, None) == "stationary"
-    assert classify_regime(0, 0, 95.0, 100.0, 100) == "saturated"  # within 0.1 * dim
-    assert classify_regime(0, 0, 85.0, 100.0, 100) == "stationary"
+    assert classify_regime(0, 0, 90.0, 100.0, 100) == "saturated"  # within 0.15 * dim
+    assert classify_regime(0, 0, 80.0, 100.0, 100) == "stationary"
     assert classify_regime(0, 0, 95.0, 100.0, 100, u_mean=1.0, u_random=2.3) == "stationary"
     assert classify_regime(0, 0, 95.0, 100.0, 100, u_mean=2.2, u_random=2.3) == "saturated"
 

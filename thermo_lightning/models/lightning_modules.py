@@ -3,7 +3,6 @@ sphere problems of METHOD.md section 6."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import lightning.pytorch as pl
@@ -13,6 +12,7 @@ from torch import Tensor, nn
 
 from thermo_lightning.data.sampling import TensorBatchLoader, _mix, _ResumableIndex
 from thermo_lightning.models.langevin import LangevinSphere
+from thermo_lightning.models.toy import toy_objects
 
 __all__ = [
     "ClassificationTask",
@@ -80,25 +80,6 @@ class ClassificationTask(pl.LightningModule):
         params = [p for p in self.parameters() if p.requires_grad]
         return torch.optim.SGD(params, lr=self.lr, momentum=self.momentum,
                                weight_decay=self.weight_decay)
-
-
-def toy_objects(kind: str) -> Tensor:
-    """The unit vectors ``a_i`` of the toy problems (float64).
-
-    ``"op"`` (over-parameterised, shared zero at ``+-(0, 0, 1)``): ``(sqrt3/2, 1/2, 0)``,
-    ``(sqrt3/2, -1/2, 0)``. ``"up"`` (under-parameterised, minimum ``0.04/1.04`` at
-    ``+-(0, 0, 1)``): directions ``(1, 0, 0.2)``, ``(-1/2, sqrt3/2, 0.2)``,
-    ``(-1/2, -sqrt3/2, 0.2)``, normalised.
-    """
-    s3 = math.sqrt(3.0)
-    if kind == "op":
-        a = torch.tensor([[s3 / 2, 0.5, 0.0], [s3 / 2, -0.5, 0.0]], dtype=torch.float64)
-    elif kind == "up":
-        a = torch.tensor([[1.0, 0.0, 0.2], [-0.5, s3 / 2, 0.2], [-0.5, -s3 / 2, 0.2]],
-                         dtype=torch.float64)
-    else:
-        raise ValueError(f"`kind` must be 'op' or 'up', got {kind!r}.")
-    return a / a.norm(dim=1, keepdim=True)
 
 
 class ToySphereModule(pl.LightningModule):

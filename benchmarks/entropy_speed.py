@@ -1,0 +1,125 @@
+"""Entropy of a window: our backends against the reference code's way and scipy's cKDTree.
+
+For each window size ``(N, D)`` a trajectory-like window is built in float32 (unit-norm
+iterates about 1e-4 apart, as SGD on the sphere produces) and its k-NN graph entropy
+(``k = 50``, ``dim = D - 1``) is computed by
+
+- ``torch``: this package's exact chunked GEMM on the centred window, float32 (CPU here);
+- ``faiss``: this package's FAISS backend (float32, centred);
+- ``reference``: what the authors' code does: the float32 window copied to float64,
+  ``torch.cdist`` on the CPU, then a sort of every row;
+- ``ckdtree``: scipy's cKDTree (exact; hopeless in high dimension, so only for small D).
+
+Each method runs in a fresh subprocess (so its peak memory can be read), ``--repeats`` times;
+the table gives the median time, the ratio to the reference, the peak RSS growth and the
+relative difference of S from the reference.
+
+Usage::
+
+    python benchmarks/entropy_speed.py                        # N=1000, D=1e4 and 1e5
+    python benchmarks/entropy_speed.py --sizes 1000x10000 1000x100000 4000x100000 1000x1000000
+    python benchmarks/entropy_speed.py --sizes 200x2000 --repeats 1        # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import textwrap
+
+import pandas as pd
+
+_WORKER = textwrap.dedent(
+    """
+    import json, resource, sys, time
+    import numpy as np, torch
+    method, n, d, k, repeats, seed = sys.argv[1], *map(int, sys.argv[2:7])
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(d, generator=g)
+    x = x / x.norm()
+    steps = 1e-4 * torch.randn(n, d, generator=g) / d**0.5
+    w = x + steps.cumsum(0)
+    del steps
+    w = (w / w.norm(dim=1, keepdim=True)).float().contiguous()
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        if method in ("torch", "faiss"):
+            from thermo_lightning.functional import knn_entropy
+            s = knn_entropy(w, k=k, dim=d - 1, backend=method)
+        elif method == "reference":
+            x64 = w.double()
+            dist = torch.cdist(x64, x64)
+            dist.fill_diagonal_(float("inf"))
+            r = dist.sort(dim=1).values[:, :k]
+            s = (d - 1) * float(np.log(r.sum().item() / n)) + float(np.log(n))
+            del x64, dist
+        elif method == "ckdtree":
+            from scipy.spatial import cKDTree
+            pts = w.double().numpy()
+            r, _ = cKDTree(pts).query(pts, k=k + 1)
+            s = (d - 1) * float(np.log(r[:, 1:].sum() / n)) + float(np.log(n))
+        times.append(time.perf_counter() - t0)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"times": times, "S": s, "extra_bytes": peak - base,
+                      "threads": torch.get_num_threads()}))
+    """
+)
+
+
+def _run(method: str, n: int, d: int, k: int, repeats: int, timeout: float) -> dict:
+    cmd = [sys.executable, "-c", _WORKER, method, str(n), str(d), str(k), str(repeats), "0"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"error": f"over {timeout:.0f} s"}
+    if out.returncode != 0:
+        return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1][:80]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", nargs="+", default=["1000x10000", "1000x100000"],
+                   help="NxD window sizes")
+    p.add_argument("--k", type=int, default=50)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--methods", nargs="+", default=["torch", "faiss", "reference", "ckdtree"])
+    p.add_argument("--ckdtree-max-d", type=int, default=10_000)
+    p.add_argument("--timeout", type=float, default=1800)
+    args = p.parse_args(argv)
+    rows = []
+    for size in args.sizes:
+        n, d = (int(float(v)) for v in size.lower().split("x"))
+        results = {}
+        for method in args.methods:
+            if method == "ckdtree" and d > args.ckdtree_max_d:
+                results[method] = {"error": f"skipped (D > {args.ckdtree_max_d})"}
+                continue
+            results[method] = _run(method, n, d, min(args.k, n - 1), args.repeats, args.timeout)
+        ref = results.get("reference", {})
+        ref_t = statistics.median(ref["times"]) if "times" in ref else None
+        for method, res in results.items():
+            row = {"N": n, "D": d, "method": method}
+            if "error" in res:
+                row["note"] = res["error"]
+            else:
+                t = statistics.median(res["times"])
+                row.update(median_s=t, extra_MB=res["extra_bytes"] / 2**20, S=res["S"])
+                if ref_t is not None:
+                    row["speedup_vs_reference"] = ref_t / t
+                    row["rel_diff_S"] = abs(res["S"] - ref["S"]) / abs(ref["S"])
+            rows.append(row)
+    table = pd.DataFrame(rows)
+    print(f"k-NN graph entropy, k={args.k}, float32 trajectory-like windows, median of "
+          f"{args.repeats}")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return table
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Generate docs/api.md from the docstrings of the public API.
+
+Usage::
+
+    python docs/gen_api.py > docs/api.md     # a test checks the file is up to date
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import sys
+
+SECTIONS = [
+    ("thermo_lightning", ["SphereProjectionStrategy", "DDPSphereProjectionStrategy",
+                          "ThermoCallback", "find_scale_invariant_parameters",
+                          "verify_scale_invariance", "ScaleInvarianceError"]),
+    ("thermo_lightning.functional", None),
+    ("thermo_lightning.knn", ["knn_distances", "TorchKnn", "FaissKnn", "KnnBackend",
+                              "pairwise_sq_distances", "knn_from_sq_distances"]),
+    ("thermo_lightning.buffer", ["TrajectoryBuffer", "WindowMemoryError"]),
+    ("thermo_lightning.schedules", ["LogSpacedSchedule", "EveryNSteps"]),
+    ("thermo_lightning.models", None),
+    ("thermo_lightning.data", None),
+    ("thermo_lightning.sweep", ["SweepConfig", "run_sweep", "run_one", "lr_grid"]),
+    ("thermo_lightning.report", ["make_report", "read_run", "summarize_run",
+                                 "classify_regime", "find_runs"]),
+    ("thermo_lightning.paper", ["PAPER_SETUPS", "paper_lr_grid"]),
+]
+
+
+def _first_paragraph(obj: object) -> str:
+    doc = inspect.getdoc(obj) or ""
+    return doc.split("\n\n")[0].replace("\n", " ").strip()
+
+
+def _signature(obj: object) -> str:
+    try:
+        return str(inspect.signature(obj))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return ""
+
+
+def render() -> str:
+    lines = ["# API reference", "",
+             "Generated from the docstrings by `python docs/gen_api.py > docs/api.md`; the full",
+             "docstrings (formulas, arguments, shapes, examples) are in the source and in",
+             "`help(...)`.", ""]
+    for module_name, names in SECTIONS:
+        module = importlib.import_module(module_name)
+        names = names or list(module.__all__)
+        lines += [f"## `{module_name}`", ""]
+        summary = _first_paragraph(module)
+        if summary:
+            lines += [summary, ""]
+        for name in names:
+            obj = getattr(module, name)
+            if inspect.isclass(obj) or inspect.isfunction(obj):
+                kind = "class" if inspect.isclass(obj) else "def"
+                lines.append(f"- **`{name}`**`{_signature(obj)}` ({kind})")
+            else:
+                lines.append(f"- **`{name}`**")
+            is_def = inspect.isclass(obj) or inspect.isfunction(obj)
+            text = _first_paragraph(obj) if is_def else ""
+            if text:
+                lines.append(f"  {text}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())
