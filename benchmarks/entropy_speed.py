@@ -10,9 +10,10 @@ iterates about 1e-4 apart, as SGD on the sphere produces) and its k-NN graph ent
   ``torch.cdist`` on the CPU, then a sort of every row;
 - ``ckdtree``: scipy's cKDTree (exact; hopeless in high dimension, so only for small D).
 
-Each method runs in a fresh subprocess (so its peak memory can be read), ``--repeats`` times;
-the table gives the median time, the ratio to the reference, the peak RSS growth and the
-relative difference of S from the reference.
+Each measurement runs in a fresh subprocess (so its peak memory can be read), the
+``--repeats`` rounds interleaved across the methods; the table gives the median time, the
+ratio to the reference, the peak RSS growth and the relative difference of S from the
+reference.
 
 Usage::
 
@@ -40,29 +41,35 @@ _WORKER = textwrap.dedent(
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(d, generator=g)
     x = x / x.norm()
-    steps = 1e-4 * torch.randn(n, d, generator=g) / d**0.5
-    w = x + steps.cumsum(0)
-    del steps
-    w = (w / w.norm(dim=1, keepdim=True)).float().contiguous()
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
+    w = torch.empty(n, d)  # built row by row: the peak before timing is the window itself
+    for i in range(n):
+        x.add_(torch.randn(d, generator=g), alpha=1e-4 / d**0.5)
+        w[i] = x / x.norm()
+    from scipy.spatial import cKDTree
+    from thermo_lightning.functional import knn_entropy
+
+    def entropy(w, k):
+        n, d = w.shape
         if method in ("torch", "faiss"):
-            from thermo_lightning.functional import knn_entropy
-            s = knn_entropy(w, k=k, dim=d - 1, backend=method)
-        elif method == "reference":
+            return knn_entropy(w, k=k, dim=d - 1, backend=method)
+        if method == "reference":
             x64 = w.double()
             dist = torch.cdist(x64, x64)
             dist.fill_diagonal_(float("inf"))
             r = dist.sort(dim=1).values[:, :k]
-            s = (d - 1) * float(np.log(r.sum().item() / n)) + float(np.log(n))
-            del x64, dist
-        elif method == "ckdtree":
-            from scipy.spatial import cKDTree
+            return (d - 1) * float(np.log(r.sum().item() / n)) + float(np.log(n))
+        if method == "ckdtree":
             pts = w.double().numpy()
             r, _ = cKDTree(pts).query(pts, k=k + 1)
-            s = (d - 1) * float(np.log(r[:, 1:].sum() / n)) + float(np.log(n))
+            return (d - 1) * float(np.log(r[:, 1:].sum() / n)) + float(np.log(n))
+        raise SystemExit(f"unknown method {method}")
+
+    entropy(w[:64, :256].contiguous(), 5)  # warm-up: imports, thread pools, first calls
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        s = entropy(w, k)
         times.append(time.perf_counter() - t0)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     print(json.dumps({"times": times, "S": s, "extra_bytes": peak - base,
@@ -95,12 +102,24 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     rows = []
     for size in args.sizes:
         n, d = (int(float(v)) for v in size.lower().split("x"))
-        results = {}
+        results: dict[str, dict] = {}
         for method in args.methods:
             if method == "ckdtree" and d > args.ckdtree_max_d:
                 results[method] = {"error": f"skipped (D > {args.ckdtree_max_d})"}
-                continue
-            results[method] = _run(method, n, d, min(args.k, n - 1), args.repeats, args.timeout)
+        # repeats interleaved across the methods (one fresh process each): a slow spell of a
+        # shared machine then hits every method alike instead of one
+        for _ in range(args.repeats):
+            for method in args.methods:
+                if "error" in results.get(method, {}):
+                    continue
+                res = _run(method, n, d, min(args.k, n - 1), 1, args.timeout)
+                if "error" in res:
+                    results[method] = res
+                    continue
+                acc = results.setdefault(method, {"times": [], "extra_bytes": 0})
+                acc["times"] += res["times"]
+                acc["extra_bytes"] = max(acc["extra_bytes"], res["extra_bytes"])
+                acc["S"] = res["S"]
         ref = results.get("reference", {})
         ref_t = statistics.median(ref["times"]) if "times" in ref else None
         for method, res in results.items():

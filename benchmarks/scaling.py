@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from thermo_lightning.buffer import TrajectoryBuffer
 from thermo_lightning.functional import knn_entropy
@@ -84,10 +85,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     axes[1].plot(snap["D"], snap["snapshot_s"], marker="o")
     axes[1].set_xlabel("D (parameters)")
     axes[1].set_title("one snapshot")
-    for ax in axes:
+    for ax, ticks in ((axes[0], sorted(set(args.n))), (axes[1], sorted(set(args.d)))):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_ylabel("seconds")
+        ax.set_xticks(ticks, labels=[f"{t:g}" for t in ticks])  # the measured sizes only
+        ax.xaxis.set_minor_formatter(NullFormatter())
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(args.out, dpi=110)

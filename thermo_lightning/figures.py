@@ -187,7 +187,31 @@ def render_report_figures(
     makers += [("local_temperature", lambda: _fig_local_temperature(local))]
     if len(table):
         makers += [("snr", lambda: _fig_snr(table))]
-    return {name: make() for name, make in makers}
+    figures = {name: make() for name, make in makers}
+    for figure in figures.values():
+        _quiet_minor_log_ticks(figure)
+    return figures
+
+
+def _quiet_minor_log_ticks(figure: Any) -> None:
+    """Drop the minor tick labels of log axes: on a range under a decade matplotlib labels
+    every minor tick and the labels overlap."""
+    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+
+    for ax in figure.axes:
+        for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+            if scale != "log":
+                continue
+            axis.set_minor_formatter(NullFormatter())
+            if len([t for t in axis.get_majorticklocs() if _in_view(axis, t)]) < 2:
+                # under two decades in view: label 1 and 3 of each decade instead
+                axis.set_major_locator(LogLocator(base=10, subs=(1.0, 3.0)))
+                axis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+
+
+def _in_view(axis: Any, value: float) -> bool:
+    lo, hi = sorted(axis.get_view_interval())
+    return lo <= value <= hi
 
 
 def save_figures(figures: Mapping[str, Any], out: Path) -> list[Path]:

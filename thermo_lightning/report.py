@@ -84,9 +84,16 @@ def find_runs(logdir: str | Path) -> list[Path]:
                     and run != root:
                 run = run.parent
             found.add(run)
+    # a report written inside the log folder (its own TensorBoard events) is not a run
+    found = {p for p in found if not any(_is_report(q) for q in (p, *p.parents)
+                                         if q == root or root in q.parents)}
     # keep the outermost folder of nested candidates
     runs = sorted(p for p in found if not any(q != p and q in p.parents for q in found))
     return runs
+
+
+def _is_report(folder: Path) -> bool:
+    return (folder / "runs.csv").is_file() and (folder / "temperature.csv").is_file()
 
 
 def _read_tensorboard(folder: Path, tags: Sequence[str]) -> pd.DataFrame:

@@ -241,9 +241,20 @@ def test_bad_shapes_raise(x: torch.Tensor) -> None:
         knn_entropy(x, k=1)
 
 
-def test_nan_raises_and_counts_rows() -> None:
-    x = torch.randn(20, 3)
+@pytest.mark.parametrize("backend", ["torch", pytest.param("faiss", marks=RunIf(faiss=True))])
+@pytest.mark.parametrize("center", [True, False])
+def test_nan_raises_and_counts_rows(backend: str, center: bool) -> None:
+    # the torch backend folds this check into its distance pass; the result must not change
+    x = torch.randn(300, 3)
     x[4, 1] = float("nan")
     x[7, 0] = float("inf")
-    with pytest.raises(ValueError, match="2 of 20 rows"):
+    x[299, 2] = float("-inf")
+    with pytest.raises(ValueError, match="3 of 300 rows"):
+        knn_entropy(x, k=3, backend=backend, center=center)
+
+
+def test_finite_values_that_overflow_float32_say_so() -> None:
+    x = torch.randn(40, 3, generator=torch.Generator().manual_seed(0)) * 1e30
+    with pytest.raises(ValueError, match=r"overflow torch\.float32.*float64"):
         knn_entropy(x, k=3)
+    assert math.isfinite(knn_entropy(x.double(), k=3))

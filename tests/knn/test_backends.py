@@ -64,6 +64,25 @@ def test_pairwise_sq_distances_rows_and_centring(gen: torch.Generator) -> None:
     torch.testing.assert_close(halves, full, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_blocked_symmetric_gram_matches_cdist_and_duplicates_are_exactly_zero(
+    gen: torch.Generator, dtype: torch.dtype
+) -> None:
+    # N >= 256: the lower block triangle is accumulated and mirrored
+    x = torch.randn(300, 40, generator=gen, dtype=torch.float64) + 3.0
+    x[250:] = x[:50]  # 50 exact duplicates
+    full = pairwise_sq_distances(x.to(dtype), dtype=dtype, chunk_size=11)
+    ref = torch.cdist(x - 3.0, x - 3.0) ** 2
+    tol = 1e-10 if dtype == torch.float64 else 1e-4
+    torch.testing.assert_close(full.double(), ref, rtol=tol, atol=tol)
+    assert torch.equal(full, full.T)
+    assert (full >= 0).all()
+    idx = torch.arange(50)
+    assert torch.equal(full[idx, idx + 250], torch.zeros(50, dtype=dtype))
+    assert torch.equal(full.diagonal(), torch.zeros(300, dtype=dtype))
+    assert (full[:50, 50:250] > 0).all()  # distinct points stay distinct
+
+
 def test_self_is_excluded_even_with_duplicates() -> None:
     x = torch.zeros(5, 3)
     d = TorchKnn().search(x, 4)

@@ -147,3 +147,15 @@ def test_find_runs_accepts_lightning_layouts(tmp_path: Path) -> None:
     write_run(tmp_path / "b", 0.02, history(0.5, -3.0))
     found = find_runs(tmp_path)
     assert [p.name for p in found] == ["lr=1.00e-02", "lr=2.00e-02"]
+
+
+def test_a_report_inside_the_log_folder_is_not_read_as_a_run(tmp_path: Path) -> None:
+    for i, lr in enumerate((0.01, 0.02, 0.04)):
+        write_run(tmp_path, lr, history(0.5 + i, -3.0 + i))
+    before = find_runs(tmp_path)
+    make_report(tmp_path, tmp_path / "report")  # writes its own TensorBoard events
+    assert list((tmp_path / "report").rglob("events.out.tfevents*"))
+    assert find_runs(tmp_path) == before
+    again = make_report(tmp_path, tmp_path / "report", force=True)
+    assert len(again.runs) == 3
+    assert not any("no thermo metrics" in m or "unreadable" in m for m in again.messages)

@@ -32,7 +32,8 @@ import torch
 from torch import Tensor
 
 from thermo_lightning._validation import positive_int
-from thermo_lightning.knn import KnnBackend, as_window, resolve_backend
+from thermo_lightning.knn import KnnBackend, TorchKnn, as_window, resolve_backend
+from thermo_lightning.knn.base import raise_nonfinite
 
 __all__ = [
     "ESTIMATORS",
@@ -243,7 +244,7 @@ def knn_entropy_estimate(
     and the number of zero (floored) distances; ``warn=False`` leaves the duplicate warning to
     the caller."""
     _check_estimator(estimator)
-    xw = as_window(x)
+    xw = as_window(x, check_finite=False)
     n, n_features = xw.shape
     ks = _check_ks(k, n)
     d = _check_dim(dim, n_features)
@@ -251,6 +252,8 @@ def knn_entropy_estimate(
         raise ValueError(f"`dtype` must be None, torch.float32 or torch.float64, got {dtype}.")
     cdtype = dtype or (torch.float64 if xw.dtype == torch.float64 else torch.float32)
     knn = resolve_backend(backend, n, cdtype)
+    if not isinstance(knn, TorchKnn):  # the torch backend checks in its own pass
+        raise_nonfinite(xw)
     dist = knn.search(xw, max(ks), center=center, dtype=cdtype)
     est = entropy_from_knn_distances(dist, ks, estimator=estimator, dim=d, warn=warn)
     return replace(est, backend=knn.name)

@@ -14,7 +14,12 @@ import torch
 from torch import Tensor
 
 from thermo_lightning._availability import module_available
-from thermo_lightning.knn.base import KnnBackend, as_window, full_precision_matmul
+from thermo_lightning.knn.base import (
+    KnnBackend,
+    as_window,
+    full_precision_matmul,
+    raise_nonfinite,
+)
 from thermo_lightning.knn.faiss_backend import FaissKnn
 from thermo_lightning.knn.torch_backend import (
     TorchKnn,
@@ -90,10 +95,11 @@ def knn_distances(
     Returns:
         ``(N, k)`` tensor sorted ascending along dim 1, on ``x``'s device.
     """
-    xw = as_window(x)
+    xw = as_window(x, check_finite=False)
     if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 1 <= k < xw.shape[0]:
         raise ValueError(f"`k` must be an integer with 1 <= k < N={xw.shape[0]}, got {k!r}.")
     cdtype = dtype or (torch.float64 if xw.dtype == torch.float64 else torch.float32)
-    return resolve_backend(backend, xw.shape[0], cdtype).search(
-        xw, int(k), center=center, dtype=cdtype
-    )
+    knn = resolve_backend(backend, xw.shape[0], cdtype)
+    if not isinstance(knn, TorchKnn):  # the torch backend checks in its own pass
+        raise_nonfinite(xw)
+    return knn.search(xw, int(k), center=center, dtype=cdtype)

@@ -16,7 +16,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["KnnBackend", "as_window", "full_precision_matmul", "nonfinite_rows"]
+__all__ = [
+    "KnnBackend", "as_window", "full_precision_matmul", "nonfinite_rows", "raise_nonfinite"
+]
 
 
 @runtime_checkable
@@ -38,8 +40,11 @@ class KnnBackend(Protocol):
         ...
 
 
-def as_window(x: Tensor | np.ndarray, name: str = "x") -> Tensor:
+def as_window(x: Tensor | np.ndarray, name: str = "x", *, check_finite: bool = True) -> Tensor:
     """Validate a window of points and return it as a floating tensor ``(N, D)``.
+
+    ``check_finite=False`` leaves the NaN/Inf check (one pass over the window) to the caller:
+    the torch backend folds it into its own pass (:func:`check_finite`).
 
     Raises:
         ValueError: not 2-D, fewer than 2 rows, no columns, or non-finite values.
@@ -66,12 +71,25 @@ def as_window(x: Tensor | np.ndarray, name: str = "x") -> Tensor:
         raise ValueError(f"`{name}` needs at least 1 dimension (column), got D={d}.")
     if not x.is_floating_point():
         x = x.to(torch.float64 if x.dtype == torch.int64 else torch.float32)
+    if check_finite:
+        raise_nonfinite(x, name)
+    return x.detach()
+
+
+def raise_nonfinite(x: Tensor, name: str = "x", *, overflow: bool = False) -> None:
+    """Raise a ValueError naming how many rows of ``x`` hold NaN or Inf (none: return, or
+    with ``overflow=True`` raise that the values overflowed the computation dtype)."""
     bad = nonfinite_rows(x)
+    n = x.shape[0]
     if bad:
         raise ValueError(
             f"`{name}` contains NaN or Inf in {bad} of {n} rows; drop those snapshots first."
         )
-    return x.detach()
+    if overflow:
+        raise ValueError(
+            f"`{name}` is finite but its squared distances overflow {x.dtype}; rescale the "
+            "window or pass dtype=torch.float64."
+        )
 
 
 def nonfinite_rows(x: Tensor, block_bytes: int = 64 * 2**20) -> int:
@@ -79,6 +97,11 @@ def nonfinite_rows(x: Tensor, block_bytes: int = 64 * 2**20) -> int:
     the temporary masks stay within ``block_bytes`` (``isfinite`` on the whole window would
     allocate several copies of it)."""
     n, d = x.shape
+    with torch.no_grad():
+        # fast path: a NaN or Inf anywhere in a row makes its sum non-finite; only when a
+        # sum is (which a finite overflow can also cause) are the elements checked
+        if bool(torch.isfinite(x.sum(dim=1)).all()):
+            return 0
     rows = max(1, block_bytes // max(1, d * x.element_size()))
     with torch.no_grad():
         counts = [
