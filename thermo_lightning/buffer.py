@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from thermo_lightning._validation import positive_int
+from thermo_lightning.knn.base import finite_rows
 
 __all__ = ["TrajectoryBuffer", "WindowMemoryError", "default_memory_budget"]
 
@@ -221,10 +222,11 @@ class TrajectoryBuffer:
 
         Returns:
             ``(rows (n_valid, local_features), valid_slots (time order), invalid_steps)``.
-            Checks every held row for NaN/Inf (one pass, one host synchronisation).
+            Checks every held row for NaN/Inf (:func:`~thermo_lightning.knn.base.finite_rows`:
+            one pass of row sums, one host synchronisation).
         """
         order = self.time_order()
-        valid = torch.isfinite(self.data).all(dim=1).cpu().tolist()
+        valid = finite_rows(self.data).cpu().tolist()
         good = [s for s in order if valid[s]]
         bad_steps = [self.steps[s] for s in order if not valid[s]]
         rows = self.data if len(good) == self.window else self.data[good]

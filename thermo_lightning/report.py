@@ -387,7 +387,7 @@ def make_report(
         chosen = measured[(measured["lr"] >= lr_range[0]) & (measured["lr"] <= lr_range[1])]
     elif "regime" in measured:
         chosen = measured[measured["regime"] == "stationary"]
-    else:  # no run had enough tail points to be classified
+    else:  # an empty table: no usable run
         chosen = measured.iloc[0:0]
     if len(chosen) >= 3:
         temperature = infer_temperature(chosen["lr"], chosen["U"], chosen["S"], eps=eps,

@@ -27,7 +27,7 @@ from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import nn
 from torch.optim import Optimizer
 
-from thermo_lightning.functional.sphere import joint_norm, project_to_sphere_
+from thermo_lightning.functional.sphere import _fast_joint_norm, joint_norm, project_to_sphere_
 from thermo_lightning.scale_invariance import (
     ParameterSpec,
     ScaleInvarianceError,
@@ -202,7 +202,7 @@ class SphereProjector:
         device tensor). On the CPU, where reading a number costs nothing, the scale is a Python
         float, which is the faster kernel."""
         params = self._params
-        norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(params)))
+        norm = _fast_joint_norm(params)
         if params[0].device.type == "cpu":
             value = float(norm)
             if not (math.isfinite(value) and value > 0):

@@ -174,3 +174,18 @@ def test_torch_backend_extra_memory_is_n_squared_plus_chunk() -> None:
     n_sq_bytes = 4096 * 4096 * 4
     assert res["extra"] < 8 * n_sq_bytes  # 512 MiB
     assert res["extra"] < 0.35 * res["input"]
+
+
+def test_finite_rows_checks_only_suspect_rows_and_keeps_finite_overflow() -> None:
+    from thermo_lightning.knn.base import finite_rows, nonfinite_rows
+
+    x = torch.randn(40, 7, generator=torch.Generator().manual_seed(3))
+    x[5, 2] = float("nan")
+    x[9, 0], x[9, 1] = float("inf"), float("-inf")  # the row sum is NaN
+    x[30] = 3e38  # every value finite, the row sum overflows to inf
+    expected = torch.ones(40, dtype=torch.bool)
+    expected[[5, 9]] = False
+    assert torch.equal(finite_rows(x), expected)
+    assert torch.equal(finite_rows(x, block_bytes=1), expected)  # one suspect row per block
+    assert nonfinite_rows(x) == 2
+    assert nonfinite_rows(torch.zeros(3, 2)) == 0

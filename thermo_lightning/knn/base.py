@@ -17,7 +17,12 @@ import torch
 from torch import Tensor
 
 __all__ = [
-    "KnnBackend", "as_window", "full_precision_matmul", "nonfinite_rows", "raise_nonfinite"
+    "KnnBackend",
+    "as_window",
+    "finite_rows",
+    "full_precision_matmul",
+    "nonfinite_rows",
+    "raise_nonfinite",
 ]
 
 
@@ -44,7 +49,7 @@ def as_window(x: Tensor | np.ndarray, name: str = "x", *, check_finite: bool = T
     """Validate a window of points and return it as a floating tensor ``(N, D)``.
 
     ``check_finite=False`` leaves the NaN/Inf check (one pass over the window) to the caller:
-    the torch backend folds it into its own pass (:func:`check_finite`).
+    the torch backend folds it into its own pass and calls :func:`raise_nonfinite`.
 
     Raises:
         ValueError: not 2-D, fewer than 2 rows, no columns, or non-finite values.
@@ -92,22 +97,27 @@ def raise_nonfinite(x: Tensor, name: str = "x", *, overflow: bool = False) -> No
         )
 
 
+def finite_rows(x: Tensor, block_bytes: int = 64 * 2**20) -> Tensor:
+    """Boolean mask ``(N,)``: which rows of ``x`` ``(N, D)`` hold only finite values.
+
+    One pass of row sums (a NaN or Inf anywhere in a row makes its sum non-finite); only rows
+    whose sum is not finite (which a finite overflow can also cause) are checked element by
+    element, in row blocks whose masks stay within ``block_bytes`` (``isfinite`` on the whole
+    window would allocate a copy of it). One host synchronisation.
+    """
+    with torch.no_grad():
+        mask = torch.isfinite(x.sum(dim=1))
+        suspects = (~mask).nonzero().flatten().tolist()
+        rows = max(1, block_bytes // max(1, x.shape[1] * x.element_size()))
+        for i in range(0, len(suspects), rows):
+            idx = torch.tensor(suspects[i : i + rows], device=x.device)
+            mask[idx] = torch.isfinite(x[idx]).all(dim=1)
+    return mask
+
+
 def nonfinite_rows(x: Tensor, block_bytes: int = 64 * 2**20) -> int:
-    """Number of rows of ``x`` (N, D) holding a NaN or Inf, checked in row blocks so that
-    the temporary masks stay within ``block_bytes`` (``isfinite`` on the whole window would
-    allocate several copies of it)."""
-    n, d = x.shape
-    with torch.no_grad():
-        # fast path: a NaN or Inf anywhere in a row makes its sum non-finite; only when a
-        # sum is (which a finite overflow can also cause) are the elements checked
-        if bool(torch.isfinite(x.sum(dim=1)).all()):
-            return 0
-    rows = max(1, block_bytes // max(1, d * x.element_size()))
-    with torch.no_grad():
-        counts = [
-            (~torch.isfinite(x[r0 : r0 + rows])).any(dim=1).sum() for r0 in range(0, n, rows)
-        ]
-        return int(torch.stack(counts).sum())
+    """Number of rows of ``x`` (N, D) holding a NaN or Inf (see :func:`finite_rows`)."""
+    return int((~finite_rows(x, block_bytes)).sum())
 
 
 @contextlib.contextmanager

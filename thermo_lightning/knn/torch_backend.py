@@ -24,6 +24,8 @@ __all__ = ["TorchKnn", "knn_from_sq_distances", "pairwise_sq_distances"]
 _CPU_CHUNK_BYTES = 32 * 2**20  # measured fastest on a 2-core CPU (16-64 MiB tried)
 _GPU_CHUNK_BYTES = 256 * 2**20
 _BLOCK_BYTES = 1024 * 2**20
+_SYMMETRIC_BLOCKS = 4  # row blocks of the lower-triangular Gram accumulation
+_ROUNDING_FLOOR = 32  # squared distances below this many eps of the norms are set to 0
 
 
 def _default_chunk(n: int, itemsize: int, device: torch.device) -> int:
@@ -125,11 +127,6 @@ def pairwise_sq_distances(
             part.masked_fill_(part <= norms.mul_(tol), 0.0)
     return out
 
-
-_ROUNDING_FLOOR = 32
-
-
-_SYMMETRIC_BLOCKS = 4
 
 
 def _row_blocks(n: int) -> list[tuple[int, int]]:
