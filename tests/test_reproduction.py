@@ -62,10 +62,12 @@ def test_up_snr_falls_to_zero_while_stochastic_gradients_stay(up) -> None:
 @pytest.mark.slow
 def test_digits_under_parameterised_temperature_rises_with_the_lr(tmp_path) -> None:
     # The full run of docs/reproduction.md (10 LRs, log schedule) gave 6 stationary LRs, all
-    # with a valid bracket. This reduced run (6 LRs) measured: 6 stationary, 4 valid; the two
-    # empty brackets sit where U is not monotone in the LR (the 387-parameter net settles in
-    # a different basin: train accuracy 0.52 at lr 0.0055 against 0.69 at 0.003), which is
-    # what the `valid` flag is for.
+    # with a valid bracket. This reduced run (6 LRs) measured 6 stationary and 4 valid on one
+    # machine; on another (different float rounding, the same code) the run at lr 0.06 was
+    # still relaxing at step 3000 (U and S falling, t = -11.9; train accuracy 0.13), so 5
+    # stationary and 4 valid, T 2.0e-4 -> 2.6e-3. Empty brackets sit where U is not monotone
+    # in the LR (the 387-parameter net settles in a different basin), which is what the
+    # `valid` flag is for.
     from thermo_lightning.report import make_report
     from thermo_lightning.sweep import SweepConfig, run_sweep
 
@@ -75,8 +77,11 @@ def test_digits_under_parameterised_temperature_rises_with_the_lr(tmp_path) -> N
     run_sweep(cfg, tmp_path, progress=False)
     result = make_report(tmp_path, tmp_path / "report")
     assert (result.runs["train_acc"] < 0.9).all()  # under-parameterised: never fits the data
+    regimes = result.runs["regime"]
+    assert (regimes == "stationary").sum() >= 5
+    assert regimes.isin(["stationary", "relaxing"]).all()  # never "converging": it cannot fit
     temp = result.temperature
-    assert len(temp) == 6 and (temp["regime"] == "stationary").all()
+    assert len(temp) >= 5 and (temp["regime"] == "stationary").all()
     valid = temp[temp["valid"]]
     assert len(valid) >= 4
     assert (np.diff(valid["T"].to_numpy()) > 0).all()  # T rises with the LR

@@ -28,23 +28,47 @@ from torch import Tensor
 from thermo_lightning._validation import positive_int
 from thermo_lightning.knn.base import finite_rows
 
-__all__ = ["TrajectoryBuffer", "WindowMemoryError", "default_memory_budget"]
+__all__ = ["TrajectoryBuffer", "WindowMemoryError", "available_memory", "default_memory_budget"]
 
 
 class WindowMemoryError(MemoryError):
     """The window would not fit in its memory budget."""
 
 
-def default_memory_budget(device: torch.device) -> int:
-    """A quarter of the free memory of ``device`` (host: available physical memory)."""
+def available_memory(device: torch.device) -> tuple[int, str]:
+    """Bytes that ``device`` can still give, and how that was measured.
+
+    GPU: ``torch.cuda.mem_get_info``'s free memory. Host: ``MemAvailable`` of
+    ``/proc/meminfo`` (free memory plus what the kernel can reclaim, the page cache above
+    all; ``MemFree`` alone stays near zero on a busy machine), else psutil's
+    ``virtual_memory().available``, else the physical memory size.
+    """
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        return int(free // 4)
+        return int(free), "free GPU memory (torch.cuda.mem_get_info)"
     try:
-        avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024, "MemAvailable in /proc/meminfo"
+    except OSError:
+        pass
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available), "psutil.virtual_memory().available"
+    except ImportError:
+        pass
+    try:
+        total = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return int(total), "physical memory size (no MemAvailable, no psutil)"
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX hosts
-        avail = 8 * 2**30
-    return int(avail // 4)
+        return 8 * 2**30, "assumed 8 GiB (no way to measure)"
+
+
+def default_memory_budget(device: torch.device) -> int:
+    """A quarter of the memory ``device`` can still give (:func:`available_memory`)."""
+    return available_memory(device)[0] // 4
 
 
 def _fmt_bytes(n: float) -> str:
@@ -107,12 +131,18 @@ class TrajectoryBuffer:
         self.col_stop = (rank + 1) * num_features // world
         self.local_features = sketch_dim or (self.col_stop - self.col_start)
         nbytes = self.window * self.local_features * 4
-        budget = memory_budget if memory_budget is not None else default_memory_budget(self.device)
+        if memory_budget is not None:
+            budget = positive_int(memory_budget, "memory_budget")
+            source = "`memory_budget`"
+        else:
+            avail, how = available_memory(self.device)
+            budget = avail // 4
+            source = f"a quarter of {_fmt_bytes(avail)} available ({how})"
         if nbytes > budget:
             raise WindowMemoryError(
                 f"a window of {self.window} snapshots x {self.local_features:,} numbers x 4 bytes "
                 f"= {_fmt_bytes(nbytes)} exceeds the memory budget of {_fmt_bytes(budget)} on "
-                f"{self.device} (default: a quarter of free memory). Ways out: a smaller "
+                f"{self.device} ({source}). Ways out: a smaller "
                 f"`window`; `sketch_dim=m` (a CountSketch: window x m x 4 bytes); `shard=True` "
                 f"under DDP (the window split over ranks); `buffer_device='cpu'` with "
                 "`pin_memory=True` (host memory); or a larger `memory_budget`."

@@ -46,9 +46,18 @@ from thermo_lightning.functional.stationarity import (
 )
 from thermo_lightning.functional.temperature import local_temperature
 from thermo_lightning.knn.torch_backend import knn_from_sq_distances, pairwise_sq_distances
-from thermo_lightning.probes import full_gradient_and_loss, preserved_state, snr_from_batches
-from thermo_lightning.scale_invariance import ParameterSpec, resolve_parameters
-from thermo_lightning.schedules import Schedule, as_schedule
+from thermo_lightning.probes import (
+    full_gradient_and_loss,
+    preserved_state,
+    snr_from_batches,
+    training_step_loss,
+)
+from thermo_lightning.scale_invariance import (
+    ParameterSpec,
+    check_parameter_spec,
+    resolve_parameters,
+)
+from thermo_lightning.schedules import Schedule, as_schedule, check_schedule
 
 __all__ = ["ThermoCallback"]
 
@@ -58,30 +67,48 @@ DataSpec = Iterable[Any] | Callable[[], Iterable[Any]] | None
 _SNR_SEED_OFFSET = 0x5EED_0F_5A
 
 
+def _step_input(trainer: pl.Trainer, batch: Any) -> Any:
+    """A batch as ``training_step`` receives it: converted by the precision plugin
+    (``64-true`` makes float inputs float64, ``16-true`` half), then on the device (the order of
+    Lightning's training loop)."""
+    return trainer.strategy.batch_to_device(trainer.precision_plugin.convert_input(batch))
+
+
+def _batch_energy(outputs: Any, module: pl.LightningModule, accumulate: int) -> Tensor | None:
+    """The batch's loss as ``training_step`` returned it (or its ``"energy"`` entry), a 0-d
+    float64 tensor; ``None`` when the step returned none.
+
+    Under automatic optimisation Lightning hands callbacks the loss divided by
+    ``accumulate_grad_batches`` (what is back-propagated); the factor is undone here so that
+    ``thermo/U`` is the batch loss whatever the accumulation.
+    """
+    value, scaled = outputs, True
+    if isinstance(outputs, dict):
+        scaled = "energy" not in outputs
+        value = outputs.get("energy", outputs.get("loss"))
+    if not (isinstance(value, Tensor) and value.numel() == 1):
+        return None
+    value = value.detach().reshape(()).to(torch.float64)
+    if scaled and module.automatic_optimization and accumulate > 1:
+        value = value * accumulate
+    return value
+
+
 def _module_loss(module: nn.Module, batch: Any) -> Tensor:
     """Default loss: ``module.loss(batch)`` (first element if it returns a tuple)."""
     out = module.loss(batch)  # type: ignore[operator]
     return out[0] if isinstance(out, tuple | list) else out
 
 
-def _training_step_loss(module: pl.LightningModule, batch: Any) -> Tensor:
-    """Fallback loss: the module's ``training_step`` with its logging switched off."""
-    saved = module.__dict__.get("log"), module.__dict__.get("log_dict")
-    module.log = lambda *a, **k: None  # type: ignore[method-assign]
-    module.log_dict = lambda *a, **k: None  # type: ignore[method-assign]
-    try:
-        out = module.training_step(batch, 0)
-    finally:
-        for name, value in zip(("log", "log_dict"), saved, strict=True):
-            if value is None:
-                module.__dict__.pop(name, None)
-            else:
-                module.__dict__[name] = value
-    if isinstance(out, dict):
-        out = out["loss"]
-    if not isinstance(out, Tensor):
-        raise TypeError("training_step returned no loss tensor; pass `loss_fn=` to ThermoCallback.")
-    return out
+def _check_ks(k: Any) -> tuple[int, ...]:
+    """``k`` as a tuple of distinct positive ints (the first is ``thermo/S``)."""
+    ks = (k,) if not isinstance(k, Sequence | np.ndarray) or isinstance(k, str) else tuple(k)
+    if not ks or any(isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1
+                     for v in ks):
+        raise ValueError(f"`k` must be a positive int or a sequence of them, got {k!r}.")
+    if len(set(ks)) != len(ks):
+        raise ValueError(f"`k` must not repeat a value (each k is logged once), got {k!r}.")
+    return tuple(int(v) for v in ks)
 
 
 class ThermoCallback(pl.Callback):
@@ -162,16 +189,11 @@ class ThermoCallback(pl.Callback):
     ) -> None:
         super().__init__()
         self.window = positive_int(window, "window")
-        ks = (k,) if isinstance(k, int | np.integer) and not isinstance(k, bool) else tuple(k)
-        if not ks or any(isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1
-                         for v in ks):
-            raise ValueError(f"`k` must be a positive int or a sequence of them, got {k!r}.")
-        self.ks = tuple(int(v) for v in ks)
+        self.ks = _check_ks(k)
         # configuration systems (YAML, jsonargparse) may hand numbers over as strings
         if isinstance(stride, str) and stride.isdigit():
             stride = int(stride)
-        if isinstance(schedule, str) and schedule.isdigit():
-            schedule = int(schedule)
+        schedule = check_schedule(schedule)
         if self.window <= max(self.ks):
             raise ValueError(
                 f"`window` ({self.window}) must be larger than the largest `k` "
@@ -183,6 +205,7 @@ class ThermoCallback(pl.Callback):
             self._auto_stride, self.stride = False, stride
         else:
             raise ValueError(f"`stride` must be an integer >= 1 or 'auto', got {stride!r}.")
+        self._initial_stride = self.stride
         if estimator not in ESTIMATORS:
             raise ValueError(f"`estimator` must be one of {ESTIMATORS}, got {estimator!r}.")
         if energy not in ("window", "full"):
@@ -197,12 +220,28 @@ class ThermoCallback(pl.Callback):
             positive_int(sketch_dim, "sketch_dim")
         if sketch_dim is not None and shard:
             raise ValueError("use either `sketch_dim` or `shard=True`, not both.")
-        if temperature is not None and not (math.isfinite(temperature) and temperature > 0):
+        if temperature is not None and not (
+            isinstance(temperature, int | float | np.floating) and not isinstance(temperature, bool)
+            and math.isfinite(temperature) and temperature > 0
+        ):
             raise ValueError(f"`temperature` must be a positive number, got {temperature!r}.")
-        if not (isinstance(schedule, str | int) or callable(schedule)) or schedule == "":
-            raise ValueError(f"`schedule` must be 'log', an int or a callable, got {schedule!r}.")
-        if isinstance(schedule, str) and schedule != "log":
-            raise ValueError(f"`schedule` must be 'log', an int or a callable, got {schedule!r}.")
+        if memory_budget is not None:
+            positive_int(memory_budget, "memory_budget")
+        if buffer_device is not None:
+            try:
+                torch.device(buffer_device)
+            except (RuntimeError, TypeError) as err:
+                raise ValueError(
+                    f"`buffer_device` must be a torch device such as 'cpu' or 'cuda:0', got "
+                    f"{buffer_device!r}."
+                ) from err
+        check_parameter_spec(parameters)
+        flags = {"pin_memory": pin_memory, "shard": shard, "save_window": save_window}
+        for flag, value in flags.items():
+            if not isinstance(value, bool):
+                raise ValueError(f"`{flag}` must be True or False, got {value!r}.")
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+            raise ValueError(f"`seed` must be an integer, got {seed!r}.")
         self.estimator = estimator
         self.schedule_spec = schedule
         self.energy = energy
@@ -229,6 +268,7 @@ class ThermoCallback(pl.Callback):
         self._last_step = -1
         self._measurements = 0
         self._skipped_steps: set[int] = set()
+        self._steps_taken = 0
         self._loaded_state: dict[str, Any] | None = None
         self._warned: set[str] = set()
         self.buffer: TrajectoryBuffer | None = None
@@ -260,6 +300,8 @@ class ThermoCallback(pl.Callback):
             "measurements": self._measurements,
             "stride": self.stride,
             "skipped_steps": sorted(self._skipped_steps),
+            # the snapshot phase: which optimiser steps fall on the stride after a resume
+            "steps_taken": self._steps_taken,
         }
         if self.buffer is not None:
             state["buffer"] = self.buffer.state_dict(include_data=self.save_window)
@@ -273,6 +315,7 @@ class ThermoCallback(pl.Callback):
         self._measurements = int(state_dict.get("measurements", 0))
         self.stride = int(state_dict.get("stride", self.stride))
         self._skipped_steps = set(state_dict.get("skipped_steps", []))
+        self._steps_taken = int(state_dict.get("steps_taken", 0))
         self._loaded_state = state_dict
 
     # ------------------------------------------------------------------ set-up
@@ -281,7 +324,19 @@ class ThermoCallback(pl.Callback):
             self._warned.add(key)
             rank_zero_warn(message)
 
+    def _reset(self) -> None:
+        """Forget a previous fit (a callback reused for a new ``fit`` starts afresh)."""
+        self._history = []
+        self._last_step = -1
+        self._measurements = 0
+        self._skipped_steps = set()
+        self._steps_taken = 0
+        self._snr_iter = None
+        self.stride = 1 if self._auto_stride else self._initial_stride
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._loaded_state is None:
+            self._reset()  # a resumed fit has its state from the checkpoint instead
         self._trainer = trainer
         projector = getattr(trainer.strategy, "projector", None)
         if projector is not None and projector.named_parameters and self.parameters is None:
@@ -313,17 +368,23 @@ class ThermoCallback(pl.Callback):
             shard=(trainer.global_rank, world) if self.shard and world > 1 else None,
             memory_budget=self.memory_budget,
         )
-        self._losses = torch.zeros(self.window, dtype=torch.float64, device=device)
+        # NaN: a slot whose interval has no loss yet is left out of U, never counted as 0
+        self._losses = torch.full((self.window,), math.nan, dtype=torch.float64, device=device)
         self._loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         self._loss_n = 0
-        self._pending_slot: int | None = None
-        self._steps_taken = 0
+        self._pending_slots: list[int] = []
         state = self._loaded_state or {}
+        self._loaded_state = None  # consumed: a later fit without a checkpoint starts afresh
         if self.save_window and "buffer" in state:
             self.buffer.load_state_dict(state["buffer"])
             if "losses" in state:
                 self._losses.copy_(state["losses"])
-        self._schedule = as_schedule(self.schedule_spec, trainer.max_steps)
+        max_steps = trainer.max_steps
+        if self.schedule_spec == "log" and (max_steps is None or max_steps < 1):
+            # max_epochs instead of max_steps: the loop knows how many steps it will take
+            estimated = trainer.estimated_stepping_batches
+            max_steps = int(estimated) if math.isfinite(estimated) else None
+        self._schedule = as_schedule(self.schedule_spec, max_steps)
         if projector is not None and projector.named_parameters:
             self._hooks.append(projector.add_step_listener(self._on_step))
         else:
@@ -352,23 +413,23 @@ class ThermoCallback(pl.Callback):
         slot = self.buffer.count % self.window
         step = (self._trainer.global_step + 1) if self._trainer is not None else self._steps_taken
         self.buffer.add(self._params, step)
-        self._pending_slot = slot  # its loss arrives with this batch's on_train_batch_end
+        # its loss arrives with this batch's on_train_batch_end (several optimiser steps in one
+        # batch under manual optimisation share that batch's loss)
+        self._pending_slots.append(slot)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        value = outputs
-        if isinstance(outputs, dict):
-            value = outputs.get("energy", outputs.get("loss"))
-        if isinstance(value, Tensor) and value.numel() == 1:
-            self._loss_sum.add_(value.detach().reshape(()))
+        value = _batch_energy(outputs, pl_module, trainer.accumulate_grad_batches)
+        if value is not None:
+            self._loss_sum.add_(value)
             self._loss_n += 1
-        if self._pending_slot is not None:
-            # the mean loss of the steps since the previous snapshot (NaN: none, or non-finite)
-            slot, self._pending_slot = self._pending_slot, None
-            if self._loss_n:
-                self._losses[slot] = self._loss_sum / self._loss_n
-            else:
-                self._losses[slot] = float("nan")
+        if self._pending_slots:
+            # the mean loss of the batches since the previous snapshot (NaN: none, or
+            # non-finite)
+            index = torch.tensor(self._pending_slots, device=self._losses.device)
+            self._losses[index] = (self._loss_sum / self._loss_n if self._loss_n
+                                   else self._loss_sum.new_tensor(math.nan))
+            self._pending_slots = []
             self._loss_sum.zero_()
             self._loss_n = 0
         step = trainer.global_step
@@ -506,7 +567,7 @@ class ThermoCallback(pl.Callback):
         self._warn_once(
             "loss", "ThermoCallback computes extra losses with training_step (logging off); "
             "define `loss(self, batch)` on the module or pass `loss_fn=` to be explicit.")
-        return _training_step_loss  # type: ignore[return-value]
+        return training_step_loss
 
     def _full_batches(self, trainer: pl.Trainer) -> Iterable[Any]:
         source = self.full_data
@@ -521,7 +582,7 @@ class ThermoCallback(pl.Callback):
                     "data module with `full_batches()`."
                 )
         batches = source() if callable(source) else source
-        return (trainer.strategy.batch_to_device(b) for b in batches)
+        return (_step_input(trainer, b) for b in batches)
 
     def _full_energy(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> float:
         with preserved_state(pl_module), trainer.precision_plugin.train_step_context():
@@ -543,7 +604,7 @@ class ThermoCallback(pl.Callback):
                     src = self.snr_data() if callable(self.snr_data) else self.snr_data
                     self._snr_iter = iter(src)
                     out.append(next(self._snr_iter))
-            return [trainer.strategy.batch_to_device(b) for b in out]
+            return [_step_input(trainer, b) for b in out]
         loader = trainer.train_dataloader
         if isinstance(loader, TensorBatchLoader):
             rank = trainer.global_rank
@@ -556,7 +617,7 @@ class ThermoCallback(pl.Callback):
                 batch = tuple(t[idx] for t in loader.tensors)
                 if loader.transform is not None:
                     batch = loader.transform(batch)
-                out.append(trainer.strategy.batch_to_device(batch))
+                out.append(_step_input(trainer, batch))
             return out
         self._warn_once(
             "snrdata",
@@ -576,15 +637,18 @@ class ThermoCallback(pl.Callback):
             if self.snr == "exact":
                 full_grad, _ = full_gradient_and_loss(pl_module, loss_fn,
                                                       self._full_batches(trainer), params)
+            reduce_fn = None
+            if trainer.world_size > 1:  # the sums of every rank's batches, then one ratio
+                def reduce_fn(t: Tensor) -> Tensor:
+                    return trainer.strategy.reduce(t, reduce_op="sum")
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)  # autograd.grad on unused params
-                res = snr_from_batches(pl_module, loss_fn, batches, params, full_grad)
+                res = snr_from_batches(pl_module, loss_fn, batches, params, full_grad,
+                                       reduce_fn=reduce_fn)
         out = {
             keys.SNR: res["snr"],
             keys.GRAD_NORM: res["full_grad_norm"],
             keys.STOCH_GRAD_NORM: res["mean_stoch_grad_norm"],
             keys.NOISE_SCALE: res["noise_scale"],
         }
-        if trainer.world_size > 1:
-            out = {key: self._mean_over_ranks(trainer, torch.tensor(v)) for key, v in out.items()}
         return out

@@ -22,19 +22,6 @@ import pandas as pd
 
 __all__ = ["main"]
 
-_OVERRIDES: dict[str, dict[str, Any]] = {
-    "model": {"type": str}, "data": {"type": str}, "width": {"type": int},
-    "lrs": {"type": float, "nargs": "+"}, "lr_min": {"type": float}, "lr_max": {"type": float},
-    "num_lrs": {"type": int}, "steps": {"type": int}, "batch_size": {"type": int},
-    "seed": {"type": int}, "window": {"type": int}, "stride": {"type": str},
-    "k": {"type": int, "nargs": "+"}, "estimator": {"type": str}, "schedule": {"type": str},
-    "energy": {"type": str}, "snr": {"type": str}, "snr_batches": {"type": int},
-    "precision": {"type": str}, "accelerator": {"type": str}, "devices": {"type": int},
-    "data_root": {"type": str}, "download": {"action": "store_true", "default": None},
-    "noise_std": {"type": float}, "dim": {"type": int}, "stride_per_lr": {"type": float},
-}
-
-
 def _quiet() -> None:
     warnings.filterwarnings("ignore", category=UserWarning, module="lightning")
     warnings.filterwarnings("ignore", message=".*treespec.*")
@@ -42,7 +29,17 @@ def _quiet() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def _sweep_fields() -> list[dataclasses.Field]:
+    from thermo_lightning.sweep import SweepConfig
+
+    return list(dataclasses.fields(SweepConfig))
+
+
 def _config(args: argparse.Namespace):
+    """The sweep's settings: the ``--config`` file (YAML, or a sweep's own ``sweep.json``),
+    then every flag given on the command line; SweepConfig converts and checks them."""
+    import yaml
+
     from thermo_lightning.sweep import SweepConfig
 
     values: dict[str, Any] = {}
@@ -50,31 +47,37 @@ def _config(args: argparse.Namespace):
         path = Path(args.config)
         if not path.exists():
             raise SystemExit(f"error: --config {path} does not exist")
-        if path.suffix == ".json":
-            values = json.loads(path.read_text())
-        else:
-            values = dataclasses.asdict(SweepConfig.from_yaml(path))
-    for name in _OVERRIDES:
-        value = getattr(args, name, None)
+        try:
+            loaded = (json.loads(path.read_text()) if path.suffix == ".json"
+                      else yaml.safe_load(path.read_text()))
+        except (json.JSONDecodeError, yaml.YAMLError) as err:
+            raise SystemExit(f"error: --config {path} is not valid: {err}") from err
+        if not isinstance(loaded, dict | None):
+            raise SystemExit(f"error: --config {path} must hold a mapping of sweep settings")
+        values = dict(loaded or {})
+    for f in _sweep_fields():
+        value = getattr(args, f.name, None)
         if value is not None:
-            values[name] = value
-    if "stride" in values and isinstance(values["stride"], str) and values["stride"].isdigit():
-        values["stride"] = int(values["stride"])
-    schedule = values.get("schedule")
-    if isinstance(schedule, str) and schedule.isdigit():
-        values["schedule"] = int(schedule)
-    for name in ("snr", "data", "precision"):
-        if values.get(name) in ("none", "None", "null"):
-            values[name] = None
+            values[f.name] = value
     try:
         return SweepConfig.from_dict(values)
-    except ValueError as err:
+    except (ValueError, TypeError) as err:
         raise SystemExit(f"error: {err}") from err
 
 
 def _add_overrides(p: argparse.ArgumentParser) -> None:
-    for name, spec in _OVERRIDES.items():
-        p.add_argument("--" + name.replace("_", "-"), dest=name, **spec)
+    """One flag per SweepConfig field (derived, so that none drifts out): values are read as
+    text and converted by SweepConfig; list fields take several values."""
+    for f in _sweep_fields():
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        kind = str(f.type)
+        if kind == "bool":
+            p.add_argument(flag, dest=f.name, action="store_true", default=None,
+                           help=f"(default: {default})")
+        else:
+            p.add_argument(flag, dest=f.name, nargs="+" if kind.startswith("list") else None,
+                           metavar=f.name.upper(), help=f"{kind} (default: {default})")
 
 
 def _print_table(temperature: pd.DataFrame, truth: Any = None) -> None:
@@ -103,10 +106,12 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep_run(args: argparse.Namespace) -> int:
-    from thermo_lightning.sweep import run_one
+    from thermo_lightning.sweep import run_one, stop_with_parent
 
     cfg = _config(args)
     _quiet()
+    if args.parent_pid is not None:
+        stop_with_parent(args.parent_pid)
     run_one(cfg, float(args.lr), args.out)
     return 0
 
@@ -120,7 +125,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                              smoothing=None if args.smoothing <= 0 else args.smoothing,
                              lr_range=tuple(args.lr_range) if args.lr_range else None,
                              force=args.force, tensorboard=not args.no_tensorboard)
-    except (FileNotFoundError, FileExistsError) as err:
+    except (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for message in result.messages:
@@ -196,6 +201,7 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--config")
     one.add_argument("--lr", required=True)
     one.add_argument("--out", required=True)
+    one.add_argument("--parent-pid", type=int, help="stop when this process ends")
     _add_overrides(one)
     one.set_defaults(func=cmd_sweep_run)
 
@@ -217,7 +223,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.func(args) or 0)
+    from thermo_lightning.sweep import RunLockedError, SweepSettingsError
+
+    try:
+        return int(args.func(args) or 0)
+    except (SweepSettingsError, RunLockedError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

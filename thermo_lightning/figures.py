@@ -21,8 +21,8 @@ from thermo_lightning.functional.temperature import free_energy_curves
 
 __all__ = ["render_report_figures", "save_figures", "write_tensorboard"]
 
-REGIME_COLORS = {"converging": "tab:blue", "stationary": "tab:green", "saturated": "tab:red",
-                 "invalid": "tab:gray"}
+REGIME_COLORS = {"converging": "tab:blue", "relaxing": "tab:purple", "stationary": "tab:green",
+                 "saturated": "tab:red", "incomplete": "tab:orange", "invalid": "tab:gray"}
 
 
 def _regime_colors(table: pd.DataFrame) -> list[str]:
@@ -84,21 +84,26 @@ def _fig_temperature(temperature: pd.DataFrame, power_law: tuple[float, float] |
     if band.any():
         ax.fill_between(t["lr"][band], lo[band], hi[band], color="tab:orange", alpha=0.25,
                         label="bracket [T_lo, T_hi]")
-    ok = t["valid"]
+    ok = t["valid"].astype(bool) & (t["T"] > 0)
     ax.scatter(t["lr"][ok], t["T"][ok], color="tab:orange", zorder=3, label="T (valid)")
-    if (~ok).any():
-        ax.scatter(t["lr"][~ok], t["T"][~ok].fillna(t["T_lo"].abs()), marker="x", color="k",
-                   zorder=3, label="not valid")
+    marks = t["T"].where(t["T"] > 0).fillna(t["T_lo"].abs()).fillna(t["T_hi"].abs())
+    shown = ~ok & (marks > 0)  # a log axis cannot show zero or negative values
+    if shown.any():
+        ax.scatter(t["lr"][shown], marks[shown], marker="x", color="k", zorder=3,
+                   label="not valid")
     if power_law is not None:
         b, a = power_law
         grid = np.geomspace(t["lr"].min(), t["lr"].max(), 50)
         ax.plot(grid, b * grid**a, "k--", lw=1, label=f"T = {b:.2g} $\\eta^{{{a:.2f}}}$")
     ax.set_xscale("log")
-    if (t["T"] > 0).any() or band.any():
+    if ok.any() or band.any() or shown.any():
         ax.set_yscale("log")
+    else:
+        ax.text(0.5, 0.5, "no positive temperature", transform=ax.transAxes, ha="center")
     ax.set_xlabel("learning rate $\\eta$")
     ax.set_ylabel("temperature T")
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
     ax.set_title("temperature of SGD")
     fig.tight_layout()
     return fig

@@ -24,6 +24,7 @@ __all__ = [
     "preserved_state",
     "random_weight_loss",
     "snr_from_batches",
+    "training_step_loss",
 ]
 
 LossFn = Callable[[nn.Module, Any], Tensor]
@@ -46,6 +47,35 @@ def preserved_state(module: nn.Module) -> Iterator[None]:
         torch.set_rng_state(cpu_rng)
         if cuda_rng is not None:
             torch.cuda.set_rng_state_all(cuda_rng)
+
+
+def training_step_loss(module: nn.Module, batch: Any) -> Tensor:
+    """The loss of ``module.training_step(batch, 0)`` with the module's ``log`` and
+    ``log_dict`` switched off: the loss of any LightningModule under automatic optimisation,
+    with or without ``forward``. A dict output gives its ``"loss"`` entry.
+
+    Raises:
+        TypeError: ``training_step`` returned no loss tensor.
+    """
+    saved = module.__dict__.get("log"), module.__dict__.get("log_dict")
+    module.log = lambda *a, **k: None  # type: ignore[method-assign]
+    module.log_dict = lambda *a, **k: None  # type: ignore[method-assign]
+    try:
+        out = module.training_step(batch, 0)  # type: ignore[operator]
+    finally:
+        for name, value in zip(("log", "log_dict"), saved, strict=True):
+            if value is None:
+                module.__dict__.pop(name, None)
+            else:
+                module.__dict__[name] = value
+    if isinstance(out, dict):
+        out = out.get("loss")
+    if not isinstance(out, Tensor):
+        raise TypeError(
+            "training_step returned no loss tensor; pass `loss_fn=` (callback) or "
+            "`verify_forward=` (strategy)."
+        )
+    return out
 
 
 def flat_gradient(loss: Tensor, params: Sequence[nn.Parameter]) -> Tensor:
@@ -99,12 +129,17 @@ def snr_from_batches(
     batches: Iterable[Any],
     params: Sequence[nn.Parameter],
     full_grad: Tensor | None = None,
+    *,
+    reduce_fn: Callable[[Tensor], Tensor] | None = None,
 ) -> dict[str, float]:
     """:func:`~thermo_lightning.functional.gradient_snr` from mini-batch gradients computed one
-    at a time (``O(D)`` memory)."""
+    at a time (``O(D)`` memory). ``reduce_fn`` sums a tensor over processes (DDP ranks): the
+    accumulated sums of every rank's batches are combined before the one ratio is taken."""
     acc = GradientSNRAccumulator(full_grad)
     for batch in batches:
         acc.update(flat_gradient(loss_fn(module, batch), params))
+    if reduce_fn is not None:
+        acc.sync(reduce_fn)
     return acc.compute()
 
 

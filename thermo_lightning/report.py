@@ -1,15 +1,20 @@
 """Turn a folder of runs (a learning-rate sweep) into the paper's results.
 
 For each run: ``U`` and ``S`` averaged over the last part of the run, a trend test, and its
-regime: ``converging`` (``U`` and ``S`` still falling: over-parameterised nets at low LR),
-``stationary``, or ``saturated`` (``S`` near the level of uniform points on the sphere, the
-maximum-entropy reference computed with the same estimator at the same ``(N, D, k)``, and
-``U`` near the loss of random SI weights when the sweep recorded it). Across
+regime: ``converging`` (``U`` and ``S`` still falling while the net fits the data:
+over-parameterised nets at low LR), ``relaxing`` (still falling, but not fitting the data:
+an under-parameterised net on its way to equilibrium), ``stationary``, or ``saturated``
+(``S`` near the level of uniform points on the sphere, the maximum-entropy reference computed
+with the same estimator at the same ``(N, D, k)``, and ``U`` near the loss of random SI
+weights when the sweep recorded it). Across
 the stationary runs: ``T(eta)`` with its brackets and convexity check, the power-law fit, and
 the free-energy curves; along converging runs: ``T(t) = dU/dS``.
 
 Runs are read from ``history.csv`` (written by the sweep runner), else from TensorBoard event
-files (only the scalar tags needed; images are never loaded), else from CSV logs.
+files (only the scalar tags needed; images are never loaded), else from CSV logs. Lightning's
+own ``lightning_logs/version_N`` folders are one run each. A run whose files end before the
+step ``run.json`` says it logged last (cut mid-write) is marked ``incomplete`` and left out
+of ``T(eta)``; several runs at one learning rate (seeds) are averaged there.
 """
 
 from __future__ import annotations
@@ -46,7 +51,7 @@ __all__ = [
 U, S, SNR = "thermo/U", "thermo/S", "thermo/snr"
 NEEDED_TAGS = (U, S, SNR, "thermo/grad_norm", "thermo/stoch_grad_norm", "thermo/T_local",
                "thermo/ess", "thermo/window_fill", "train/acc")
-REGIMES = ("converging", "stationary", "saturated")
+REGIMES = ("converging", "relaxing", "stationary", "saturated")
 OUTPUTS = ("temperature.csv", "runs.csv")
 
 
@@ -64,8 +69,20 @@ class RunData:
 
     @property
     def lr(self) -> float | None:
-        lr = self.hparams.get("lr")
-        return float(lr) if lr is not None else None
+        """The learning rate, or ``None`` when it is missing or not a positive number."""
+        lr = _number(self.hparams.get("lr"))
+        return lr if lr is not None and lr > 0 else None
+
+
+def _number(value: Any) -> float | None:
+    """``value`` as a finite float, else ``None`` (hand-written YAML can hold anything)."""
+    if isinstance(value, bool):
+        return None
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if math.isfinite(out) else None
 
 
 # ------------------------------------------------------------------------------ reading
@@ -80,8 +97,12 @@ def find_runs(logdir: str | Path) -> list[Path]:
     for path in root.rglob("*"):
         if path.is_file() and (path.name in marks or path.name.startswith("events.out.tfevents")):
             run = path.parent
-            while (run.name in ("tensorboard", "csv") or re.fullmatch(r"version_\d+", run.name)) \
+            # a sweep run's logger folders (lr=.../tensorboard, lr=.../csv/version_N) belong
+            # to it; a Lightning version_N folder anywhere else is a run of its own
+            if re.fullmatch(r"version_\d+", run.name) and run.parent.name == "csv" \
                     and run != root:
+                run = run.parent
+            while run.name in ("tensorboard", "csv") and run != root:
                 run = run.parent
             found.add(run)
     # a report written inside the log folder (its own TensorBoard events) is not a run
@@ -123,8 +144,24 @@ def _read_tensorboard(folder: Path, tags: Sequence[str]) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def _read_csv_logs(folder: Path) -> pd.DataFrame:
-    frames = [pd.read_csv(p) for p in sorted(folder.rglob("metrics.csv"))]
+def _read_csv(path: Path, problems: list[str]) -> pd.DataFrame:
+    """A CSV file; a last line without its newline (cut while being written) is dropped and
+    said."""
+    text = path.read_text()
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+        problems.append(f"{path.name} ends mid-line (cut while written?): its last row was "
+                        "dropped")
+    if not text.strip():
+        return pd.DataFrame()
+    import io
+
+    return pd.read_csv(io.StringIO(text))
+
+
+def _read_csv_logs(folder: Path, problems: list[str]) -> pd.DataFrame:
+    frames = [_read_csv(p, problems) for p in sorted(folder.rglob("metrics.csv"))]
+    frames = [f for f in frames if not f.empty]
     if not frames:
         return pd.DataFrame()
     df = pd.concat(frames, ignore_index=True)
@@ -138,30 +175,42 @@ def _lr_from_name(name: str) -> float | None:
     return float(m.group(1)) if m else None
 
 
-def read_run(folder: str | Path, tags: Sequence[str] = NEEDED_TAGS) -> RunData:
+def read_run(folder: str | Path, tags: Sequence[str] = NEEDED_TAGS, *,
+             name: str | None = None) -> RunData:
     """Read one run: ``run.json`` for its hyperparameters (else Lightning's ``hparams.yaml``,
     else an ``lr=...`` folder name), and its history from ``history.csv``, TensorBoard or CSV
     logs."""
     folder = Path(folder)
     info: dict[str, Any] = {}
     hparams: dict[str, Any] = {}
+    problems: list[str] = []
     if (folder / "run.json").exists():
         info = json.loads((folder / "run.json").read_text())
-        hparams = dict(info.get("hparams", {}))
+        if not isinstance(info, dict):
+            problems.append("run.json does not hold a mapping; ignored")
+            info = {}
+        hparams = dict(info.get("hparams", {}) or {})
     else:
-        for hp in folder.rglob("hparams.yaml"):
-            import yaml
+        import yaml
 
-            hparams.update(yaml.safe_load(hp.read_text()) or {})
+        for hp in folder.rglob("hparams.yaml"):
+            try:
+                values = yaml.safe_load(hp.read_text()) or {}
+            except yaml.YAMLError as err:
+                problems.append(f"{hp.relative_to(folder)} is not valid YAML ({err}); ignored")
+                continue
+            if isinstance(values, dict):
+                hparams.update(values)
+            else:
+                problems.append(f"{hp.relative_to(folder)} does not hold a mapping; ignored")
     if "lr" not in hparams and (lr := _lr_from_name(folder.name)) is not None:
         hparams["lr"] = lr
-    problems = []
     if (folder / "history.csv").exists():
-        history = pd.read_csv(folder / "history.csv")
+        history = _read_csv(folder / "history.csv", problems)
     else:
         history = _read_tensorboard(folder, tags)
         if history.empty:
-            history = _read_csv_logs(folder)
+            history = _read_csv_logs(folder, problems)
     if history.empty:
         problems.append("no thermo metrics found (no history.csv, TensorBoard or CSV log)")
     else:
@@ -173,9 +222,40 @@ def read_run(folder: str | Path, tags: Sequence[str] = NEEDED_TAGS) -> RunData:
             problems.append(f"tags {empty} are all NaN")
     if "lr" not in hparams:
         problems.append("no learning rate (run.json, hparams.yaml or an lr=... folder name)")
+    elif _number(hparams["lr"]) is None or _number(hparams["lr"]) <= 0:
+        problems.append(f"learning rate {hparams['lr']!r} is not a positive number")
     if info.get("status") not in (None, "done"):
         problems.append(f"status {info.get('status')!r} (interrupted or failed)")
-    return RunData(folder.name, folder, hparams, history, info, problems)
+    expected = _expected_last_step(info)
+    if expected is not None and not history.empty and "step" in history:
+        last = float(history["step"].max())
+        if last < expected:
+            info["incomplete"] = True
+            problems.append(
+                f"its log ends at step {last:g} but the run logged up to step {expected:g} "
+                "(run.json): a file was cut while written; the run is marked incomplete and "
+                "left out of T(eta)"
+            )
+    return RunData(name or folder.name, folder, hparams, history, info, problems)
+
+
+def _expected_last_step(info: dict[str, Any]) -> float | None:
+    """The last logging step of a finished run, from ``run.json``: ``last_logged_step``, or
+    (older sweeps) ``global_step`` on the ``"log"`` schedule (which logs the last step) or
+    its last multiple on an every-``n`` schedule."""
+    if info.get("status") != "done":
+        return None
+    last = _number(info.get("last_logged_step"))
+    if last is not None:
+        return last
+    step = _number(info.get("global_step"))
+    schedule = (info.get("hparams") or {}).get("schedule")
+    if step is None:
+        return None
+    if schedule == "log":
+        return step
+    n = _number(schedule)
+    return float(step // n * n) if n is not None and n >= 1 else None
 
 
 # ------------------------------------------------------------------------------ per run
@@ -216,14 +296,18 @@ def classify_regime(
     u_random: float | None = None,
     points: int = 100,
     saturation_tol: float = 0.15,
+    train_acc: float | None = None,
 ) -> str:
     """The regime of one run from its tail.
 
     - ``saturated``: ``S`` within ``saturation_tol * dim`` of the uniform-sphere reference
       (the mean k-NN distance within about ``saturation_tol`` of the uniform one) and, when the
       loss of random SI weights ``u_random`` is known, ``U >= 0.9 u_random``;
-    - ``converging``: ``U`` and ``S`` both fall against ``ln(step)``, each with a t-statistic
-      beyond the two-sided 1% critical value for ``points`` points;
+    - ``U`` and ``S`` both fall against ``ln(step)``, each with a t-statistic beyond the
+      two-sided 1% critical value for ``points`` points: ``converging`` when the net fits
+      the data (training accuracy ``>= 0.99``, or without one ``U <= 0.1 u_random``; either
+      unknown: assumed), else ``relaxing`` (an under-parameterised net still on its way to
+      equilibrium);
     - ``stationary``: otherwise.
     """
     if s_uniform is not None and dim and s_mean >= s_uniform - saturation_tol * dim and (
@@ -232,7 +316,13 @@ def classify_regime(
         return "saturated"
     t_crit = _t_critical(points)
     if u_slope_t < -t_crit and s_slope_t < -t_crit:
-        return "converging"
+        if train_acc is not None:
+            fits = train_acc >= 0.99
+        elif u_random is not None and u_mean is not None:
+            fits = u_mean <= 0.1 * u_random
+        else:
+            fits = True
+        return "converging" if fits else "relaxing"
     return "stationary"
 
 
@@ -261,14 +351,47 @@ def summarize_run(run: RunData, tail: float = 0.15, min_points: int = 5) -> dict
             row[name] = float(col.iloc[-n_tail:].mean())
     (row["U_slope"], row["U_slope_t"]) = _trend(steps, part[U].to_numpy(float))
     (row["S_slope"], row["S_slope_t"]) = _trend(steps, part[S].to_numpy(float))
-    if run.info.get("train_acc") is not None:
-        row["train_acc"] = run.info["train_acc"]
-    if run.info.get("random_loss") is not None:
-        row["U_random"] = run.info["random_loss"]
+    if _number(run.info.get("train_acc")) is not None:
+        row["train_acc"] = _number(run.info["train_acc"])
+    if _number(run.info.get("random_loss")) is not None:
+        row["U_random"] = _number(run.info["random_loss"])
     return row
 
 
 # ------------------------------------------------------------------------------ report
+def _check_report_arguments(tail: float, eps: float, smoothing: float | None,
+                            lr_range: tuple[float, float] | None) -> None:
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+    if not (number(tail) and 0 < tail <= 1):
+        raise ValueError(f"`tail` (--tail) must be a fraction in (0, 1], got {tail!r}.")
+    if not (number(eps) and eps >= 0):
+        raise ValueError(f"`eps` (--eps) must be a number >= 0, got {eps!r}.")
+    if smoothing is not None and not (number(smoothing) and smoothing >= 0):
+        raise ValueError(f"`smoothing` (--smoothing) must be >= 0 or None, got {smoothing!r}.")
+    if lr_range is not None and not (
+        len(lr_range) == 2 and all(number(v) and v > 0 for v in lr_range)
+        and lr_range[0] <= lr_range[1]
+    ):
+        raise ValueError(
+            f"`lr_range` (--lr-range) must be two positive numbers MIN <= MAX, got {lr_range!r}."
+        )
+
+
+def _one_row_per_lr(chosen: pd.DataFrame, messages: list[str]) -> pd.DataFrame:
+    """Runs that share a learning rate (seeds) averaged into one row (``U``, ``S`` means;
+    ``n_runs`` counts them): the temperature construction needs distinct learning rates."""
+    if chosen.empty:
+        return chosen.assign(n_runs=pd.Series(dtype=int))
+    counts = chosen.groupby("lr")["run"].count()
+    for lr, n in counts[counts > 1].items():
+        messages.append(f"lr={lr:.3g}: {n} runs (seeds) averaged into one T(eta) row")
+    grouped = chosen.groupby("lr", as_index=False).agg(
+        U=("U", "mean"), S=("S", "mean"), regime=("regime", "first"), n_runs=("run", "count"))
+    return grouped.sort_values("lr").reset_index(drop=True)
+
+
 @dataclass
 class ReportResult:
     """What :func:`make_report` produced: the tables, the fit, the figure paths and a
@@ -285,15 +408,19 @@ def _uniform_reference(runs: Iterable[RunData], estimator_default: str = "knn_gr
                        ) -> tuple[float | None, int | None]:
     for run in runs:
         hp, info = run.hparams, run.info
-        n_feat, dim = info.get("num_parameters"), info.get("entropy_dim")
-        window, ks = hp.get("window"), hp.get("k")
-        if n_feat and dim and window and ks:
-            k0 = ks[0] if isinstance(ks, list) else int(ks)
-            if int(window) <= k0:
+        n_feat, dim = _number(info.get("num_parameters")), _number(info.get("entropy_dim"))
+        ks = hp.get("k")
+        window, k0 = _number(hp.get("window")), _number(ks[0] if isinstance(ks, list) and ks
+                                                       else ks)
+        if n_feat and dim and window and k0:
+            if int(window) <= int(k0) or min(n_feat, dim, window, k0) < 1:
+                return None, None
+            k0 = int(k0)
+            estimator = hp.get("estimator", estimator_default)
+            if estimator not in ("knn_graph", "kozachenko_leonenko"):
                 return None, None
             s_uni = uniform_sphere_knn_entropy(int(window), int(n_feat), k0,
-                                               estimator=hp.get("estimator", estimator_default),
-                                               dim=int(dim))
+                                               estimator=estimator, dim=int(dim))
             return float(s_uni), int(dim)
     return None, None
 
@@ -329,7 +456,10 @@ def make_report(
     """
     from thermo_lightning import figures as fig
 
+    _check_report_arguments(tail, eps, smoothing, lr_range)
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file; the report needs a folder there.")
     existing = [name for name in OUTPUTS if (out / name).exists()]
     if existing and not force:
         raise FileExistsError(
@@ -342,11 +472,15 @@ def make_report(
                                 "TensorBoard events or metrics.csv).")
     messages: list[str] = []
     runs: list[RunData] = []
+    root = Path(logdir)
     for folder in folders:
+        # runs named by their path under the log folder: lightning_logs/version_0 and
+        # lightning_logs/version_1 stay apart
+        name = folder.relative_to(root).as_posix() if folder != root else folder.name
         try:
-            run = read_run(folder)
+            run = read_run(folder, name=name)
         except Exception as err:  # an unreadable run must not stop the report
-            messages.append(f"{folder.name}: unreadable ({type(err).__name__}: {err})")
+            messages.append(f"{name}: unreadable ({type(err).__name__}: {err})")
             continue
         for problem in run.problems:
             messages.append(f"{run.name}: {problem}")
@@ -362,11 +496,13 @@ def make_report(
             if not (math.isfinite(row["U"]) and math.isfinite(row["S"])):
                 messages.append(f"{run.name}: U or S is NaN/Inf; left out of T(eta)")
                 row["regime"] = "invalid"
+            elif run.info.get("incomplete"):
+                row["regime"] = "incomplete"
             else:
                 row["regime"] = classify_regime(
                     row["U_slope_t"], row["S_slope_t"], row["S"], s_uniform, dim,
-                    u_mean=row["U"], u_random=run.info.get("random_loss"),
-                    points=row["tail_points"])
+                    u_mean=row["U"], u_random=row.get("U_random"),
+                    points=row["tail_points"], train_acc=row.get("train_acc"))
         else:  # too few logged points to measure the tail
             row["regime"] = "unmeasured"
         row["path"] = str(run.path)
@@ -389,10 +525,12 @@ def make_report(
         chosen = measured[measured["regime"] == "stationary"]
     else:  # an empty table: no usable run
         chosen = measured.iloc[0:0]
+    chosen = _one_row_per_lr(chosen, messages)
     if len(chosen) >= 3:
         temperature = infer_temperature(chosen["lr"], chosen["U"], chosen["S"], eps=eps,
                                         smoothing=smoothing)
         temperature["regime"] = chosen["regime"].to_numpy()
+        temperature["n_runs"] = chosen["n_runs"].to_numpy()
         # the end rows have a one-sided bracket (a chord slope, biased): left out of the fit
         ok = temperature[temperature["valid"] & temperature["T_lo"].notna()
                          & temperature["T_hi"].notna()]

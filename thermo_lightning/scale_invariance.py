@@ -30,7 +30,9 @@ from torch import Tensor, nn
 __all__ = [
     "ScaleInvarianceError",
     "ScaleInvarianceReport",
+    "check_parameter_spec",
     "find_scale_invariant_parameters",
+    "has_own_forward",
     "parameter_summary",
     "resolve_parameters",
     "verify_scale_invariance",
@@ -110,6 +112,19 @@ def _is_homogeneous_module(module: nn.Module) -> bool:
     return isinstance(module, HOMOGENEOUS_MODULES)
 
 
+def has_own_forward(module: nn.Module) -> bool:
+    """Whether ``module`` defines ``forward`` itself: not ``nn.Module``'s placeholder nor
+    ``LightningModule``'s, which only forwards to it (a LightningModule whose
+    ``training_step`` calls ``self.net(x)`` has none)."""
+    for cls in type(module).__mro__:
+        if "forward" in vars(cls):
+            return cls is not nn.Module and not (
+                cls.__name__ == "LightningModule"
+                and cls.__module__.split(".")[0] in ("lightning", "pytorch_lightning")
+            )
+    return False
+
+
 def _trainable(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
     return [(n, p) for n, p in model.named_parameters() if p.requires_grad]
 
@@ -120,8 +135,16 @@ def _layer_params(module: nn.Module) -> list[nn.Parameter]:
 
 def _fx_candidate_layers(model: nn.Module) -> list[str]:
     """Names of weight layers whose every output path reaches a normalisation layer through
-    homogeneous operations only. Raises if the model cannot be traced."""
+    homogeneous operations only. Raises if the model cannot be traced.
+
+    A container without a ``forward`` of its own (a LightningModule whose ``training_step``
+    calls ``self.net(x)``, a ``ModuleDict``) is searched child by child."""
     import torch.fx
+
+    if not has_own_forward(model):
+        return [f"{name}.{layer}" if layer else name
+                for name, child in model.named_children()
+                for layer in _fx_candidate_layers(child)]
 
     gm = torch.fx.symbolic_trace(model)
     modules = dict(gm.named_modules())
@@ -216,6 +239,25 @@ def find_scale_invariant_parameters(
         layers = _order_candidate_layers(model)
     chosen = {id(p) for name in layers for p in _layer_params(model.get_submodule(name))}
     return [(n, p) for n, p in _trainable(model) if id(p) in chosen]
+
+
+def check_parameter_spec(spec: Any, name: str = "parameters") -> None:
+    """Raise a ValueError naming ``name`` unless ``spec`` has a form that
+    :func:`resolve_parameters` accepts (checked at construction, before any model exists)."""
+    if spec is None or (callable(spec) and not isinstance(spec, nn.Parameter | Tensor)):
+        return
+    if isinstance(spec, str | bytes | Tensor) or not isinstance(spec, Iterable):
+        raise ValueError(
+            f"`{name}` must be None, a list of parameters, a list of parameter names or a "
+            f"predicate (name, parameter) -> bool, got {spec!r}."
+        )
+    items = list(spec) if isinstance(spec, Sequence) else None
+    if items is not None and not (all(isinstance(s, str) for s in items)
+                                  or all(isinstance(s, Tensor) for s in items)):
+        raise ValueError(
+            f"`{name}` must hold only parameter names or only parameters, got "
+            f"{[type(s).__name__ for s in items]}."
+        )
 
 
 def resolve_parameters(model: nn.Module, spec: ParameterSpec) -> list[tuple[str, nn.Parameter]]:

@@ -8,12 +8,13 @@ computed only at those points.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from thermo_lightning._validation import positive_int
 
-__all__ = ["EveryNSteps", "LogSpacedSchedule", "Schedule", "as_schedule"]
+__all__ = ["EveryNSteps", "LogSpacedSchedule", "Schedule", "as_schedule", "check_schedule"]
 
 Schedule = Callable[[int], bool]
 
@@ -87,11 +88,28 @@ class EveryNSteps:
         return f"EveryNSteps({self.n})"
 
 
+def check_schedule(spec: Any, name: str = "schedule") -> str | int | Schedule:
+    """Validate a schedule argument without building it (``"log"`` needs the run's length):
+    ``"log"``, a positive int (digit strings from configuration files are accepted) or a
+    callable. Raises a ValueError naming ``name`` otherwise."""
+    if isinstance(spec, str) and spec.strip().isdigit():
+        spec = int(spec)
+    if callable(spec) or spec == "log":
+        return spec
+    if isinstance(spec, int | np.integer) and not isinstance(spec, bool) and spec >= 1:
+        return int(spec)
+    raise ValueError(
+        f"`{name}` must be 'log', a positive int (every n steps) or a callable step -> bool, "
+        f"got {spec!r}."
+    )
+
+
 def as_schedule(spec: str | int | Schedule, max_steps: int | None) -> Schedule:
     """``"log"`` (needs ``max_steps``), an int ``n`` (every ``n`` steps) or a callable."""
+    spec = check_schedule(spec)
     if callable(spec):
         return spec
-    if isinstance(spec, int) and not isinstance(spec, bool):
+    if isinstance(spec, int):
         return EveryNSteps(spec)
     if spec == "log":
         if max_steps is None or max_steps < 1:

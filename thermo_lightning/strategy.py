@@ -15,8 +15,9 @@ identical copy).
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import lightning.pytorch as pl
@@ -24,14 +25,18 @@ import torch
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy, StrategyRegistry
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
-from torch import nn
+from lightning_utilities.core.apply_func import apply_to_collection
+from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from thermo_lightning.functional.sphere import _fast_joint_norm, joint_norm, project_to_sphere_
+from thermo_lightning.probes import training_step_loss
 from thermo_lightning.scale_invariance import (
     ParameterSpec,
     ScaleInvarianceError,
     ScaleInvarianceReport,
+    check_parameter_spec,
+    has_own_forward,
     parameter_summary,
     resolve_parameters,
     verify_scale_invariance,
@@ -69,8 +74,18 @@ class SphereProjector:
         if isinstance(radius, bool) or not isinstance(radius, int | float) or not radius > 0 \
                 or not math.isfinite(radius):
             raise ValueError(f"`radius` must be a positive finite number, got {radius!r}.")
-        if not verify_rtol > 0:
-            raise ValueError(f"`verify_rtol` must be positive, got {verify_rtol!r}.")
+        if isinstance(verify_rtol, bool) or not isinstance(verify_rtol, int | float) \
+                or not verify_rtol > 0:
+            raise ValueError(f"`verify_rtol` must be a positive number, got {verify_rtol!r}.")
+        for flag, value in (("per_tensor", per_tensor), ("verify", verify)):
+            if not isinstance(value, bool):
+                raise ValueError(f"`{flag}` must be True or False, got {value!r}.")
+        if verify_forward is not None and not callable(verify_forward):
+            raise ValueError(
+                f"`verify_forward` must be a callable (module, batch) -> output, got "
+                f"{verify_forward!r}."
+            )
+        check_parameter_spec(parameters)
         self.radius = float(radius)
         self.parameter_spec = parameters
         self.per_tensor = per_tensor
@@ -88,6 +103,9 @@ class SphereProjector:
         self._handles: list[Any] = []
         self._listeners: list[StepListener] = []
         self._warned: set[str] = set()
+        self._module: nn.Module | None = None
+        self._steps_seen = 0
+        self._known_parameters: set[int] = set()
 
     # ---------------------------------------------------------------- set-up and teardown
     @property
@@ -104,6 +122,9 @@ class SphereProjector:
         """Resolve the group, project it, hook the optimisers that hold it, and warn about
         what makes the effective learning rate drift."""
         self.detach()
+        self._module = module
+        self._steps_seen = 0
+        self._known_parameters = {id(p) for p in module.parameters()}
         self.named_parameters = resolve_parameters(module, self.parameter_spec)
         self._params = [p for _, p in self.named_parameters]
         self._fast = (not self.per_tensor
@@ -225,12 +246,42 @@ class SphereProjector:
                 "learning rate or look for NaN/Inf losses."
             )
 
+    def check_parameters(self) -> None:
+        """Raise if trainable parameters appeared in the module after :meth:`attach` that the
+        group's rule would select (auto-detection or a predicate): they would silently stay
+        off the sphere. New parameters outside an explicit list only warn (once)."""
+        if self._module is None:
+            return
+        new = [(n, p) for n, p in self._module.named_parameters()
+               if id(p) not in self._known_parameters and p.requires_grad]
+        if not new:
+            return
+        self._known_parameters.update(id(p) for _, p in new)
+        names = [n for n, _ in new]
+        spec = self.parameter_spec
+        if spec is None or (callable(spec) and not isinstance(spec, nn.Parameter)):
+            raise ScaleInvarianceError(
+                f"trainable parameters {names} were added to the model after the sphere "
+                f"strategy chose its group (step {self.projection_count}); they are not "
+                "projected and the measured weights would miss them. Create every parameter "
+                "before training (in __init__ or configure_model), or pass the group "
+                "explicitly with `parameters=`."
+            )
+        self._warn_once(
+            "added",
+            f"trainable parameters {names} were added after set-up; they are outside the "
+            "explicit `parameters=` group and are not projected.",
+        )
+
     @property
     def last_norm_before_projection(self) -> float | None:
         """Norm of the group before the last projection (reads it from the device)."""
         return None if self._last_norm is None else float(self._last_norm.max())
 
     def _on_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+        self._steps_seen += 1
+        if self._steps_seen == 1 or self._steps_seen % self.check_every == 0:
+            self.check_parameters()
         self.project()
         for listener in self._listeners:
             listener(optimizer)
@@ -242,15 +293,45 @@ class SphereProjector:
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
     # --------------------------------------------------------------------- verification
+    def _verify_forward(self, module: nn.Module) -> Callable[[nn.Module, Any], Any] | None:
+        """What the check compares: ``verify_forward``; else the module's outputs when it
+        has a ``forward``; else its training loss (``training_step`` with logging off);
+        ``None`` when none of them can run (manual optimisation without ``forward``)."""
+        if self.verify_forward is not None:
+            return self.verify_forward
+        if has_own_forward(module):
+            return None  # verify_scale_invariance's default: module(input)
+        if getattr(module, "automatic_optimization", True) and callable(
+                getattr(module, "training_step", None)):
+            return training_step_loss
+        return _NO_CHECK
+
     def maybe_verify(self, module: nn.Module, batch: Any) -> None:
-        """Run the scale-invariance check once (on the first batch) when ``verify``."""
+        """Run the scale-invariance check once (on the first batch) when ``verify``.
+
+        A module without ``forward`` (``training_step`` calls ``self.net(x)``) is checked on
+        its training loss; one that has neither a ``forward`` nor automatic optimisation is
+        not checked (a warning says so). Half-precision weights are checked in float32, so
+        that rounding is not mistaken for a broken invariance.
+        """
         if not self.verify or self.verification is not None:
             return
-        try:
-            report = verify_scale_invariance(
-                module, self.named_parameters, batch, rtol=self.verify_rtol,
-                forward=self.verify_forward,
+        forward = self._verify_forward(module)
+        if forward is _NO_CHECK:
+            self._warn_once(
+                "noverify",
+                f"{type(module).__name__} has no `forward` and uses manual optimisation, so "
+                "the scale-invariance of the sphere's group was not checked; pass "
+                "`verify_forward=` (a callable (module, batch) -> output) to check it.",
             )
+            self.verification = ScaleInvarianceReport(passed=True, max_rel_change={})
+            return
+        try:
+            with _at_least_float32(module, self.parameters) as cast:
+                report = verify_scale_invariance(
+                    module, self.named_parameters, cast(batch), rtol=self.verify_rtol,
+                    forward=forward,
+                )
         except TypeError as err:
             raise TypeError(
                 f"could not run the scale-invariance check: {err} Pass `verify_forward=` to the "
@@ -284,6 +365,36 @@ class SphereProjector:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.projection_count = int(state.get("projection_count", 0))
+
+
+_NO_CHECK: Callable[[nn.Module, Any], Any] = lambda module, batch: None  # noqa: E731
+
+
+@contextlib.contextmanager
+def _at_least_float32(module: nn.Module, group: list[nn.Parameter]) -> Iterator[
+        Callable[[Any], Any]]:
+    """While active, a module whose group is float16/bfloat16 (``precision="16-true"`` or
+    ``"bf16-true"``) holds float32 parameters and buffers (exact both ways), and the yielded
+    function casts a batch's floating tensors to float32; otherwise nothing changes."""
+    low = (torch.float16, torch.bfloat16)
+    if not any(p.dtype in low for p in group):
+        yield lambda batch: batch
+        return
+    tensors = [t for t in (*module.parameters(), *module.buffers()) if t.dtype in low]
+    dtypes = [t.dtype for t in tensors]
+    with torch.no_grad():
+        for t in tensors:
+            t.data = t.data.float()
+
+    def cast(batch: Any) -> Any:
+        return apply_to_collection(batch, Tensor, lambda t: t.float() if t.dtype in low else t)
+
+    try:
+        yield cast
+    finally:
+        with torch.no_grad():
+            for t, dtype in zip(tensors, dtypes, strict=True):
+                t.data = t.data.to(dtype)
 
 
 class _SphereMixin:

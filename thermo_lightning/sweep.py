@@ -10,16 +10,22 @@ when the sweep is run again; an interrupted one resumes from its last checkpoint
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
 import json
 import math
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
+import types
+import typing
 import warnings
-from collections.abc import Callable, Sequence
+import zipfile
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +35,21 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from thermo_lightning.callback import ThermoCallback
 from thermo_lightning.strategy import DDPSphereProjectionStrategy, SphereProjectionStrategy
 
-__all__ = ["SweepConfig", "lr_grid", "run_dir_name", "run_one", "run_sweep"]
+__all__ = [
+    "RunLockedError",
+    "SweepConfig",
+    "SweepSettingsError",
+    "lr_grid",
+    "run_dir_name",
+    "run_one",
+    "run_sweep",
+    "stop_with_parent",
+]
 
 MODELS = ("convnet", "resnet18", "toy-up", "toy-op", "langevin")
 DATASETS = ("digits", "cifar10", "cifar100")
@@ -87,8 +103,9 @@ class SweepConfig:
     checkpoint_every: int | None = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.k, int):
-            self.k = [self.k]
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name]))
         if self.model not in MODELS and ":" not in self.model:
             raise ValueError(
                 f"`model` must be one of {MODELS} or 'package.module:factory', got {self.model!r}."
@@ -109,6 +126,31 @@ class SweepConfig:
             raise ValueError("`lr_min < lr_max` (both positive) and `num_lrs >= 1` are needed.")
         if self.stride_per_lr is not None and not self.stride_per_lr > 0:
             raise ValueError(f"`stride_per_lr` must be positive, got {self.stride_per_lr!r}.")
+        lrs = self.learning_rates()
+        names = [run_dir_name(lr) for lr in lrs]
+        if len(set(lrs)) != len(lrs) or len(set(names)) != len(names):
+            raise ValueError(f"`lrs` must be distinct learning rates, got {lrs!r}.")
+        if self.checkpoint_every is not None and self.checkpoint_every < 1:
+            raise ValueError(
+                f"`checkpoint_every` must be a positive integer, got {self.checkpoint_every!r}.")
+        for lr in lrs:  # the measurement's own checks, before any run starts
+            try:
+                self.callback(lr)
+            except ValueError as err:
+                raise ValueError(f"{err} (sweep setting at lr={lr:g})") from err
+
+    def callback(self, lr: float) -> ThermoCallback:
+        """The :class:`~thermo_lightning.ThermoCallback` that measures the run at ``lr``."""
+        return ThermoCallback(window=self.window, stride=self.stride_for(lr), k=self.k,
+                              estimator=self.estimator, schedule=self.schedule,
+                              energy=self.energy, snr=self.snr, snr_batches=self.snr_batches,
+                              seed=self.seed)
+
+    def measurement_settings(self) -> dict[str, Any]:
+        """The settings that change what a run measures (every field but the LR grid and
+        where and how fast it runs): a finished run is reused only when they are equal."""
+        values = dataclasses.asdict(self)
+        return {k: v for k, v in values.items() if k not in _NOT_MEASUREMENT}
 
     def stride_for(self, lr: float) -> int | str:
         """The stride of the run at ``lr``."""
@@ -143,6 +185,82 @@ class SweepConfig:
         return "64-true" if self.model in ("toy-up", "toy-op", "langevin") else "32-true"
 
 
+# settings that do not change a run's numbers: the grid itself, and where/how it runs
+_NOT_MEASUREMENT = frozenset({"lrs", "lr_min", "lr_max", "num_lrs", "accelerator", "devices",
+                              "data_root", "download", "checkpoint_every"})
+_NONE_WORDS = ("none", "None", "null", "NULL", "~")
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """``value`` as the field's type ``hint``; strings from the command line or YAML (such as
+    ``"1e-3"``, which YAML 1.1 reads as a string) are converted. Raises a ValueError naming
+    the setting."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and (value is None or value in _NONE_WORDS):
+            return None
+        members = [a for a in args if a is not type(None)]
+        if isinstance(value, str):  # "5" is the int 5 in int | str; "auto" stays a string
+            members.sort(key=lambda a: a is str)
+        else:  # the value's own type first: 3 stays an int in int | float
+            for member in members:
+                if _is_instance(value, member):
+                    return _coerce(name, value, member)
+        for member in members:
+            try:
+                return _coerce(name, value, member)
+            except ValueError:
+                continue
+        raise ValueError(f"`{name}` must be {_type_name(hint)}, got {value!r}.")
+    if origin is list:
+        items = value if isinstance(value, list | tuple) else [value]
+        return [_coerce(name, v, args[0]) for v in items]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+    elif hint is int:
+        if isinstance(value, int | np.integer) and not isinstance(value, bool):
+            return int(value)
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif hint is float:
+        if isinstance(value, int | float | np.number) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - every field has one of the types above
+        return value
+    raise ValueError(f"`{name}` must be {_type_name(hint)}, got {value!r}.")
+
+
+def _is_instance(value: Any, hint: Any) -> bool:
+    if typing.get_origin(hint) is list:
+        return isinstance(value, list | tuple)
+    if hint in (int, float) and isinstance(value, bool):
+        return False
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is list:
+        return f"a list of {_type_name(args[0])}"
+    if args:
+        return " or ".join("None" if a is type(None) else _type_name(a) for a in args)
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        hint, str(hint))
+
+
 def lr_grid(lr_min: float, lr_max: float, num: int) -> list[float]:
     """``num`` log-spaced learning rates from ``lr_min`` to ``lr_max`` (3 significant
     digits)."""
@@ -152,8 +270,14 @@ def lr_grid(lr_min: float, lr_max: float, num: int) -> list[float]:
 
 
 def run_dir_name(lr: float) -> str:
-    """Folder name of the run at ``lr``: ``lr=1.00e-02``."""
-    return f"lr={lr:.2e}"
+    """Folder name of the run at ``lr``: ``lr=1.00e-02`` (three significant digits, as
+    :func:`lr_grid` makes them), with as many more digits as ``lr`` needs to be told apart
+    from any other learning rate (``lr=1.0001e-02``)."""
+    for digits in range(2, 17):
+        name = f"{lr:.{digits}e}"
+        if float(name) == lr:
+            return f"lr={name}"
+    return f"lr={lr!r}"
 
 
 def _import(path: str) -> Callable[..., Any]:
@@ -243,27 +367,155 @@ def _write_run(run_dir: Path, info: dict[str, Any]) -> None:
     tmp.replace(run_dir / RUN_FILE)
 
 
+class SweepSettingsError(ValueError):
+    """A sweep folder already holds runs made with other measurement settings."""
+
+
+class RunLockedError(RuntimeError):
+    """Another process is training this run right now."""
+
+
+def _settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    keys = sorted(k for k in set(old) | set(new)
+                  if k not in _NOT_MEASUREMENT and old.get(k) != new.get(k))
+    return [f"{k}={old.get(k)!r} there, {new.get(k)!r} now" for k in keys]
+
+
+@contextlib.contextmanager
+def _run_lock(run_dir: Path) -> Iterator[None]:
+    """An exclusive lock on ``run_dir/run.lock`` for as long as the run trains (released by
+    the operating system when the process dies). Raises :class:`RunLockedError` when another
+    process holds it."""
+    path = run_dir / "run.lock"
+    handle = open(path, "a+")  # noqa: SIM115 - closed below, after the lock is released
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # pragma: no cover - Windows: an exclusive create instead
+            try:
+                fd = os.open(str(path) + ".pid", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                os.close(fd)
+            except FileExistsError as err:
+                raise RunLockedError(f"{run_dir} is being trained by another process "
+                                     f"(delete {path}.pid if none is).") from err
+        except OSError as err:
+            handle.seek(0)
+            holder = handle.read().strip() or "unknown"
+            raise RunLockedError(
+                f"{run_dir} is being trained by another process (pid {holder}); it is left "
+                "to that process."
+            ) from err
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+        pid_file = Path(str(path) + ".pid")
+        if "fcntl" not in sys.modules and pid_file.exists():  # pragma: no cover - Windows
+            pid_file.unlink()
+
+
+def _readable_checkpoint(path: Path) -> bool:
+    """Whether ``path`` is a complete checkpoint: torch saves zip archives, whose central
+    directory is written last, so a file cut mid-write does not open."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return bool(archive.namelist())
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def run_one(cfg: SweepConfig, lr: float, out: str | Path, *, progress_bar: bool = False) -> Path:
     """Train and measure the run at ``lr`` in ``out/lr=...``; skip it when done, resume it
-    from ``checkpoints/last.ckpt`` when interrupted. Returns the run's folder."""
+    from ``checkpoints/last.ckpt`` when interrupted. Returns the run's folder.
+
+    Raises:
+        SweepSettingsError: the folder holds this run made with other measurement settings.
+        RunLockedError: another process is training this run.
+    """
     run_dir = Path(out) / run_dir_name(lr)
     run_dir.mkdir(parents=True, exist_ok=True)
+    with _run_lock(run_dir), _sigterm_interrupts() as current:
+        return _run_locked(cfg, lr, run_dir, progress_bar, current)
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Iterator[dict[str, Any]]:
+    """SIGTERM anywhere in a run (also while it loads data or builds the model, before
+    Lightning's own handler is in place) ends it with :class:`SIGTERMException`, so that it is
+    marked ``interrupted``. Inside ``fit`` Lightning's handler runs first, sets
+    ``trainer.received_sigterm`` and stops at the next batch; this one then does nothing.
+    Yields a dict where the run puts its ``"trainer"``."""
+    current: dict[str, Any] = {}
+    if threading.current_thread() is not threading.main_thread():
+        yield current
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        trainer = current.get("trainer")
+        if not getattr(trainer, "received_sigterm", False):
+            raise SIGTERMException
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield current
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _run_locked(cfg: SweepConfig, lr: float, run_dir: Path, progress_bar: bool,
+                current: dict[str, Any]) -> Path:
     info = _read_run(run_dir)
-    if info.get("status") == "done":
-        return run_dir
     hparams = {**dataclasses.asdict(cfg), "lr": lr, "precision": cfg.resolved_precision(),
                "stride": cfg.stride_for(lr)}
     hparams.pop("lrs")
-    info.update(hparams=hparams, status="running", started=time.time())
+    if info.get("hparams"):
+        diff = _settings_diff(info["hparams"], hparams)
+        if diff:
+            raise SweepSettingsError(
+                f"{run_dir} was made with other settings ({'; '.join(diff)}); it is neither "
+                "skipped nor resumed. Write this sweep to another --out, or delete the run's "
+                "folder to redo it with the new settings."
+            )
+    if info.get("status") == "done":
+        return run_dir
+    info.update(hparams=hparams, status="running", started=time.time(), pid=os.getpid())
     _write_run(run_dir, info)
+    try:
+        trainer, thermo = _train(cfg, lr, run_dir, info, progress_bar, current)
+    except SIGTERMException:
+        info.update(status="interrupted", error="SIGTERM (resumes from its last checkpoint)")
+        _write_run(run_dir, info)
+        raise
+    except BaseException as err:
+        info.update(status="failed", error=f"{type(err).__name__}: {err}")
+        _write_run(run_dir, info)
+        raise
+    if trainer.global_rank == 0:
+        thermo.history.to_csv(run_dir / HISTORY_FILE, index=False)
+        info.update(
+            status="done", finished=time.time(), global_step=trainer.global_step,
+            last_logged_step=int(thermo.history["step"].iloc[-1]) if len(thermo.history) else None,
+            num_parameters=sum(p.numel() for _, p in thermo._named), entropy_dim=thermo._dim,
+            train_acc=_final_metric(trainer, "train/acc"),
+        )
+        _write_run(run_dir, info)
+    return run_dir
 
+
+def _train(cfg: SweepConfig, lr: float, run_dir: Path, info: dict[str, Any], progress_bar: bool,
+           current: dict[str, Any]) -> tuple[pl.Trainer, ThermoCallback]:
+    """Build the run's data, model, callback and Trainer, and fit (resuming from
+    ``checkpoints/last.ckpt`` when it is there and readable)."""
     dm = _datamodule(cfg)
     model = _model(cfg, lr, dm)
     if "random_loss" not in info:
         info["random_loss"] = _random_loss(model, dm, cfg.seed)
-    thermo = ThermoCallback(window=cfg.window, stride=cfg.stride_for(lr), k=cfg.k,
-                            estimator=cfg.estimator, schedule=cfg.schedule, energy=cfg.energy,
-                            snr=cfg.snr, snr_batches=cfg.snr_batches, seed=cfg.seed)
+    thermo = cfg.callback(lr)
     every = cfg.checkpoint_every or max(1, cfg.steps // 10)
     ckpt = ModelCheckpoint(dirpath=run_dir / "checkpoints", save_last=True, save_top_k=0,
                            every_n_train_steps=every)
@@ -282,24 +534,20 @@ def run_one(cfg: SweepConfig, lr: float, out: str | Path, *, progress_bar: bool 
         enable_progress_bar=progress_bar, enable_model_summary=False,
         log_every_n_steps=max(1, min(50, cfg.steps)),
     )
+    current["trainer"] = trainer
     last = run_dir / "checkpoints" / "last.ckpt"
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-            trainer.fit(model, datamodule=dm, ckpt_path=last if last.exists() else None)
-    except BaseException as err:
-        info.update(status="failed", error=f"{type(err).__name__}: {err}")
+    if last.exists() and not _readable_checkpoint(last):
+        kept = last.with_name(f"last.unreadable-{int(time.time())}.ckpt")
+        last.replace(kept)
+        note = (f"{last} was unreadable (cut mid-write?); kept as {kept.name}, and the run "
+                "starts again from step 0")
+        warnings.warn(note, stacklevel=3)
+        info.setdefault("notes", []).append(note)
         _write_run(run_dir, info)
-        raise
-    if trainer.global_rank == 0:
-        thermo.history.to_csv(run_dir / HISTORY_FILE, index=False)
-        info.update(
-            status="done", finished=time.time(), global_step=trainer.global_step,
-            num_parameters=sum(p.numel() for _, p in thermo._named), entropy_dim=thermo._dim,
-            train_acc=_final_metric(trainer, "train/acc"),
-        )
-        _write_run(run_dir, info)
-    return run_dir
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+        trainer.fit(model, datamodule=dm, ckpt_path=last if last.exists() else None)
+    return trainer, thermo
 
 
 def _final_metric(trainer: pl.Trainer, key: str) -> float | None:
@@ -322,62 +570,151 @@ def run_sweep(
     """Run every learning rate of ``cfg`` into ``out``.
 
     Args:
-        workers: runs in parallel processes (each ``thermo-lightning sweep-run``; one GPU each
-            when there are GPUs). ``1`` runs them one after the other in this process.
+        workers: runs in parallel processes (each ``thermo-lightning sweep-run`` on the
+            sweep's own ``sweep.json``; one GPU each when there are GPUs). ``1`` runs them one
+            after the other in this process. Workers stop when this process ends.
+        config_path: unused (the workers read ``out/sweep.json``, which holds every setting
+            including command-line overrides); kept for compatibility.
         progress: a progress bar over runs.
+
+    A run that another process is training (its lock is held) is left to it, with a warning.
+    SIGTERM (a scheduler's stop) ends the sweep with exit status 143 after marking the run
+    in progress ``interrupted``; running the sweep again resumes it.
+
+    Raises:
+        SweepSettingsError: ``out`` holds a sweep made with other measurement settings.
 
     Returns:
         The run folders, in LR order. Failed runs are reported at the end (the others finish).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "sweep.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2, default=str))
+    sweep_file = out / "sweep.json"
+    if sweep_file.exists():  # refuse before anything is rewritten
+        try:
+            old = SweepConfig.from_dict(json.loads(sweep_file.read_text()))
+        except (ValueError, TypeError) as err:
+            raise SweepSettingsError(f"{sweep_file} is unreadable ({err}); write this sweep "
+                                     "to another --out.") from err
+        diff = _settings_diff(old.measurement_settings(), cfg.measurement_settings())
+        if diff:
+            raise SweepSettingsError(
+                f"{out} holds a sweep made with other settings ({'; '.join(diff)}). Its "
+                "finished runs would be skipped as if they matched: write this sweep to "
+                "another --out, or delete the folder to redo it."
+            )
+    tmp = sweep_file.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(dataclasses.asdict(cfg), indent=2, default=str))
+    tmp.replace(sweep_file)
     lrs = cfg.learning_rates()
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(lrs), desc="sweep", unit="run", disable=not progress)
     failures: list[str] = []
+    elsewhere: list[str] = []
     if workers <= 1:
-        for lr in lrs:
+        for i, lr in enumerate(lrs):
             try:
                 run_one(cfg, lr, out)
+            except SIGTERMException:
+                bar.close()
+                print(f"sweep stopped by SIGTERM during lr={lr:g}; {len(lrs) - i - 1} runs not "
+                      "started. Run the same command again to resume.", file=sys.stderr)
+                raise SystemExit(128 + signal.SIGTERM) from None
+            except RunLockedError as err:
+                elsewhere.append(str(err))
             except Exception as err:  # keep going; report at the end
                 failures.append(f"lr={lr:g}: {type(err).__name__}: {err}")
             bar.update()
     else:
-        failures = _run_parallel(cfg, lrs, out, workers, config_path, bar)
+        failures = _run_parallel(lrs, out, workers, bar)
     bar.close()
+    for message in elsewhere:
+        warnings.warn(message, stacklevel=2)
     if failures:
         raise RuntimeError("some runs failed:\n" + "\n".join(failures))
     return [out / run_dir_name(lr) for lr in lrs]
 
 
-def _run_parallel(cfg: SweepConfig, lrs: Sequence[float], out: Path, workers: int,
-                  config_path: Path | None, bar: Any) -> list[str]:
-    cfg_file = config_path or (out / "sweep.json")
+def _run_parallel(lrs: Sequence[float], out: Path, workers: int, bar: Any) -> list[str]:
+    """Each run in a ``sweep-run`` child process reading ``out/sweep.json`` (the merged
+    settings). Children watch this process and stop when it ends; SIGTERM to this process
+    is passed on to them and ends the sweep with status 143."""
+    cfg_file = out / "sweep.json"
     gpus = _gpu_count()
     pending = list(lrs)
     running: list[tuple[subprocess.Popen, float]] = []
     failures: list[str] = []
     slot = 0
-    while pending or running:
-        while pending and len(running) < workers:
-            lr = pending.pop(0)
-            env = dict(os.environ)
-            if gpus:
-                env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
-            slot += 1
-            cmd = [sys.executable, "-m", "thermo_lightning.cli", "sweep-run",
-                   "--config", str(cfg_file), "--lr", repr(lr), "--out", str(out)]
-            log = open(out / f"{run_dir_name(lr)}.log", "w")  # noqa: SIM115 - closed by the child's exit
-            running.append((subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT),
-                            lr))
-        time.sleep(0.2)
-        for proc, lr in list(running):
-            if proc.poll() is not None:
-                running.remove((proc, lr))
-                bar.update()
-                if proc.returncode != 0:
-                    failures.append(f"lr={lr:g}: exit code {proc.returncode} (see "
-                                    f"{out / (run_dir_name(lr) + '.log')})")
+
+    def stop(signum: int, frame: Any) -> None:
+        for proc, _ in running:
+            proc.terminate()
+        for proc, _ in running:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        print(f"sweep stopped by signal {signum}; {len(running)} runs interrupted, "
+              f"{len(pending)} not started. Run the same command again to resume.",
+              file=sys.stderr)
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while pending or running:
+            while pending and len(running) < workers:
+                lr = pending.pop(0)
+                env = dict(os.environ)
+                if gpus:
+                    env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+                slot += 1
+                cmd = [sys.executable, "-m", "thermo_lightning.cli", "sweep-run",
+                       "--config", str(cfg_file), "--lr", repr(lr), "--out", str(out),
+                       "--parent-pid", str(os.getpid())]
+                with open(out / f"{run_dir_name(lr)}.log", "w") as log:
+                    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+                running.append((proc, lr))
+            time.sleep(0.2)
+            for proc, lr in list(running):
+                if proc.poll() is not None:
+                    running.remove((proc, lr))
+                    bar.update()
+                    if proc.returncode != 0:
+                        failures.append(f"lr={lr:g}: exit code {proc.returncode} (see "
+                                        f"{out / (run_dir_name(lr) + '.log')})")
+    except BaseException:
+        for proc, _ in running:  # Ctrl-C or an error here: no orphan keeps training
+            proc.terminate()
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return failures
+
+
+def stop_with_parent(parent_pid: int, poll: float = 1.0) -> None:
+    """Make this process (a sweep worker) stop when ``parent_pid`` ends, however it ends:
+    on Linux the kernel sends SIGTERM at the parent's death (``PR_SET_PDEATHSIG``); everywhere
+    a daemon thread also sends it when the parent is gone. SIGTERM then interrupts the run
+    through Lightning, which marks it ``interrupted``."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no prctl
+            pass
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(poll)
+
+    if os.getppid() != parent_pid:  # the parent died before we got here
+        os.kill(os.getpid(), signal.SIGTERM)
+    import threading
+
+    threading.Thread(target=watch, name="stop-with-parent", daemon=True).start()

@@ -324,6 +324,12 @@ def test_ddp_windows_give_the_single_process_entropy(tmp_path: Path, mode: str) 
     expected = knn_entropy(window, k=5, dim=r0["dim"])  # one process, the same trajectory
     for r in (r0, r1):
         assert r["history"][keys.ENTROPY][-1] == pytest.approx(expected, rel=1e-8)
+    # the SNR pools both ranks' batch gradients before its one ratio
+    pooled = gradient_snr(torch.cat([r0["snr_grads"], r1["snr_grads"]]))
+    for r in (r0, r1):
+        assert r["history"][keys.SNR][-1] == pytest.approx(pooled["snr"], rel=1e-5)
+        assert r["history"][keys.STOCH_GRAD_NORM][-1] == pytest.approx(
+            pooled["mean_stoch_grad_norm"], rel=1e-5)
 
 
 @pytest.mark.slow

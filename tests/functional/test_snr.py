@@ -107,3 +107,25 @@ def test_bad_input() -> None:
         acc.compute()
     with pytest.raises(ValueError, match="D=4"):
         acc.update(torch.ones(4))
+
+
+@pytest.mark.parametrize("with_full", [True, False])
+def test_sync_over_ranks_equals_one_process_with_every_gradient(with_full: bool) -> None:
+    # Two "ranks" with 4 batch gradients each. After summing their states (an all-reduce),
+    # rank 0 computes the SNR of all 8 gradients: one ratio of the summed terms. The mean of
+    # the two ranks' own ratios (the old DDP reduction) is a different number.
+    grads, mu, _ = _synthetic(8, seed=3)
+    grads, mu = grads + 2 * mu, 3 * mu  # a clear signal (SNR ~ 0.5)
+    full = mu if with_full else None
+    rank0, rank1 = GradientSNRAccumulator(full), GradientSNRAccumulator(full)
+    rank0.update(grads[:4])
+    rank1.update(grads[4:])
+    mean_of_ratios = (rank0.compute()["snr"] + rank1.compute()["snr"]) / 2
+    sent: list[torch.Tensor] = []
+    rank1.sync(lambda t: sent.append(t.clone()) or t)  # what rank 1 contributes
+    rank0.sync(lambda t: t + sent[0])  # the all-reduce's sum, as rank 0 receives it
+    expected = gradient_snr(grads, full)
+    out = rank0.compute()
+    for key in ("snr", "full_grad_norm", "noise_rms", "mean_stoch_grad_norm", "num_batches"):
+        assert out[key] == pytest.approx(expected[key], rel=1e-12), key
+    assert abs(mean_of_ratios - expected["snr"]) > 1e-5 * expected["snr"]  # told apart

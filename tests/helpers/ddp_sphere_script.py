@@ -24,11 +24,16 @@ class RecordNorms(pl.Callback):
         self.batch_sums.append(float(batch[0].sum()))
 
 
-def main(out: Path, steps: int) -> None:
+def main(out: Path, steps: int, module: str = "task") -> None:
     pl.seed_everything(0)
     torch.manual_seed(torch.distributed.get_rank() if torch.distributed.is_initialized() else 0)
     rec = RecordNorms()
-    model = ClassificationTask(ScaleInvariantConvNet(2, in_channels=1), lr=0.5)
+    if module == "noforward":  # training_step calls self.net(x); no forward to verify with
+        from tests.helpers.modules import NoForward
+
+        model = NoForward(lr=0.5)
+    else:
+        model = ClassificationTask(ScaleInvariantConvNet(2, in_channels=1), lr=0.5)
     trainer = pl.Trainer(
         accelerator="cpu", devices=2, strategy="ddp_sphere_projection", max_steps=steps,
         callbacks=[rec], logger=False, enable_checkpointing=False, enable_progress_bar=False,
@@ -39,10 +44,11 @@ def main(out: Path, steps: int) -> None:
     torch.save(
         {"params": params, "norms": rec.norms, "batch_sums": rec.batch_sums,
          "rank": trainer.global_rank, "world_size": trainer.world_size,
-         "projections": trainer.strategy.projector.projection_count},
+         "projections": trainer.strategy.projector.projection_count,
+         "verified": trainer.strategy.projector.verification.passed},
         out / f"rank{trainer.global_rank}.pt",
     )
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), int(sys.argv[2]))
+    main(Path(sys.argv[1]), int(sys.argv[2]), *sys.argv[3:])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 import textwrap
@@ -189,3 +190,32 @@ def test_finite_rows_checks_only_suspect_rows_and_keeps_finite_overflow() -> Non
     assert torch.equal(finite_rows(x, block_bytes=1), expected)  # one suspect row per block
     assert nonfinite_rows(x) == 2
     assert nonfinite_rows(torch.zeros(3, 2)) == 0
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-30, 1e30])
+def test_low_dimensional_float32_data_keeps_its_small_distances(scale: float) -> None:
+    # D = 1: neighbours ~1/N apart are far below the GEMM form's rounding level 32 eps |x|^2;
+    # they are recomputed from coordinate differences instead of becoming false duplicates.
+    # Reference: the same points in float64 (and the N(0, 1) entropy, 1.4189).
+    import warnings
+
+    from thermo_lightning.functional import knn_entropy
+
+    x = torch.randn(2000, 1, generator=torch.Generator().manual_seed(0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "duplicate points" warning
+        s32 = knn_entropy((x * scale).float(), k=3, estimator="kozachenko_leonenko")
+    s64 = knn_entropy(x.double(), k=3, estimator="kozachenko_leonenko") + math.log(scale)
+    assert s32 == pytest.approx(s64, abs=1e-4)
+    assert s32 - math.log(scale) == pytest.approx(0.5 * math.log(2 * math.pi * math.e), abs=0.05)
+
+
+def test_exact_recompute_keeps_true_duplicates_at_zero() -> None:
+    from thermo_lightning.knn.torch_backend import TorchKnn
+
+    x = torch.randn(50, 3, generator=torch.Generator().manual_seed(1))
+    x[7] = x[3]
+    dist = TorchKnn().search(x, 2)
+    assert dist[3, 0] == 0 and dist[7, 0] == 0
+    ref = torch.cdist(x.double(), x.double()).fill_diagonal_(math.inf).sort(dim=1).values[:, :2]
+    torch.testing.assert_close(dist.double(), ref, rtol=2e-5, atol=1e-7)  # float32 GEMM form

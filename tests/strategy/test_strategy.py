@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import warnings
@@ -236,10 +237,14 @@ def test_resume_keeps_sphere_and_sampler_position(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_ddp_two_cpu_ranks_identical_and_on_the_sphere(tmp_path: Path) -> None:
+@pytest.mark.parametrize("module", ["task", "noforward"])
+def test_ddp_two_cpu_ranks_identical_and_on_the_sphere(tmp_path: Path, module: str) -> None:
     script = Path(__file__).resolve().parents[1] / "helpers" / "ddp_sphere_script.py"
-    out = subprocess.run([sys.executable, str(script), str(tmp_path), "50"], capture_output=True,
-                         text=True, timeout=600, cwd=Path(__file__).resolve().parents[2])
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    out = subprocess.run([sys.executable, str(script), str(tmp_path), "50", module],
+                         capture_output=True, text=True, timeout=600, cwd=root, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
     assert r0["world_size"] == 2 and {r0["rank"], r1["rank"]} == {0, 1}
@@ -247,3 +252,4 @@ def test_ddp_two_cpu_ranks_identical_and_on_the_sphere(tmp_path: Path) -> None:
     assert len(r0["norms"]) == 50 and max(abs(n - 1.0) for n in r0["norms"]) <= 1e-5
     assert r0["projections"] == r1["projections"] == 51
     assert r0["batch_sums"] != r1["batch_sums"]  # each rank draws its own batches
+    assert r0["verified"] and r1["verified"]

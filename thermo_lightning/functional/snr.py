@@ -26,6 +26,7 @@ The same private update/compute pair serves :func:`gradient_snr` (all gradients 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -196,6 +197,23 @@ class GradientSNRAccumulator:
         assert self._state is not None, "state exists once count >= 1"
         fg = None if self.full_grad is None else self.full_grad.to(self._state.sum_grad.device)
         return _snr_compute(self._state, fg)
+
+    def sync(self, reduce_fn: Callable[[Tensor], Tensor]) -> None:
+        """Replace the running sums by their sums over processes: ``reduce_fn`` sums a tensor
+        across ranks (e.g. an all-reduce). Every rank must call it, each with gradients of its
+        own batches; afterwards :meth:`compute` gives the SNR of all of them, so the ratio is
+        taken once, after the reduction (the mean of per-rank ratios is biased)."""
+        state = self._state
+        if state is None:
+            raise ValueError("sync() needs at least one gradient on every rank.")
+        scalars = torch.tensor(
+            [state.count, state.sum_sq_norm, state.sum_norm, state.sum_sq_dev],
+            dtype=torch.float64, device=state.sum_grad.device,
+        )
+        packed = reduce_fn(torch.cat([scalars, state.sum_grad]))
+        state.count = round(float(packed[0]))
+        state.sum_sq_norm, state.sum_norm, state.sum_sq_dev = (float(v) for v in packed[1:4])
+        state.sum_grad = packed[4:].clone()
 
     def reset(self) -> None:
         """Forget every gradient (keeps ``full_grad``)."""

@@ -19,13 +19,14 @@ from torch import Tensor
 
 from thermo_lightning.knn.base import full_precision_matmul, raise_nonfinite
 
-__all__ = ["TorchKnn", "knn_from_sq_distances", "pairwise_sq_distances"]
+__all__ = ["TorchKnn", "knn_from_sq_distances", "pairwise_sq_distances", "power_of_two_scale"]
 
 _CPU_CHUNK_BYTES = 32 * 2**20  # measured fastest on a 2-core CPU (16-64 MiB tried)
 _GPU_CHUNK_BYTES = 256 * 2**20
 _BLOCK_BYTES = 1024 * 2**20
 _SYMMETRIC_BLOCKS = 4  # row blocks of the lower-triangular Gram accumulation
-_ROUNDING_FLOOR = 32  # squared distances below this many eps of the norms are set to 0
+_ROUNDING_FLOOR = 32  # squared distances below this many eps of the norms are recomputed
+_EXACT_BUDGET = 2**27  # most coordinate differences spent on recomputing such entries
 
 
 def _default_chunk(n: int, itemsize: int, device: torch.device) -> int:
@@ -45,8 +46,10 @@ def pairwise_sq_distances(
     dtype: torch.dtype = torch.float32,
     chunk_size: int | None = None,
     rows: tuple[int, int] | None = None,
+    scale: float = 1.0,
 ) -> Tensor:
-    """Squared Euclidean distances between rows ``rows[0]:rows[1]`` of ``x`` and all rows.
+    """Squared Euclidean distances between rows ``rows[0]:rows[1]`` of ``scale * x`` and all
+    rows.
 
     The Gram matrix ``G = sum_c X^c X^c^T`` of the centred slices and the squared norms
     ``n_i = sum_c ||x_i^c||^2`` are accumulated; then
@@ -60,11 +63,17 @@ def pairwise_sq_distances(
         dtype: accumulation and GEMM dtype, float32 or float64.
         chunk_size: columns per slice; default keeps a slice near 32 MiB (256 MiB on GPU).
         rows: a half-open row range ``(r0, r1)``; default all rows.
+        scale: multiply the window by this (a power of two from :func:`power_of_two_scale`
+            is exact): squared distances of data at 1e-30 or 1e30 would under- or overflow
+            float32, those of the scaled window do not. The result is in scaled units.
 
-    Entries at or below the rounding level of this form,
-    ``32 eps (||x_i||^2 + ||x_j||^2)`` with centred norms and ``eps`` of ``dtype``, are set to
-    exactly 0 (duplicates at this precision, reported as such by the entropy estimators);
-    no entry is negative.
+    Entries at or below the rounding level of the GEMM form, ``32 eps (||x_i||^2 +
+    ||x_j||^2)`` with centred norms and ``eps`` of ``dtype``, carry no correct digit (points
+    much closer to each other than to the window's centre, as in low-dimensional data): they
+    are recomputed from the coordinate differences in float64, so the floor is the actual
+    distance, and only true duplicates come out as 0. Past a budget of ``2**27`` coordinate
+    differences the rest are set to 0 (then counted as duplicates by the entropy
+    estimators). No entry is negative.
 
     Returns:
         ``(r1 - r0, N)`` tensor in ``dtype`` on ``x.device``; the diagonal is 0 up to
@@ -94,6 +103,8 @@ def pairwise_sq_distances(
             w = min(chunk, d - c0)
             xc = buf[:, :w]
             view = x[:, c0 : c0 + w]
+            if scale != 1.0:  # a power of two: exact (in float64 when float32 cannot hold it)
+                view = view * scale if 2.0**-120 < scale < 2.0**120 else view.double() * scale
             if center:  # one pass: mean, then the centred copy written straight into buf
                 mean = view.mean(dim=0, keepdim=True, dtype=dtype)
                 torch.sub(view.to(dtype), mean, out=xc)
@@ -119,13 +130,49 @@ def pairwise_sq_distances(
                     out[b0:b1, c0_:c1_] = out[c0_:c1_, b0:b1].T
         out.mul_(-2.0)
         tol = _ROUNDING_FLOOR * torch.finfo(dtype).eps
+        suspect: list[Tensor] = []
         for b0 in range(0, r1 - r0, 256):  # row blocks bound the temporaries
             part = out[b0 : b0 + 256]
             norms = sq[r0 + b0 : r0 + b0 + part.shape[0], None] + sq[None, :]
             part.add_(norms)  # one add of a symmetric term keeps the result symmetric
-            # below the rounding level of the GEMM form a squared distance is noise: 0
-            part.masked_fill_(part <= norms.mul_(tol), 0.0)
+            # below the rounding level of the GEMM form a squared distance is noise
+            low = part <= norms.mul_(tol)
+            part.masked_fill_(low, 0.0)
+            pairs = low.nonzero()
+            if pairs.numel():
+                pairs[:, 0] += r0 + b0
+                suspect.append(pairs[pairs[:, 0] != pairs[:, 1]])  # not the diagonal
+        if suspect:
+            _recompute_exactly(x, out, torch.cat(suspect), r0, scale)
     return out
+
+
+def power_of_two_scale(x: Tensor) -> float:
+    """``2**e`` with ``max |x| * 2**e`` in ``[0.5, 1)``; 1 for an all-zero or non-finite
+    window (the non-finite check reports the latter)."""
+    if not x.numel():
+        return 1.0
+    low, high = torch.aminmax(x.detach())  # no |x| copy of a gigabyte window
+    peak = max(-float(low), float(high))
+    if not (peak > 0 and torch.isfinite(torch.tensor(peak))):
+        return 1.0
+    exponent = -torch.frexp(torch.tensor(peak, dtype=torch.float64)).exponent.item()
+    exponent = max(-1000, min(1000, exponent))  # within float64's range
+    return float(2.0**exponent)
+
+
+def _recompute_exactly(x: Tensor, out: Tensor, pairs: Tensor, r0: int, scale: float) -> None:
+    """Set ``out[i - r0, j]`` to ``||x_i - x_j||^2`` from the coordinate differences (float64),
+    for the ``(i, j)`` rows of ``pairs``, in the scaled units of ``out``; within the budget."""
+    n_pairs = min(pairs.shape[0], max(1, _EXACT_BUDGET // max(1, x.shape[1])))
+    if n_pairs == 0:
+        return
+    pairs = pairs[:n_pairs]
+    per_block = max(1, (64 * 2**20) // (8 * max(1, x.shape[1])))
+    for p0 in range(0, n_pairs, per_block):
+        i, j = pairs[p0 : p0 + per_block].unbind(1)
+        diff = (x[i].to(torch.float64) - x[j].to(torch.float64)) * scale
+        out[i - r0, j] = diff.square().sum(dim=1).to(out.dtype)
 
 
 
@@ -193,12 +240,15 @@ class TorchKnn:
             raise ValueError(f"`k` must satisfy 1 <= k < N={n}, got {k}.")
         itemsize = torch.empty((), dtype=dtype).element_size()
         block = max(1, min(n, self.block_bytes // (n * itemsize)))
+        scale = power_of_two_scale(x)
         parts = []
         for r0 in range(0, n, block):
             r1 = min(n, r0 + block)
             sq = pairwise_sq_distances(
-                x, center=center, dtype=dtype, chunk_size=self.chunk_size, rows=(r0, r1)
+                x, center=center, dtype=dtype, chunk_size=self.chunk_size, rows=(r0, r1),
+                scale=scale,
             )
             parts.append(knn_from_sq_distances(sq, k, row_offset=r0))
             del sq
-        return parts[0] if len(parts) == 1 else torch.cat(parts)
+        dist = parts[0] if len(parts) == 1 else torch.cat(parts)
+        return dist if scale == 1.0 else dist.div_(scale)  # back to the data's units

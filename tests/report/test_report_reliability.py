@@ -1,0 +1,152 @@
+"""The report on the folders users have: Lightning's own ``lightning_logs/version_N``, files
+cut mid-write, several seeds, hand-edited metadata, bad arguments (issue 11)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.helpers.trainers import quiet_trainer
+from tests.report.synthetic import canonical, history, write_run
+from thermo_lightning.callback import ThermoCallback
+from thermo_lightning.cli import main
+from thermo_lightning.data import DigitsDataModule
+from thermo_lightning.models import ClassificationTask, ScaleInvariantConvNet
+from thermo_lightning.report import classify_regime, find_runs, make_report
+
+LRS = np.logspace(-3, -1, 5)
+
+
+def test_lightning_version_folders_are_one_run_each(tmp_path: Path) -> None:
+    # three plain Lightning runs (default TensorBoard logger) at three learning rates
+    for lr in (0.05, 0.1, 0.2):
+        model = ClassificationTask(ScaleInvariantConvNet(2, in_channels=1), lr=lr)
+        cb = ThermoCallback(window=10, k=3, schedule=10, snr=None)
+        quiet_trainer(strategy="sphere_projection", max_steps=60, callbacks=[cb],
+                      logger=True, default_root_dir=tmp_path).fit(
+            model, DigitsDataModule(batch_size=16))
+    logs = tmp_path / "lightning_logs"
+    assert [p.name for p in find_runs(logs)] == ["version_0", "version_1", "version_2"]
+    result = make_report(logs, tmp_path / "report")
+    runs = result.runs.set_index("run")
+    assert runs.loc[["version_0", "version_1", "version_2"], "lr"].tolist() == [0.05, 0.1, 0.2]
+    # each run's U is its own: the three differ
+    assert runs["U"].nunique() == 3
+
+
+def _truncated_run(root: Path, lr: float, cut: float) -> Path:
+    _, u, s = canonical(lr)
+    hist = history(u, s)
+    run = write_run(root, lr, hist, info={"global_step": 2000, "last_logged_step": 2000})
+    text = (run / "history.csv").read_text()
+    (run / "history.csv").write_text(text[: int(cut * len(text))])
+    return run
+
+
+def test_a_history_cut_mid_write_is_marked_and_left_out(tmp_path: Path) -> None:
+    for lr in LRS:
+        _, u, s = canonical(lr)
+        write_run(tmp_path / "runs", lr, history(u, s),
+                  info={"global_step": 2000, "last_logged_step": 2000})
+    _truncated_run(tmp_path / "other", 0.0123, cut=0.6)
+    result = make_report(tmp_path / "runs", tmp_path / "rep")
+    assert result.runs["regime"].eq("stationary").all()
+    # the same sweep with one more run whose history.csv was cut at 60%
+    cut = _truncated_run(tmp_path / "runs", 0.0123, cut=0.6)
+    result = make_report(tmp_path / "runs", tmp_path / "rep", force=True)
+    text = "\n".join(result.messages)
+    assert f"{cut.name}: history.csv ends mid-line" in text
+    assert "run logged up to step 2000" in text
+    assert result.runs.set_index("lr").loc[0.0123, "regime"] == "incomplete"
+    assert 0.0123 not in result.temperature["lr"].tolist()
+    assert len(result.temperature) == len(LRS)
+
+
+def test_seeds_at_one_learning_rate_are_averaged(tmp_path: Path) -> None:
+    for seed in (0, 1):
+        for i, lr in enumerate(LRS):
+            _, u, s = canonical(lr)
+            write_run(tmp_path / f"seed{seed}", lr, history(u + 0.001 * seed, s, seed=i))
+    result = make_report(tmp_path, tmp_path / "rep")
+    assert len(result.runs) == 10
+    temp = result.temperature
+    assert temp["lr"].tolist() == pytest.approx(list(LRS)) and (temp["n_runs"] == 2).all()
+    runs = result.runs
+    for lr, row in temp.set_index("lr").iterrows():
+        assert row["U"] == pytest.approx(runs.loc[np.isclose(runs["lr"], lr), "U"].mean(),
+                                         rel=0.05)  # smoothing over neighbouring LRs aside
+    assert any("2 runs (seeds) averaged" in m for m in result.messages)
+
+
+def test_hand_edited_metadata_is_noted_not_fatal(tmp_path: Path) -> None:
+    for lr in LRS[:3]:
+        _, u, s = canonical(lr)
+        write_run(tmp_path, lr, history(u, s))
+    bad = write_run(tmp_path, 0.5, history(1.0, 1.0))
+    meta = json.loads((bad / "run.json").read_text())
+    meta["hparams"].update(lr="abc", window=[1], k="many")
+    (bad / "run.json").write_text(json.dumps(meta))
+    lightning_run = tmp_path / "lightning" / "version_0"
+    lightning_run.mkdir(parents=True)
+    history(0.3, -2.0).to_csv(lightning_run / "metrics.csv", index=False)
+    (lightning_run / "hparams.yaml").write_text("lr: [0.1, 0.2]\nwindow: x\n")
+    other = tmp_path / "lightning" / "version_1"
+    other.mkdir()
+    history(0.3, -2.0).to_csv(other / "metrics.csv", index=False)
+    (other / "hparams.yaml").write_text("- not\n- a mapping\n")
+    result = make_report(tmp_path, tmp_path / "rep")
+    text = "\n".join(result.messages)
+    assert "lr=5.00e-01: learning rate 'abc' is not a positive number" in text
+    assert "lightning/version_0: learning rate [0.1, 0.2] is not a positive number" in text
+    assert "lightning/version_1: hparams.yaml does not hold a mapping" in text
+    assert len(result.temperature) == 3
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (["--tail", "nan"], "--tail"),
+        (["--tail", "0"], "--tail"),
+        (["--tail", "1.5"], "--tail"),
+        (["--eps", "-1"], "--eps"),
+        (["--lr-range", "0.1", "0.01"], "--lr-range"),
+    ],
+)
+def test_bad_report_arguments_are_errors_not_tracebacks(tmp_path: Path, capsys, argv: list,
+                                                        match: str) -> None:
+    for lr in LRS[:3]:
+        write_run(tmp_path / "runs", lr, history(0.5, -3.0))
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "rep"), *argv]) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_report_out_pointing_at_a_file(tmp_path: Path, capsys) -> None:
+    for lr in LRS[:3]:
+        write_run(tmp_path / "runs", lr, history(0.5, -3.0))
+    (tmp_path / "file.txt").write_text("not a folder")
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "file.txt")]) == 2
+    assert "is a file" in capsys.readouterr().err
+
+
+def test_relaxing_is_not_converging() -> None:
+    # an under-parameterised net still falling toward equilibrium (train accuracy 0.13) is
+    # "relaxing"; "converging" is kept for nets that fit the data
+    assert classify_regime(-12, -12, 950.0, 1274.0, 1530, train_acc=0.13) == "relaxing"
+    assert classify_regime(-12, -12, 950.0, 1274.0, 1530, train_acc=1.0) == "converging"
+    assert classify_regime(-12, -12, 0.0, None, None, u_mean=2.5, u_random=5.7) == "relaxing"
+    assert classify_regime(-12, -12, 0.0, None, None, u_mean=0.01, u_random=5.7) == "converging"
+
+
+def test_a_sweep_without_any_positive_temperature_still_reports(tmp_path: Path) -> None:
+    # equal U and S at every LR: no bracket has a positive T (the figure once crashed on its
+    # log axis)
+    for lr in LRS:
+        write_run(tmp_path, lr, history(0.5, -3.0))
+    result = make_report(tmp_path, tmp_path / "rep")
+    assert not result.temperature["valid"].any()
+    assert len(pd.read_csv(tmp_path / "rep" / "runs.csv")) == len(LRS)
+    assert (tmp_path / "rep" / "temperature.png").stat().st_size > 2000

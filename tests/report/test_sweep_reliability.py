@@ -1,0 +1,199 @@
+"""Sweeps under faults: changed settings, overrides with workers, SIGTERM, killed parents,
+two sweeps at once, checkpoints cut mid-write, bad settings (issue 11)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from thermo_lightning.cli import main
+from thermo_lightning.sweep import (
+    RunLockedError,
+    SweepConfig,
+    SweepSettingsError,
+    _run_lock,
+    run_dir_name,
+    run_one,
+    run_sweep,
+)
+
+TINY = {"model": "toy-up", "data": None, "lrs": [0.05, 0.1], "steps": 30, "window": 10,
+        "k": [3], "snr": None, "schedule": 5}
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _info(run: Path) -> dict:
+    return json.loads((run / "run.json").read_text())
+
+
+def test_a_rerun_with_other_settings_is_refused(tmp_path: Path, capsys) -> None:
+    run_sweep(SweepConfig.from_dict(TINY), tmp_path, progress=False)
+    before = (tmp_path / "sweep.json").read_text()
+    for change in ({"steps": 40}, {"window": 12}, {"k": [4]}):
+        with pytest.raises(SweepSettingsError, match=f"{next(iter(change))}="):
+            run_sweep(SweepConfig.from_dict({**TINY, **change}), tmp_path, progress=False)
+    assert (tmp_path / "sweep.json").read_text() == before  # not rewritten
+    # the CLI says so and exits non-zero
+    assert main(["sweep", "--model", "toy-up", "--data", "none", "--lrs", "0.05", "0.1",
+                 "--steps", "40", "--window", "10", "--k", "3", "--snr", "none",
+                 "--schedule", "5", "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "other settings" in capsys.readouterr().err
+    # more learning rates on the same settings extend the sweep
+    runs = run_sweep(SweepConfig.from_dict({**TINY, "lrs": [0.05, 0.1, 0.2]}), tmp_path,
+                     progress=False)
+    assert all(_info(r)["status"] == "done" for r in runs)
+
+
+def test_a_run_made_with_other_settings_is_not_reused(tmp_path: Path) -> None:
+    run_one(SweepConfig.from_dict(TINY), 0.05, tmp_path)
+    with pytest.raises(SweepSettingsError, match="steps=30 there, 40 now"):
+        run_one(SweepConfig.from_dict({**TINY, "steps": 40}), 0.05, tmp_path)
+
+
+def test_learning_rates_that_round_alike_get_their_own_folders(tmp_path: Path) -> None:
+    assert run_dir_name(0.01) == "lr=1.00e-02"  # three digits as before
+    assert run_dir_name(0.0100001) != run_dir_name(0.01)
+    assert run_dir_name(0.012345) == "lr=1.2345e-02"
+    with pytest.raises(ValueError, match="distinct"):
+        SweepConfig.from_dict({**TINY, "lrs": [0.05, 0.05]})
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        ({"window": 0}, "`window`"),
+        ({"k": [3, 3]}, "`k`"),
+        ({"k": [20]}, "`window`"),
+        ({"stride": "fast"}, "`stride`"),
+        ({"schedule": 0}, "`schedule`"),
+        ({"estimator": "kl"}, "`estimator`"),
+        ({"steps": "many"}, "`steps`"),
+        ({"noise_std": [1, 2]}, "`noise_std`"),
+        ({"download": "maybe"}, "`download`"),
+        ({"checkpoint_every": 0}, "`checkpoint_every`"),
+    ],
+)
+def test_bad_settings_fail_before_any_run(tmp_path: Path, change: dict, match: str) -> None:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(yaml.safe_dump({**TINY, **change}))
+    with pytest.raises(SystemExit, match=match):
+        main(["sweep", "--config", str(path), "--out", str(tmp_path / "runs")])
+    assert not (tmp_path / "runs").exists()
+
+
+def test_yaml_numbers_written_as_text_are_read() -> None:
+    cfg = SweepConfig.from_dict({**TINY, "lrs": ["1e-2", "2e-2"], "stride": "3",
+                                 "schedule": "5"})
+    assert cfg.learning_rates() == [0.01, 0.02] and cfg.stride == 3 and cfg.schedule == 5
+
+
+def test_a_run_locked_by_another_process_is_left_to_it(tmp_path: Path) -> None:
+    cfg = SweepConfig.from_dict(TINY)
+    run_dir = tmp_path / run_dir_name(0.05)
+    run_dir.mkdir()
+    with _run_lock(run_dir):  # as if another sweep were training it
+        with pytest.raises(RunLockedError, match="another process"):
+            run_one(cfg, 0.05, tmp_path)
+        with pytest.warns(UserWarning, match="another process"):
+            run_sweep(cfg, tmp_path, progress=False)
+        assert not (run_dir / "run.json").exists()
+        assert _info(tmp_path / run_dir_name(0.1))["status"] == "done"
+    run_sweep(cfg, tmp_path, progress=False)  # the lock is free again
+    assert _info(run_dir)["status"] == "done"
+
+
+def test_a_checkpoint_cut_mid_write_is_kept_aside_and_the_run_restarts(
+        tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("THERMO_FLAKY_FLAG", str(tmp_path / "flag"))
+    cfg = SweepConfig(model="tests.helpers.flaky:make", data=None, lrs=[0.05], steps=30,
+                      window=8, k=[3], snr=None, schedule=5, checkpoint_every=10)
+    with pytest.raises(RuntimeError, match="simulated interruption"):
+        run_one(cfg, 0.05, tmp_path)
+    last = tmp_path / run_dir_name(0.05) / "checkpoints" / "last.ckpt"
+    data = last.read_bytes()
+    last.write_bytes(data[: len(data) // 2])
+    with pytest.warns(UserWarning, match="unreadable"):
+        run_one(cfg, 0.05, tmp_path)
+    info = _info(last.parents[1])
+    assert info["status"] == "done" and info["global_step"] == 30
+    assert any("unreadable" in n for n in info["notes"])
+    assert len(list(last.parent.glob("last.unreadable-*.ckpt"))) == 1
+
+
+def _spawn_sweep(out: Path, *extra: str, config: Path | None = None) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "thermo_lightning.cli", "sweep", "--out", str(out),
+           "--no-progress", *extra]
+    if config is not None:
+        cmd += ["--config", str(config)]
+    return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+
+def _wait_for(predicate, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError("condition not reached")
+        time.sleep(0.2)
+
+
+def _running(run: Path) -> bool:
+    try:
+        return _info(run).get("status") == "running"
+    except (FileNotFoundError, json.JSONDecodeError):
+        return False
+
+
+LONG = ["--model", "toy-up", "--data", "none", "--lrs", "0.05", "0.1", "0.2",
+        "--steps", "200000", "--window", "10", "--k", "3", "--snr", "none", "--schedule", "1000"]
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_sweep_with_a_non_zero_exit(tmp_path: Path) -> None:
+    proc = _spawn_sweep(tmp_path, *LONG)
+    first = tmp_path / run_dir_name(0.05)
+    _wait_for(lambda: _running(first))
+    time.sleep(2.0)  # inside trainer.fit
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "SIGTERM" in err
+    assert _info(first)["status"] == "interrupted"
+    assert not (tmp_path / run_dir_name(0.1)).exists()  # the remaining LRs were not started
+
+
+@pytest.mark.slow
+def test_workers_use_command_line_overrides_and_die_with_their_parent(tmp_path: Path) -> None:
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml.safe_dump({**TINY, "steps": 30}))
+    # the command line overrides the YAML's steps; the workers must train with the override
+    proc = _spawn_sweep(tmp_path / "runs", "--workers", "2", "--steps", "200000",
+                        "--schedule", "1000", config=config)
+    runs = [tmp_path / "runs" / run_dir_name(lr) for lr in TINY["lrs"]]
+    _wait_for(lambda: all(_running(r) for r in runs))
+    infos = [_info(r) for r in runs]
+    assert all(i["hparams"]["steps"] == 200000 for i in infos)
+    pids = [i["pid"] for i in infos]
+    os.kill(proc.pid, signal.SIGKILL)  # the parent dies without cleaning up
+    proc.communicate(timeout=60)
+
+    def gone(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        try:  # a zombie (not reaped by anyone yet) counts as stopped
+            return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+        except OSError:
+            return True
+
+    _wait_for(lambda: all(gone(p) for p in pids), timeout=60)
+    assert all(_info(r)["status"] == "interrupted" for r in runs)
