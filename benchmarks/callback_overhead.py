@@ -37,6 +37,7 @@ from thermo_lightning import SphereProjectionStrategy, ThermoCallback
 from thermo_lightning.data import DigitsDataModule
 from thermo_lightning.functional.entropy import knn_entropy_estimate
 from thermo_lightning.models import ClassificationTask, ScaleInvariantConvNet
+from thermo_lightning.probes import default_loss_fn
 
 
 class _Clock(pl.Callback):
@@ -99,7 +100,7 @@ def _hook_costs(steps: int, width: int, window: int) -> dict[str, float]:
     thermo = ThermoCallback(window=window, k=min(50, window - 1), schedule=lambda s: False,
                             snr=None)
     clock = _Clock()
-    timers = [_Timed(strategy.projector, "project"), _Timed(thermo, "_on_step"),
+    timers = [_Timed(strategy.projector, "project"), _Timed(thermo.meter, "snapshot"),
               _Timed(thermo, "on_train_batch_end")]
     trainer = pl.Trainer(
         accelerator="cpu", strategy=strategy, max_steps=steps, callbacks=[clock, thermo],
@@ -124,9 +125,10 @@ class _Toggle(pl.Callback):
         self.off: list[float] = []
         self.enabled = True
         self._last: float | None = None
-        project, on_step, batch_end = projector.project, thermo._on_step, thermo.on_train_batch_end
+        project, on_step, batch_end = (projector.project, thermo.meter.snapshot,
+                                       thermo.on_train_batch_end)
         projector.project = lambda *a, **k: project(*a, **k) if self.enabled else None
-        thermo._on_step = lambda *a, **k: on_step(*a, **k) if self.enabled else None
+        thermo.meter.snapshot = lambda *a, **k: on_step(*a, **k) if self.enabled else None
         thermo.on_train_batch_end = (
             lambda *a, **k: batch_end(*a, **k) if self.enabled else None)
 
@@ -201,18 +203,19 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     _, trainer, model, thermo = _fit("sphere+snapshots", fill, args.width, args.window)
     assert thermo is not None and thermo.buffer is not None
     rows_w, slots, _ = thermo.buffer.snapshots()
-    d = thermo._dim
+    assert thermo.spec is not None
+    d = thermo.spec.dim
     ent, ess, snr = [], [], []
     for _ in range(max(args.repeats, 3)):
         t0 = time.perf_counter()
         knn_entropy_estimate(rows_w, args.k, dim=d, warn=False)
         ent.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        thermo._ess(trainer, rows_w, slots)
+        thermo.meter._ess(rows_w, slots)
         ess.append(time.perf_counter() - t0)
         thermo.snr_batches = args.snr_batches
         t0 = time.perf_counter()
-        thermo._snr(trainer, model, [p for _, p in thermo._named])
+        thermo.meter.snr(model, default_loss_fn(model), thermo._snr_batches(trainer))
         snr.append(time.perf_counter() - t0)
     point = {"entropy": statistics.median(ent), "ess": statistics.median(ess),
              "snr": statistics.median(snr)}

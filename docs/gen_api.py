@@ -15,6 +15,9 @@ SECTIONS = [
     ("thermo_lightning", ["SphereProjectionStrategy", "DDPSphereProjectionStrategy",
                           "ThermoCallback", "find_scale_invariant_parameters",
                           "verify_scale_invariance", "ScaleInvarianceError"]),
+    ("thermo_lightning.meter", ["ThermoMeter", "WindowSpec"]),
+    ("thermo_lightning.projector", ["SphereProjector"]),
+    ("thermo_lightning.keys", ["entropy_key", "custom_scalars_layout"]),
     ("thermo_lightning.functional", None),
     ("thermo_lightning.knn", ["knn_distances", "TorchKnn", "FaissKnn", "KnnBackend",
                               "pairwise_sq_distances", "knn_from_sq_distances"]),
@@ -22,9 +25,10 @@ SECTIONS = [
     ("thermo_lightning.schedules", ["LogSpacedSchedule", "EveryNSteps"]),
     ("thermo_lightning.models", None),
     ("thermo_lightning.data", None),
-    ("thermo_lightning.sweep", ["SweepConfig", "run_sweep", "run_one", "lr_grid"]),
+    ("thermo_lightning.sweep", ["SweepConfig", "run_sweep", "run_one", "lr_grid",
+                                "SweepSettingsError", "RunLockedError", "stop_with_parent"]),
     ("thermo_lightning.report", ["make_report", "read_run", "summarize_run",
-                                 "classify_regime", "find_runs"]),
+                                 "classify_regime", "find_runs", "window_spec"]),
     ("thermo_lightning.paper", ["PAPER_SETUPS", "paper_lr_grid"]),
 ]
 

@@ -45,8 +45,44 @@ def test_lightning_cli_example(tmp_path: Path, monkeypatch) -> None:
         "--trainer.callbacks.init_args.schedule", "6", "--trainer.enable_progress_bar", "false",
     ])
     thermo = next(c for c in cli.trainer.callbacks if type(c).__name__ == "ThermoCallback")
-    assert thermo.window == 6 and thermo.history["step"].tolist() == [6.0, 12.0]
+    assert thermo.meter.window == 6 and thermo.history["step"].tolist() == [6.0, 12.0]
     assert type(cli.trainer.strategy).__name__ == "SphereProjectionStrategy"
+
+
+_NO_LIGHTNING = """
+import runpy, sys
+class Block:  # importing lightning or pytorch_lightning raises ImportError
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("lightning", "pytorch_lightning"):
+            raise ImportError(f"no {name} here")
+sys.meta_path.insert(0, Block())
+sys.argv = ["plain_pytorch.py", "--steps", "120", "--window", "20", "--k", "3", "--every", "60",
+            "--snr-batches", "3"]
+import thermo_lightning.meter  # the meter imports without Lightning
+history = runpy.run_path(PATH)["main"](sys.argv[1:])
+assert not [m for m in sys.modules if m.startswith(("lightning", "pytorch_lightning"))]
+assert history["thermo/U"].notna().all() and history["thermo/S"].notna().iloc[-1]
+print("OK", len(history))
+"""
+
+
+def test_plain_pytorch_example_runs_without_lightning() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    code = _NO_LIGHTNING.replace("PATH", repr(str(root / "examples" / "plain_pytorch.py")))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=600, cwd=root)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "OK 2" in out.stdout
+
+
+def test_fabric_example() -> None:
+    history = load_script("examples", "fabric_loop").main(
+        ["--steps", "60", "--window", "10", "--k", "3", "--every", "30"])
+    assert history["step"].tolist() == [30.0, 60.0]
+    assert history["thermo/S"].notna().all()
 
 
 def test_digits_up_vs_op_example(tmp_path: Path) -> None:

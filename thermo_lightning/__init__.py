@@ -2,11 +2,18 @@
 
 Loss ``U``, weight entropy ``S``, effective temperature ``T(eta)``, free energy
 ``F = U - T S`` and gradient SNR, following Sadrtdinov et al., "SGD as Free Energy
-Minimization" (2025). Importing the package registers the strategy names
-``"sphere_projection"`` and ``"ddp_sphere_projection"``.
+Minimization" (2025). The measurement itself (:mod:`thermo_lightning.meter`,
+:mod:`thermo_lightning.functional`) needs no Lightning; the Lightning adapters
+(:class:`ThermoCallback`, the strategies) load on first use. ``import thermo_lightning``
+registers the strategy names ``"sphere_projection"`` and ``"ddp_sphere_projection"`` when
+Lightning is installed.
 """
 
-from thermo_lightning.callback import ThermoCallback
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
 from thermo_lightning.functional import (
     fit_power_law,
     free_energy_curves,
@@ -15,20 +22,28 @@ from thermo_lightning.functional import (
     knn_entropy,
     local_temperature,
 )
+from thermo_lightning.meter import ThermoMeter, WindowSpec
 from thermo_lightning.scale_invariance import (
     ScaleInvarianceError,
     find_scale_invariant_parameters,
     verify_scale_invariance,
 )
-from thermo_lightning.strategy import DDPSphereProjectionStrategy, SphereProjectionStrategy
 
 __version__ = "0.1.0.dev0"
+
+_ADAPTERS = {
+    "ThermoCallback": "thermo_lightning.callback",
+    "SphereProjectionStrategy": "thermo_lightning.strategy",
+    "DDPSphereProjectionStrategy": "thermo_lightning.strategy",
+}
 
 __all__ = [
     "DDPSphereProjectionStrategy",
     "ScaleInvarianceError",
     "SphereProjectionStrategy",
     "ThermoCallback",
+    "ThermoMeter",
+    "WindowSpec",
     "__version__",
     "find_scale_invariant_parameters",
     "fit_power_law",
@@ -39,3 +54,22 @@ __all__ = [
     "local_temperature",
     "verify_scale_invariance",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _ADAPTERS:
+        return getattr(importlib.import_module(_ADAPTERS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _register_strategies() -> None:
+    """``Trainer(strategy="sphere_projection")`` must work right after ``import
+    thermo_lightning``: register the names when Lightning is there (skipped without it)."""
+    try:
+        importlib.import_module("lightning.pytorch")
+    except ImportError:  # no Lightning: the meter and the functions still work
+        return
+    importlib.import_module("thermo_lightning.strategy")
+
+
+_register_strategies()

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from thermo_lightning.functional.snr import GradientSNRAccumulator
 
 __all__ = [
+    "default_loss_fn",
     "flat_gradient",
     "full_gradient_and_loss",
     "preserved_state",
@@ -47,6 +48,36 @@ def preserved_state(module: nn.Module) -> Iterator[None]:
         torch.set_rng_state(cpu_rng)
         if cuda_rng is not None:
             torch.cuda.set_rng_state_all(cuda_rng)
+
+
+def _module_loss(module: nn.Module, batch: Any) -> Tensor:
+    """``module.loss(batch)`` (its first element when it returns a tuple)."""
+    out = module.loss(batch)  # type: ignore[operator]
+    return out[0] if isinstance(out, tuple | list) else out
+
+
+def default_loss_fn(module: nn.Module, *, warn: Callable[[str], Any] | None = None
+                    ) -> Callable[[nn.Module, Any], Tensor]:
+    """The loss of a module's extra passes (SNR, full-data energy): its own
+    ``loss(batch)`` when it has one, else :func:`training_step_loss` (automatic optimisation
+    only; ``warn`` is told so).
+
+    Raises:
+        ValueError: manual optimisation without a ``loss`` method (``training_step`` would
+            step the optimiser).
+    """
+    if callable(getattr(module, "loss", None)):
+        return _module_loss
+    if not getattr(module, "automatic_optimization", True):
+        raise ValueError(
+            "the extra passes (SNR, full-data energy) need a loss: under manual optimisation "
+            "define `loss(self, batch)` on the module or pass `loss_fn=`."
+        )
+    if warn is not None:
+        warn("the extra passes (SNR, full-data energy) compute losses with training_step "
+             "(logging off); define `loss(self, batch)` on the module or pass `loss_fn=` to "
+             "be explicit.")
+    return training_step_loss
 
 
 def training_step_loss(module: nn.Module, batch: Any) -> Tensor:

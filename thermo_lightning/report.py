@@ -30,12 +30,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from thermo_lightning import keys
 from thermo_lightning.functional.entropy import uniform_sphere_knn_entropy
 from thermo_lightning.functional.temperature import (
     fit_power_law,
     infer_temperature,
     local_temperature,
 )
+from thermo_lightning.meter import WindowSpec
 
 __all__ = [
     "REGIMES",
@@ -48,9 +50,9 @@ __all__ = [
     "summarize_run",
 ]
 
-U, S, SNR = "thermo/U", "thermo/S", "thermo/snr"
-NEEDED_TAGS = (U, S, SNR, "thermo/grad_norm", "thermo/stoch_grad_norm", "thermo/T_local",
-               "thermo/ess", "thermo/window_fill", "train/acc")
+U, S, SNR = keys.ENERGY, keys.ENTROPY, keys.SNR
+NEEDED_TAGS = (U, S, SNR, keys.GRAD_NORM, keys.STOCH_GRAD_NORM, keys.T_LOCAL, keys.ESS,
+               keys.WINDOW_FILL, keys.TRAIN_ACC)
 REGIMES = ("converging", "relaxing", "stationary", "saturated")
 OUTPUTS = ("temperature.csv", "runs.csv")
 
@@ -343,9 +345,9 @@ def summarize_run(run: RunData, tail: float = 0.15, min_points: int = 5) -> dict
     row.update(U=part[U].mean(), S=part[S].mean(), U_std=part[U].std(ddof=1),
                S_std=part[S].std(ddof=1), tail_points=n_tail, first_tail_step=steps[0],
                last_step=float(h["step"].max()))
-    for key, name in ((SNR, "snr"), ("thermo/grad_norm", "grad_norm"),
-                      ("thermo/stoch_grad_norm", "stoch_grad_norm"), ("thermo/ess", "ess"),
-                      ("train/acc", "train_acc")):
+    for key, name in ((SNR, "snr"), (keys.GRAD_NORM, "grad_norm"),
+                      (keys.STOCH_GRAD_NORM, "stoch_grad_norm"), (keys.ESS, "ess"),
+                      (keys.TRAIN_ACC, "train_acc")):
         if key in h and h[key].notna().any():
             col = h[key].dropna()
             row[name] = float(col.iloc[-n_tail:].mean())
@@ -404,9 +406,29 @@ class ReportResult:
     messages: list[str]
 
 
+def window_spec(run: RunData) -> WindowSpec | None:
+    """The run's :class:`~thermo_lightning.meter.WindowSpec` as the callback wrote it (in
+    ``run.json``'s ``window_spec`` or Lightning's ``hparams.yaml``), or ``None``."""
+    spec = run.info.get("window_spec")
+    return WindowSpec.from_hparams(spec if isinstance(spec, dict) else run.hparams)
+
+
 def _uniform_reference(runs: Iterable[RunData], estimator_default: str = "knn_graph"
                        ) -> tuple[float | None, int | None]:
+    """The estimator's value for uniform points on the run's sphere at its ``(N, D, k)``:
+    from the run's window spec (radius included), else from older sweeps' ``run.json``."""
     for run in runs:
+        spec = window_spec(run)
+        if spec is not None:
+            if spec.radius is None or spec.sketch_dim is not None or spec.window <= spec.k[0]:
+                return None, None  # no sphere, or a sketch: no uniform reference
+            try:
+                s_uni = uniform_sphere_knn_entropy(spec.window, spec.num_parameters, spec.k[0],
+                                                   estimator=spec.estimator, dim=spec.dim,
+                                                   radius=spec.radius)
+            except ValueError:  # an estimator this process has not registered
+                return None, None
+            return float(s_uni), spec.dim
         hp, info = run.hparams, run.info
         n_feat, dim = _number(info.get("num_parameters")), _number(info.get("entropy_dim"))
         ks = hp.get("k")
@@ -534,10 +556,16 @@ def make_report(
         # the end rows have a one-sided bracket (a chord slope, biased): left out of the fit
         ok = temperature[temperature["valid"] & temperature["T_lo"].notna()
                          & temperature["T_hi"].notna()]
-        try:
-            power_law = fit_power_law(ok["lr"], ok["T"])
-        except ValueError as err:
-            messages.append(f"power law: {err}")
+        if len(ok) < 2:
+            messages.append(
+                f"power law: not fitted; it uses the valid rows with both bracket bounds (the "
+                f"interior learning rates; the end rows are one-sided chords), found {len(ok)}, "
+                "needs 2")
+        else:
+            try:
+                power_law = fit_power_law(ok["lr"], ok["T"])
+            except ValueError as err:
+                messages.append(f"power law: {err}")
         bad = temperature[~temperature["valid"]]
         for _, r in bad.iterrows():
             messages.append(f"lr={r['lr']:.3g}: T not valid ({r['reason']})")

@@ -500,7 +500,8 @@ def _run_locked(cfg: SweepConfig, lr: float, run_dir: Path, progress_bar: bool,
         info.update(
             status="done", finished=time.time(), global_step=trainer.global_step,
             last_logged_step=int(thermo.history["step"].iloc[-1]) if len(thermo.history) else None,
-            num_parameters=sum(p.numel() for _, p in thermo._named), entropy_dim=thermo._dim,
+            num_parameters=thermo.spec.num_parameters, entropy_dim=thermo.spec.dim,
+            window_spec=thermo.spec.as_hparams(),
             train_acc=_final_metric(trainer, "train/acc"),
         )
         _write_run(run_dir, info)

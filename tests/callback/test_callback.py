@@ -17,8 +17,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 
 from tests.helpers.trainers import quiet_trainer
-from thermo_lightning import SphereProjectionStrategy
-from thermo_lightning import loggers as keys
+from thermo_lightning import SphereProjectionStrategy, keys
 from thermo_lightning.buffer import WindowMemoryError
 from thermo_lightning.callback import ThermoCallback
 from thermo_lightning.data import DigitsDataModule
@@ -69,10 +68,11 @@ def test_every_key_is_logged(convnet_run) -> None:
 
 
 def test_logged_entropy_equals_knn_entropy_on_the_window(convnet_run) -> None:
-    cb, _, _ = convnet_run
+    cb, trainer, _ = convnet_run
     rows, _, _ = cb.buffer.snapshots()
-    d = sum(p.numel() for _, p in cb._named)
-    assert cb._dim == d - 1
+    d = cb.spec.num_parameters
+    assert d == sum(p.numel() for p in trainer.strategy.projector.parameters)
+    assert cb.spec.dim == d - 1
     s = knn_entropy(rows, k=[10, 5], dim=d - 1)
     last = cb.history.iloc[-1]
     assert last[keys.ENTROPY] == pytest.approx(s[10], rel=1e-12)
@@ -111,10 +111,9 @@ def test_snr_matches_a_direct_computation() -> None:
     trainer = quiet_trainer(strategy="sphere_projection", max_steps=5, callbacks=[cb])
     trainer.fit(model, dm)
     loader = dm.train_dataloader()
-    batches = cb._snr_batch_source(trainer)  # the next measurement's batches
-    cb._measurements -= 1  # ... are those of the measurement just made
-    batches = cb._snr_batch_source(trainer)
-    params = [p for _, p in cb._named]
+    cb.meter.measurements -= 1  # the batches of the measurement just made
+    batches = cb._snr_batches(trainer)
+    params = trainer.strategy.projector.parameters
     grads = torch.stack([flat_gradient(model.loss(b)[0], params) for b in batches])
     assert cb.history[keys.SNR].iloc[-1] == pytest.approx(gradient_snr(grads)["snr"], rel=1e-5)
     assert len(loader) == 5
@@ -172,11 +171,11 @@ def test_resume_continues_history_and_schedule(tmp_path: Path) -> None:
 
 def test_state_dict_round_trip_and_state_key() -> None:
     cb = ThermoCallback(window=10, k=[3, 2], stride=2)
-    cb._history = [{"step": 5.0, keys.ENERGY: 1.0}]
-    cb._last_step = 5
+    cb.meter._history = [{"step": 5.0, keys.ENERGY: 1.0}]
+    cb.meter._last_step = 5
     fresh = ThermoCallback(window=10, k=[3, 2], stride=2)
     fresh.load_state_dict(cb.state_dict())
-    assert fresh.history.equals(cb.history) and fresh._last_step == 5
+    assert fresh.history.equals(cb.history) and fresh.meter._last_step == 5
     assert cb.state_key == fresh.state_key
     assert cb.state_key != ThermoCallback(window=10, k=3).state_key
 
@@ -187,7 +186,7 @@ def test_without_the_sphere_strategy_it_uses_raw_weights() -> None:
     with pytest.warns(UserWarning, match="without SphereProjectionStrategy"):
         quiet_trainer(max_steps=12, callbacks=[cb]).fit(model, DigitsDataModule(batch_size=16))
     d = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    assert cb._dim == d
+    assert cb.spec.dim == cb.spec.num_parameters == d and cb.spec.radius is None
     assert math.isfinite(cb.history[keys.ENTROPY].iloc[-1])
 
 
@@ -246,7 +245,7 @@ def test_auto_stride_thins_a_correlated_trajectory() -> None:
     assert first[keys.ESS] < 10  # the stride-1 window was strongly correlated ...
     assert first[keys.STRIDE] > 1  # ... so the stride grew at once
     assert math.isnan(first.get(keys.ENTROPY, math.nan))  # no entropy from that window
-    assert cb.stride == int(cb.history[keys.STRIDE].iloc[-1]) > 1
+    assert cb.meter.stride == int(cb.history[keys.STRIDE].iloc[-1]) > 1
 
 
 def test_memory_budget_error() -> None:

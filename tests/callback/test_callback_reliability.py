@@ -14,8 +14,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from tests.helpers.modules import NoForward, TwoStepsPerBatch
 from tests.helpers.trainers import quiet_trainer
-from thermo_lightning import SphereProjectionStrategy
-from thermo_lightning import loggers as keys
+from thermo_lightning import SphereProjectionStrategy, keys
 from thermo_lightning.buffer import available_memory
 from thermo_lightning.callback import ThermoCallback
 from thermo_lightning.data import DigitsDataModule
@@ -56,7 +55,7 @@ def test_energy_with_two_optimiser_steps_per_batch() -> None:
     assert trainer.global_step == 20 and len(model.batch_losses) == 10
     assert cb.history[keys.ENERGY].iloc[-1] == pytest.approx(np.mean(model.batch_losses[-4:]),
                                                              rel=1e-6)
-    assert torch.isfinite(cb._losses).all() and (cb._losses > 0).all()
+    assert torch.isfinite(cb.meter._losses).all() and (cb.meter._losses > 0).all()
 
 
 def test_energy_window_starts_empty_not_zero() -> None:
@@ -147,3 +146,16 @@ def test_default_memory_budget_uses_available_memory() -> None:
     from thermo_lightning.buffer import TrajectoryBuffer
 
     TrajectoryBuffer(1000, 10, memory_budget=None)
+
+
+def test_pickle_round_trip_before_and_after_fit() -> None:
+    import pickle
+
+    cb = ThermoCallback(window=5, k=2, schedule=5, snr_batches=3)
+    clone = pickle.loads(pickle.dumps(cb))
+    assert clone.state_key == cb.state_key
+    _fit(NoForward(), cb, max_steps=10)
+    clone = pickle.loads(pickle.dumps(cb))  # keeps no trainer, hooks or iterators
+    assert clone.history.equals(cb.history) and clone.spec == cb.spec
+    _fit(NoForward(), clone, max_steps=5)  # and measures a new run
+    assert clone.history["step"].tolist() == [5.0]

@@ -38,11 +38,11 @@ def main(out: Path, shard: bool) -> None:
     # the last SNR's batch gradients at the final weights (the last logging point is the
     # last step): the test pools both ranks' and compares with the logged SNR
     model.train()
-    params = [p for _, p in cb._named]
+    params = trainer.strategy.projector.parameters
     grads = torch.stack([flat_gradient(model.loss(b)[0], params) for b in seen[-4:]])
     torch.save(
         {"history": cb.history.to_dict("list"), "window": cb.buffer.data[order].clone(),
-         "col_start": cb.buffer.col_start, "col_stop": cb.buffer.col_stop, "dim": cb._dim,
+         "col_start": cb.buffer.col_start, "col_stop": cb.buffer.col_stop, "dim": cb.spec.dim,
          "rank": trainer.global_rank, "snr_grads": grads},
         out / f"rank{trainer.global_rank}.pt",
     )

@@ -198,6 +198,19 @@ class TensorBatchLoader(_ResumableIndex):
         self.transform = transform
         self._init_position()
 
+    def extra_batches(self, count: int, *, seed: int, start: int, rank: int = 0
+                      ) -> list[tuple[Tensor, ...]]:
+        """``count`` batches ``start .. start+count-1`` of an independent stream (its own
+        ``seed``): draws for measurements (the gradient SNR) that leave the training
+        sequence untouched. A pure function of the arguments, like :func:`batch_indices`."""
+        out = []
+        for j in range(count):
+            idx = batch_indices(self.num_samples, self.batch_size, seed=seed, index=start + j,
+                                rank=rank).to(self.tensors[0].device)
+            batch = tuple(t[idx] for t in self.tensors)
+            out.append(self.transform(batch) if self.transform is not None else batch)
+        return out
+
     def __len__(self) -> int:
         return self.num_batches
 

@@ -26,6 +26,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -39,16 +40,91 @@ __all__ = [
     "ESTIMATORS",
     "DuplicatePointsWarning",
     "EntropyEstimate",
+    "EntropyEstimator",
+    "KnnGraphEstimator",
+    "KozachenkoLeonenkoEstimator",
     "entropy_from_knn_distances",
     "gaussian_entropy",
+    "get_estimator",
     "knn_entropy",
     "knn_entropy_estimate",
     "log_unit_ball_volume",
+    "register_estimator",
     "uniform_sphere_entropy",
     "uniform_sphere_knn_entropy",
 ]
 
-ESTIMATORS = ("knn_graph", "kozachenko_leonenko")
+ESTIMATORS = ("knn_graph", "kozachenko_leonenko")  #: the built-in estimators' names
+
+
+class EntropyEstimator(Protocol):
+    """An entropy estimator from neighbour distances: a name and one method. A new estimator
+    is one class passed to :func:`register_estimator`; every entry point that takes
+    ``estimator=`` (functions, :class:`~thermo_lightning.meter.ThermoMeter`, the callback,
+    sweeps) then accepts its name."""
+
+    name: str
+
+    def entropies(self, r: Tensor, ks: Sequence[int], dim: int) -> dict[int, float]:
+        """``{k: S_k}`` from ``r``: ``(N, K)`` float64 distances to the ``K >= max(ks)``
+        nearest other points, sorted, zeros already floored; ``dim`` the intrinsic
+        dimension."""
+        ...
+
+
+class KnnGraphEstimator:
+    """The paper's k-NN graph length: ``S = d ln(L_k / N) + ln N``."""
+
+    name = "knn_graph"
+
+    def entropies(self, r: Tensor, ks: Sequence[int], dim: int) -> dict[int, float]:
+        n = r.shape[0]
+        cum = torch.cumsum(r.sum(dim=0), dim=0)
+        return {kk: dim * math.log(float(cum[kk - 1]) / n) + math.log(n) for kk in ks}
+
+
+class KozachenkoLeonenkoEstimator:
+    """``S = psi(N) - psi(k) + ln V_d + (d / N) sum_i ln r_{i,k}``."""
+
+    name = "kozachenko_leonenko"
+
+    def entropies(self, r: Tensor, ks: Sequence[int], dim: int) -> dict[int, float]:
+        def digamma(v: float) -> float:
+            return float(torch.special.digamma(torch.tensor(v, dtype=torch.float64)))
+
+        mean_log = torch.log(r).mean(dim=0)
+        base = digamma(float(r.shape[0])) + log_unit_ball_volume(dim)
+        return {kk: base - digamma(float(kk)) + dim * float(mean_log[kk - 1]) for kk in ks}
+
+
+_REGISTRY: dict[str, EntropyEstimator] = {}
+
+
+def register_estimator(estimator: EntropyEstimator) -> EntropyEstimator:
+    """Make ``estimator`` available by its ``name`` (returns it, so it works as a class
+    decorator on an instance-less class too when called as ``register_estimator(Cls())``)."""
+    name = getattr(estimator, "name", None)
+    if not isinstance(name, str) or not callable(getattr(estimator, "entropies", None)):
+        raise TypeError("an estimator needs a `name` string and an `entropies(r, ks, dim)` "
+                        "method.")
+    _REGISTRY[name] = estimator
+    return estimator
+
+
+def get_estimator(estimator: str | EntropyEstimator) -> EntropyEstimator:
+    """The registered estimator of that name (or the estimator object itself)."""
+    if not isinstance(estimator, str):
+        if callable(getattr(estimator, "entropies", None)) and hasattr(estimator, "name"):
+            return estimator
+        raise ValueError(f"`estimator` must be a name or an EntropyEstimator, got "
+                         f"{estimator!r}.")
+    if estimator not in _REGISTRY:
+        raise ValueError(f"`estimator` must be one of {tuple(_REGISTRY)}, got {estimator!r}.")
+    return _REGISTRY[estimator]
+
+
+register_estimator(KnnGraphEstimator())
+register_estimator(KozachenkoLeonenkoEstimator())
 
 
 class DuplicatePointsWarning(RuntimeWarning):
@@ -141,9 +217,8 @@ def _check_ks(k: int | Sequence[int], n: int) -> tuple[int, ...]:
     return tuple(int(kk) for kk in ks)
 
 
-def _check_estimator(estimator: str) -> None:
-    if estimator not in ESTIMATORS:
-        raise ValueError(f"`estimator` must be one of {ESTIMATORS}, got {estimator!r}.")
+def _check_estimator(estimator: str | EntropyEstimator) -> None:
+    get_estimator(estimator)
 
 
 def _check_dim(dim: int | None, n_features: int) -> int:
@@ -161,7 +236,7 @@ def entropy_from_knn_distances(
     distances: Tensor,
     k: int | Sequence[int],
     *,
-    estimator: str = "knn_graph",
+    estimator: str | EntropyEstimator = "knn_graph",
     dim: int,
     warn: bool = True,
 ) -> EntropyEstimate:
@@ -205,21 +280,11 @@ def entropy_from_knn_distances(
                 DuplicatePointsWarning,
                 stacklevel=3,
             )
-    out: dict[int, float] = {}
-    if estimator == "knn_graph":
-        cum = torch.cumsum(r.sum(dim=0), dim=0)
-        for kk in ks:
-            out[kk] = d * math.log(float(cum[kk - 1]) / n) + math.log(n)
-    else:
-        psi_n = float(torch.special.digamma(torch.tensor(float(n), dtype=torch.float64)))
-        log_vd = log_unit_ball_volume(d)
-        mean_log = torch.log(r).mean(dim=0)
-        for kk in ks:
-            psi_k = float(torch.special.digamma(torch.tensor(float(kk), dtype=torch.float64)))
-            out[kk] = psi_n - psi_k + log_vd + d * float(mean_log[kk - 1])
+    impl = get_estimator(estimator)
+    out = impl.entropies(r, ks, d)
     return EntropyEstimate(
         entropy=out,
-        estimator=estimator,
+        estimator=impl.name,
         dim=d,
         n_points=n,
         n_zero_distances=n_zero,
@@ -233,7 +298,7 @@ def knn_entropy_estimate(
     x: Tensor | np.ndarray,
     k: int | Sequence[int] = 50,
     *,
-    estimator: str = "knn_graph",
+    estimator: str | EntropyEstimator = "knn_graph",
     dim: int | None = None,
     backend: str | KnnBackend = "auto",
     center: bool = True,
@@ -263,7 +328,7 @@ def knn_entropy(
     x: Tensor | np.ndarray,
     k: int | Sequence[int] = 50,
     *,
-    estimator: str = "knn_graph",
+    estimator: str | EntropyEstimator = "knn_graph",
     dim: int | None = None,
     backend: str | KnnBackend = "auto",
     center: bool = True,
@@ -344,7 +409,7 @@ def uniform_sphere_knn_entropy(
     ambient_dim: int,
     k: int | Sequence[int] = 50,
     *,
-    estimator: str = "knn_graph",
+    estimator: str | EntropyEstimator = "knn_graph",
     dim: int | None = None,
     radius: float = 1.0,
     seed: int = 0,

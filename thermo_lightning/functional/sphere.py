@@ -85,7 +85,9 @@ def project_to_sphere_(
             norm (the paper uses the joint norm).
         check: raise when a norm is zero or not finite. This reads the norm on the host (a
             synchronisation on GPU); ``check=False`` keeps everything on the device and leaves
-            the check to the caller (the returned norms).
+            the check to the caller (the returned norms). The joint norm of float32/float64
+            tensors of one dtype on one device is one fused kernel: this is also the
+            per-step projection of :class:`~thermo_lightning.projector.SphereProjector`.
 
     Returns:
         The norm(s) before projection: a 0-dim tensor, or a 1-D tensor (one per tensor) when
@@ -115,8 +117,12 @@ def project_to_sphere_(
             for t, n in zip(ts, norms, strict=True):
                 t.mul_((radius / n).to(t.dtype))
             return norms
-        scale = (radius / norms[0]).to(ts[0].dtype)
-        torch._foreach_mul_(ts, scale)
+        if ts[0].device.type == "cpu":
+            # reading the norm costs nothing on the CPU, and a Python scale is the faster
+            # kernel; on a GPU the scale stays a device tensor (no host synchronisation)
+            torch._foreach_mul_(ts, radius / float(norms[0]))
+        else:
+            torch._foreach_mul_(ts, (radius / norms[0]).to(ts[0].dtype))
         return norms[0]
 
 

@@ -1,0 +1,47 @@
+"""Extra passes: the loss a module's measurements use, and the forward check."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.helpers.modules import ManualNoForward, NoForward
+from thermo_lightning.models import ClassificationTask, ScaleInvariantConvNet
+from thermo_lightning.probes import default_loss_fn, training_step_loss
+from thermo_lightning.scale_invariance import has_own_forward
+
+
+def _batch():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(8, 1, 8, 8, generator=g), torch.randint(10, (8,), generator=g)
+
+
+def test_default_loss_prefers_the_module_loss() -> None:
+    task = ClassificationTask(ScaleInvariantConvNet(2, in_channels=1))
+    fn = default_loss_fn(task)
+    assert torch.equal(fn(task, _batch()), task.loss(_batch())[0])
+
+
+def test_without_loss_the_training_step_is_used_with_logging_off() -> None:
+    model = NoForward()
+    messages = []
+    fn = default_loss_fn(model, warn=messages.append)
+    assert fn is training_step_loss and "training_step" in messages[0]
+    calls = []
+    model.log = lambda *a, **k: calls.append(a)  # an instance attribute, restored after
+    value = fn(model, _batch())
+    assert value.ndim == 0 and calls == [] and model.log is not None
+    model.log("x", 1)
+    assert calls == [("x", 1)]
+
+
+def test_manual_optimisation_needs_an_explicit_loss() -> None:
+    with pytest.raises(ValueError, match="loss_fn"):
+        default_loss_fn(ManualNoForward())
+
+
+def test_has_own_forward() -> None:
+    assert not has_own_forward(NoForward())
+    assert has_own_forward(ClassificationTask(ScaleInvariantConvNet(2, in_channels=1)))
+    assert not has_own_forward(torch.nn.ModuleList())
+    assert has_own_forward(torch.nn.Linear(2, 2))

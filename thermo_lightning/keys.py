@@ -1,0 +1,79 @@
+"""Names shared by the writers (callback, meter, sweep) and the readers (report, figures).
+
+Pure: no torch, no lightning. Metric keys are what every logger receives; the spec keys are
+the window's description (:class:`~thermo_lightning.meter.WindowSpec`) as it is written once
+into the hyperparameters of a run and read back by the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "DUPLICATES",
+    "ELR",
+    "ENERGY",
+    "ENTROPY",
+    "ESS",
+    "FREE_ENERGY",
+    "GRAD_NORM",
+    "METRICS",
+    "NOISE_SCALE",
+    "PREFIX",
+    "SKIPPED",
+    "SNR",
+    "SPEC_PREFIX",
+    "STOCH_GRAD_NORM",
+    "STRIDE",
+    "TRAIN_ACC",
+    "T_LOCAL",
+    "WEIGHT_NORM",
+    "WINDOW_FILL",
+    "custom_scalars_layout",
+    "entropy_key",
+]
+
+PREFIX = "thermo/"
+ENERGY = PREFIX + "U"  #: mean training loss over the window (or the full-data loss)
+ENTROPY = PREFIX + "S"  #: entropy of the window for the first k
+T_LOCAL = PREFIX + "T_local"  #: dU/dS along the run (central difference)
+FREE_ENERGY = PREFIX + "F"  #: U - T S for a given temperature
+SNR = PREFIX + "snr"  #: gradient signal-to-noise ratio
+GRAD_NORM = PREFIX + "grad_norm"  #: ||g||, full-data gradient norm (estimated or exact)
+STOCH_GRAD_NORM = PREFIX + "stoch_grad_norm"  #: mean_b ||g_b||
+NOISE_SCALE = PREFIX + "noise_scale"  #: tr(Sigma) / ||g||^2
+ELR = PREFIX + "elr"  #: effective learning rate lr / ||w||^2
+WEIGHT_NORM = PREFIX + "weight_norm"  #: joint norm of the scale-invariant group
+ESS = PREFIX + "ess"  #: effective sample size of the window
+WINDOW_FILL = PREFIX + "window_fill"  #: fraction of the window filled
+STRIDE = PREFIX + "stride"  #: steps between snapshots
+DUPLICATES = PREFIX + "duplicates"  #: snapshots whose nearest neighbour is identical
+SKIPPED = PREFIX + "skipped"  #: snapshots dropped for NaN/Inf (total)
+TRAIN_ACC = "train/acc"  #: training accuracy (logged by the classification task)
+
+#: every fixed metric key, in the order the documentation lists them
+METRICS = (ENERGY, ENTROPY, T_LOCAL, FREE_ENERGY, SNR, GRAD_NORM, STOCH_GRAD_NORM, NOISE_SCALE,
+           ELR, WEIGHT_NORM, ESS, WINDOW_FILL, STRIDE, DUPLICATES, SKIPPED)
+
+#: prefix of the window's description in a run's hyperparameters (``thermo_spec/window``, ...)
+SPEC_PREFIX = "thermo_spec/"
+
+
+def entropy_key(k: int) -> str:
+    """``thermo/S_k{k}``."""
+    return f"{PREFIX}S_k{k}"
+
+
+def custom_scalars_layout(ks: Sequence[int]) -> dict:
+    """TensorBoard custom-scalars layout: one "thermo" category with charts for energy and
+    free energy, entropy over k, temperature, SNR and norms."""
+    return {
+        "thermo": {
+            "energy and free energy": ["Multiline", [ENERGY, FREE_ENERGY]],
+            "entropy over k": ["Multiline", [entropy_key(k) for k in ks]],
+            "temperature": ["Multiline", [T_LOCAL]],
+            "gradient SNR": ["Multiline", [SNR, NOISE_SCALE]],
+            "norms": ["Multiline", [GRAD_NORM, STOCH_GRAD_NORM, WEIGHT_NORM, ELR]],
+            "window": ["Multiline", [ESS, WINDOW_FILL, STRIDE, DUPLICATES]],
+        }
+    }

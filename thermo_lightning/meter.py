@@ -1,0 +1,543 @@
+"""ThermoMeter: the whole measurement of U, S, T and the gradient SNR, without Lightning.
+
+A meter owns the window of snapshots of the scale-invariant (SI) weights and the matching
+window of training losses, the stride policy (fixed, or ``"auto"``: thinned to about one
+snapshot per autocorrelation time), the schedule of logging points and the history. Its
+cross-process reductions are declared, not hand-written: every quantity that differs between
+DDP ranks is a sum (loss sums and counts, SNR gradient sums, the squared distances and ESS
+projections of a sharded window), reduced with one ``reduce_fn`` (an all-reduce of a sum)
+before any ratio is taken. Without ``reduce_fn`` it measures one process.
+
+From a plain PyTorch loop::
+
+    meter = ThermoMeter(window=200, k=10, schedule=50)
+    meter.setup(group, optimizers=[opt], max_steps=steps)  # group: the SI parameters
+    meter.attach(opt)                    # a snapshot after every opt.step() that runs
+    for step in range(1, steps + 1):
+        loss = ...; loss.backward(); opt.step(); opt.zero_grad()
+        meter.update(loss)               # the batch's loss joins the energy window
+        if meter.should_measure(step):
+            meter.measure(step)          # U, S, ESS, T_local, ... -> meter.history
+
+:class:`~thermo_lightning.callback.ThermoCallback` wires the same calls to Lightning's hooks.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from thermo_lightning import keys
+from thermo_lightning._validation import positive_int
+from thermo_lightning.buffer import TrajectoryBuffer
+from thermo_lightning.functional.entropy import (
+    EntropyEstimate,
+    EntropyEstimator,
+    entropy_from_knn_distances,
+    get_estimator,
+    knn_entropy_estimate,
+)
+from thermo_lightning.functional.sphere import joint_norm
+from thermo_lightning.functional.stationarity import (
+    integrated_autocorrelation_time,
+    raw_window_projections,
+)
+from thermo_lightning.functional.temperature import local_temperature
+from thermo_lightning.knn.torch_backend import knn_from_sq_distances, pairwise_sq_distances
+from thermo_lightning.probes import full_gradient_and_loss, preserved_state, snr_from_batches
+from thermo_lightning.schedules import Schedule, as_schedule, check_schedule
+
+__all__ = ["ThermoMeter", "WindowSpec", "check_ks"]
+
+ReduceFn = Callable[[Tensor], Tensor]
+LossFn = Callable[[nn.Module, Any], Tensor]
+
+
+def check_ks(k: Any) -> tuple[int, ...]:
+    """``k`` as a tuple of distinct positive ints (the first is ``thermo/S``)."""
+    ks = (k,) if not isinstance(k, Sequence | np.ndarray) or isinstance(k, str) else tuple(k)
+    if not ks or any(isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1
+                     for v in ks):
+        raise ValueError(f"`k` must be a positive int or a sequence of them, got {k!r}.")
+    if len(set(ks)) != len(ks):
+        raise ValueError(f"`k` must not repeat a value (each k is logged once), got {k!r}.")
+    return tuple(int(v) for v in ks)
+
+
+@dataclass(frozen=True)
+class WindowSpec:
+    """What a window is, written once into a run's hyperparameters and read back by the
+    report (which then need not re-derive it).
+
+    Attributes:
+        window: ``N``, snapshots per window.
+        num_parameters: ``D``, numbers per snapshot (the SI group's size).
+        dim: ``d``, the intrinsic dimension of the entropy (``D - 1`` on one sphere).
+        k: neighbour counts; the first is ``thermo/S``.
+        stride: optimiser steps between snapshots at the start (``"auto"`` adapts it).
+        radius: the sphere's radius, ``None`` when the weights are not on a sphere.
+        estimator: the entropy estimator's name.
+        sketch_dim: numbers per snapshot of a CountSketch, ``None`` for the weights themselves.
+        shards: processes the window's coordinates are split over (1: not sharded).
+    """
+
+    window: int
+    num_parameters: int
+    dim: int
+    k: tuple[int, ...]
+    stride: int | str
+    radius: float | None
+    estimator: str
+    sketch_dim: int | None = None
+    shards: int = 1
+
+    def as_hparams(self) -> dict[str, Any]:
+        """``{"thermo_spec/<field>": value}`` with plain values (lists, numbers, strings)."""
+        values = asdict(self)
+        values["k"] = list(self.k)
+        return {keys.SPEC_PREFIX + name: value for name, value in values.items()}
+
+    @classmethod
+    def from_hparams(cls, hparams: Mapping[str, Any]) -> WindowSpec | None:
+        """The spec in ``hparams`` (as :meth:`as_hparams` wrote it), or ``None`` when it is
+        missing or malformed (hand-edited files)."""
+        values = {name[len(keys.SPEC_PREFIX):]: v for name, v in hparams.items()
+                  if isinstance(name, str) and name.startswith(keys.SPEC_PREFIX)}
+        try:
+            ks = values["k"] if isinstance(values["k"], list | tuple) else [values["k"]]
+            radius = values.get("radius")
+            sketch = values.get("sketch_dim")
+            spec = cls(window=int(values["window"]), num_parameters=int(values["num_parameters"]),
+                       dim=int(values["dim"]), k=tuple(int(v) for v in ks),
+                       stride=values.get("stride", 1),
+                       radius=None if radius in (None, "None") else float(radius),
+                       estimator=str(values["estimator"]),
+                       sketch_dim=None if sketch in (None, "None") else int(sketch),
+                       shards=int(values.get("shards", 1)))
+        except (KeyError, TypeError, ValueError):
+            return None
+        return spec
+
+
+class ThermoMeter:
+    """Measure energy, entropy, temperature and gradient SNR of a training run.
+
+    Args:
+        window: ``N``, snapshots in the entropy window (the paper: 1000).
+        stride: optimiser steps between snapshots (the paper: 1), or ``"auto"``: start at 1
+            and, each time a full window has an effective sample size below ``N / 2``,
+            multiply the stride by the window's autocorrelation time and refill.
+        k: neighbour count(s) of the entropy; the first is ``thermo/S`` (the paper: 50).
+        estimator: a registered estimator's name (``"knn_graph"``, the paper's, or
+            ``"kozachenko_leonenko"``) or an
+            :class:`~thermo_lightning.functional.entropy.EntropyEstimator`.
+        schedule: ``"log"`` (201 points: steps 0..9, then log-spaced to ``max_steps``), an
+            int ``n`` (every ``n`` steps) or a callable ``step -> bool``.
+        lag: half-width of the central difference of ``thermo/T_local`` (the paper: 2).
+        n_directions: random directions for the effective sample size.
+        max_stride: upper bound of ``stride="auto"``.
+        sketch_dim: keep a CountSketch of ``m`` numbers per snapshot (memory ``N*m*4``).
+        memory_budget: bytes the window may take (default a quarter of available memory).
+        backend: k-NN backend, ``"auto"``, ``"torch"`` or ``"faiss"``.
+        temperature: a temperature ``T`` (e.g. from a sweep) to log ``thermo/F = U - T S``.
+        save_window: put the window itself in :meth:`state_dict` (it can be gigabytes);
+            without it a resumed run refills the window before measuring entropy again.
+        seed: seed of the sketch and the ESS directions.
+        buffer_device: where the window lives; default the parameters' device.
+        pin_memory: pinned host memory for a window on ``"cpu"``.
+        warn: how warnings are emitted (once per kind); Lightning passes its rank-zero warning.
+    """
+
+    def __init__(
+        self,
+        window: int = 1000,
+        stride: int | str = 1,
+        k: int | Sequence[int] = 50,
+        estimator: str | EntropyEstimator = "knn_graph",
+        schedule: str | int | Schedule = "log",
+        *,
+        lag: int = 2,
+        n_directions: int = 8,
+        max_stride: int = 10_000,
+        sketch_dim: int | None = None,
+        memory_budget: int | None = None,
+        backend: str = "auto",
+        temperature: float | None = None,
+        save_window: bool = False,
+        seed: int = 0,
+        buffer_device: str | torch.device | None = None,
+        pin_memory: bool = False,
+        warn: Callable[[str], Any] = warnings.warn,
+    ) -> None:
+        self.window = positive_int(window, "window")
+        self.ks = check_ks(k)
+        if self.window <= max(self.ks):
+            raise ValueError(
+                f"`window` ({self.window}) must be larger than the largest `k` "
+                f"({max(self.ks)}): each point needs k neighbours in the window."
+            )
+        if isinstance(stride, str) and stride.isdigit():  # YAML / CLI hand numbers as text
+            stride = int(stride)
+        if stride != "auto" and (isinstance(stride, bool) or not isinstance(stride, int)
+                                 or stride < 1):
+            raise ValueError(f"`stride` must be an integer >= 1 or 'auto', got {stride!r}.")
+        self.stride_spec: int | str = stride
+        self.estimator = get_estimator(estimator)
+        self.schedule_spec = check_schedule(schedule)
+        self.lag = positive_int(lag, "lag")
+        self.n_directions = positive_int(n_directions, "n_directions")
+        self.max_stride = positive_int(max_stride, "max_stride")
+        self.sketch_dim = None if sketch_dim is None else positive_int(sketch_dim, "sketch_dim")
+        self.memory_budget = (None if memory_budget is None
+                              else positive_int(memory_budget, "memory_budget"))
+        if backend not in ("auto", "torch", "faiss"):
+            raise ValueError(f"`backend` must be 'auto', 'torch' or 'faiss', got {backend!r}.")
+        self.backend = backend
+        if temperature is not None and not (
+            isinstance(temperature, int | float | np.floating) and not isinstance(temperature, bool)
+            and math.isfinite(temperature) and temperature > 0
+        ):
+            raise ValueError(f"`temperature` must be a positive number, got {temperature!r}.")
+        self.temperature = temperature
+        for flag, value in (("save_window", save_window), ("pin_memory", pin_memory)):
+            if not isinstance(value, bool):
+                raise ValueError(f"`{flag}` must be True or False, got {value!r}.")
+        self.save_window, self.pin_memory = save_window, pin_memory
+        if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+            raise ValueError(f"`seed` must be an integer, got {seed!r}.")
+        self.seed = int(seed)
+        if buffer_device is not None:
+            try:
+                torch.device(buffer_device)
+            except (RuntimeError, TypeError) as err:
+                raise ValueError(
+                    f"`buffer_device` must be a torch device such as 'cpu' or 'cuda:0', got "
+                    f"{buffer_device!r}."
+                ) from err
+        self.buffer_device = buffer_device
+        self._warn_fn = warn
+        self._warned: set[str] = set()
+        self._loaded: dict[str, Any] | None = None
+        self.buffer: TrajectoryBuffer | None = None
+        self.spec: WindowSpec | None = None
+        self._reduce: ReduceFn | None = None
+        self._hooks: list[Any] = []
+        self._reset()
+
+    # ------------------------------------------------------------------ state
+    def _reset(self) -> None:
+        self._history: list[dict[str, float]] = []
+        self._last_step = -1
+        self.measurements = 0
+        self._skipped: set[int] = set()
+        self._steps_taken = 0
+        self.stride = 1 if self.stride_spec == "auto" else int(self.stride_spec)
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """Every logging point so far: a ``step`` column and one column per metric key."""
+        return pd.DataFrame(self._history)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Plain values (and, with ``save_window``, the window and its losses)."""
+        state: dict[str, Any] = {
+            "history": [dict(row) for row in self._history], "last_step": self._last_step,
+            "measurements": self.measurements, "stride": self.stride,
+            "skipped_steps": sorted(self._skipped),
+            "steps_taken": self._steps_taken,  # the snapshot phase after a resume
+        }
+        if self.buffer is not None:
+            state["buffer"] = self.buffer.state_dict(include_data=self.save_window)
+            if self.save_window:
+                state["losses"] = self._losses.detach().cpu().clone()
+        return state
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state_dict` (keys added later fall back to defaults); the
+        window itself is restored at :meth:`setup`."""
+        self._history = [dict(row) for row in state.get("history", [])]
+        self._last_step = int(state.get("last_step", -1))
+        self.measurements = int(state.get("measurements", 0))
+        self.stride = int(state.get("stride", self.stride))
+        self._skipped = set(state.get("skipped_steps", []))
+        self._steps_taken = int(state.get("steps_taken", 0))
+        self._loaded = dict(state)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        # process-bound things are set again by setup()/attach()
+        state.update(_hooks=[], _reduce=None, _params=[], _schedule=None)
+        return state
+
+    def _warn_once(self, kind: str, message: str) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            self._warn_fn(message)
+
+    # ------------------------------------------------------------------ set-up
+    def setup(
+        self,
+        parameters: Sequence[tuple[str, Tensor]] | Sequence[Tensor],
+        *,
+        radius: float | None = 1.0,
+        n_spheres: int = 1,
+        optimizers: Sequence[torch.optim.Optimizer] = (),
+        max_steps: int | None = None,
+        shard: tuple[int, int] | None = None,
+        reduce_fn: ReduceFn | None = None,
+    ) -> WindowSpec:
+        """Prepare a run: the window for ``parameters``, the schedule, the reductions.
+
+        Args:
+            parameters: the weights to snapshot (or ``(name, parameter)`` pairs).
+            radius: the sphere's radius; ``None`` when the weights are not on a sphere (the
+                entropy then uses ``dim = D``).
+            n_spheres: spheres the group lies on (``dim = D - n_spheres``; per-tensor
+                projection puts each tensor on its own).
+            optimizers: those that update ``parameters`` (for ``thermo/elr``).
+            max_steps: the run's length (needed by ``schedule="log"``).
+            shard: ``(rank, world_size)``: keep this process's slice of the coordinates.
+            reduce_fn: sums a tensor over processes (DDP all-reduce); ``None``: one process.
+
+        A fresh meter (or one reused for another run) starts an empty history; one that
+        loaded a state continues it.
+        """
+        if self._loaded is None:
+            self._reset()
+        tensors = [p[1] if isinstance(p, tuple) else p for p in parameters]
+        if not tensors:
+            raise ValueError("`parameters` is empty: nothing to measure.")
+        self._params = tensors
+        self._optimizers = list(optimizers)
+        num = sum(t.numel() for t in tensors)
+        dim = max(1, num - (n_spheres if radius is not None else 0))
+        device = torch.device(self.buffer_device) if self.buffer_device else tensors[0].device
+        sharded = shard is not None and shard[1] > 1
+        if sharded and self.sketch_dim is not None:
+            raise ValueError("use either `sketch_dim` or sharding, not both.")
+        self.buffer = TrajectoryBuffer(
+            num, self.window, device=device, pin_memory=self.pin_memory,
+            sketch_dim=self.sketch_dim, sketch_seed=self.seed,
+            shard=shard if sharded else None, memory_budget=self.memory_budget,
+        )
+        # NaN: a slot whose interval has no loss yet is left out of U, never counted as 0
+        self._losses = torch.full((self.window,), math.nan, dtype=torch.float64, device=device)
+        self._loss_sum = torch.zeros((), dtype=torch.float64, device=device)
+        self._loss_n = 0
+        self._pending: list[int] = []
+        if self.save_window and self._loaded is not None and "buffer" in self._loaded:
+            self.buffer.load_state_dict(self._loaded["buffer"])
+            if "losses" in self._loaded:
+                self._losses.copy_(self._loaded["losses"])
+        self._loaded = None  # consumed: a later setup without a state starts afresh
+        self._schedule = as_schedule(self.schedule_spec, max_steps)
+        self._reduce = reduce_fn
+        self.spec = WindowSpec(self.window, num, dim, self.ks, self.stride_spec, radius,
+                               self.estimator.name, self.sketch_dim, shard[1] if sharded else 1)
+        return self.spec
+
+    def attach(self, optimizer: torch.optim.Optimizer) -> Callable[[], None]:
+        """Take a snapshot after every ``optimizer.step()`` that really runs (not one that
+        AMP skips); returns a function that removes the hook."""
+        handle = optimizer.register_step_post_hook(lambda opt, args, kwargs: self.snapshot())
+        self._hooks.append(handle.remove)
+        return handle.remove
+
+    def detach(self) -> None:
+        """End the run's ties to its process: remove the hooks :meth:`attach` added and
+        forget ``reduce_fn`` (which may hold a trainer or a process group)."""
+        for remove in self._hooks:
+            remove()
+        self._hooks = []
+        self._reduce = None
+
+    # ------------------------------------------------------------------ every step
+    def snapshot(self, step: int | None = None) -> None:
+        """After an optimiser step actually taken: store the weights when the step falls on
+        the stride. ``step`` labels the snapshot (default: steps taken so far)."""
+        self._steps_taken += 1
+        if self.buffer is None or self._steps_taken % self.stride != 0:
+            return
+        slot = self.buffer.count % self.window
+        self.buffer.add(self._params, self._steps_taken if step is None else step)
+        self._pending.append(slot)  # its loss arrives with this batch's update()
+
+    def update(self, loss: Tensor | float | None) -> None:
+        """The loss of the batch just trained on (as the training step returned it). Snapshots
+        taken since the last update get the mean loss of the batches since the previous
+        snapshot (several snapshots in one batch share it); ``None`` adds no loss."""
+        if loss is not None:
+            value = loss.detach() if isinstance(loss, Tensor) else torch.tensor(float(loss))
+            self._loss_sum.add_(value.reshape(()).to(self._loss_sum))
+            self._loss_n += 1
+        if self._pending:
+            index = torch.tensor(self._pending, device=self._losses.device)
+            self._losses[index] = (self._loss_sum / self._loss_n if self._loss_n
+                                   else self._loss_sum.new_tensor(math.nan))
+            self._pending = []
+            self._loss_sum.zero_()
+            self._loss_n = 0
+
+    def should_measure(self, step: int) -> bool:
+        """Whether ``step`` is a logging point not measured yet."""
+        return step != self._last_step and self._schedule is not None and self._schedule(step)
+
+    # ------------------------------------------------------------------ reductions
+    def _sum_over_processes(self, *tensors: Tensor) -> list[Tensor]:
+        """The declared reduction: every tensor summed over processes, in one call."""
+        if self._reduce is None:
+            return list(tensors)
+        flat = torch.cat([t.reshape(-1).to(torch.float64) for t in tensors])
+        flat = self._reduce(flat)
+        out, offset = [], 0
+        for t in tensors:
+            out.append(flat[offset: offset + t.numel()].reshape(t.shape))
+            offset += t.numel()
+        return out
+
+    # ------------------------------------------------------------------ measurement
+    def measure(self, step: int, extra: Mapping[str, float] | None = None
+                ) -> list[tuple[int, dict[str, float]]]:
+        """Measure at ``step``: weight norm, effective LR, window fill and stride, ``U``
+        (summed over processes, then averaged), ESS (and the auto stride), ``S`` for every
+        ``k``, duplicates, ``F`` and ``T_local``. ``extra`` (SNR, a full-data energy) joins
+        the row. Returns ``[(step, metrics), ...]`` to log: the row, and ``T_local`` at the
+        step it belongs to once its later neighbours exist."""
+        if self.buffer is None:
+            raise RuntimeError("ThermoMeter.measure called before setup().")
+        self._last_step = step
+        buffer = self.buffer
+        norm = float(joint_norm(self._params))
+        metrics: dict[str, float] = {keys.WEIGHT_NORM: norm, keys.ELR: self._elr(norm),
+                                     keys.STRIDE: float(self.stride),
+                                     keys.WINDOW_FILL: buffer.fill_fraction}
+        rows, slots, bad_steps = buffer.snapshots()
+        if bad_steps:
+            self._skipped.update(bad_steps)
+            self._warn_once("nan", f"ThermoMeter: snapshots with NaN/Inf weights were left out of "
+                            f"the window (steps {bad_steps[:5]}); counted in {keys.SKIPPED}.")
+        metrics[keys.SKIPPED] = float(len(self._skipped))
+        if slots:
+            metrics.update(self._energy(slots, step))
+        if buffer.full and len(slots) > max(self.ks):
+            ess, tau = self._ess(rows, slots)
+            metrics[keys.ESS] = ess
+            if self.stride_spec == "auto" and tau > 2.0 and self.stride < self.max_stride:
+                self.stride = min(self.max_stride, self.stride * math.ceil(tau))
+                buffer.clear()
+                metrics[keys.STRIDE] = float(self.stride)
+            else:
+                metrics.update(self._entropy_metrics(rows, step))
+        metrics.update(extra or {})
+        if self.temperature is not None and keys.ENTROPY in metrics and keys.ENERGY in metrics:
+            metrics[keys.FREE_ENERGY] = metrics[keys.ENERGY] - self.temperature * metrics[
+                keys.ENTROPY]
+        self.measurements += 1
+        self._history.append({"step": float(step), **metrics})
+        return [(step, metrics), *self._local_temperature()]
+
+    def _elr(self, norm: float) -> float:
+        ids = {id(p) for p in self._params}
+        for opt in self._optimizers:
+            for group in opt.param_groups:
+                if norm > 0 and any(id(p) in ids for p in group["params"]):
+                    return float(group["lr"]) / norm**2
+        return math.nan
+
+    def _energy(self, slots: list[int], step: int) -> dict[str, float]:
+        losses = self._losses[slots] if len(slots) < self.window else self._losses
+        finite = torch.isfinite(losses)
+        bad = int((~finite).sum())
+        if bad:
+            self._warn_once("nanloss", f"ThermoMeter: {bad} intervals between snapshots had a "
+                            f"non-finite or no training loss (seen at step {step}); they are "
+                            f"left out of {keys.ENERGY}.")
+        total, count = self._sum_over_processes(torch.where(finite, losses, 0.0).sum(),
+                                                finite.sum().to(torch.float64))
+        return {keys.ENERGY: float(total / count) if float(count) > 0 else math.nan}
+
+    def _ess(self, rows: Tensor, slots: list[int]) -> tuple[float, float]:
+        buffer = self.buffer
+        assert buffer is not None, "set up before measuring"
+        if len(slots) == rows.shape[0] and slots == sorted(slots):
+            ordered = rows
+        else:  # time order for the autocorrelation
+            ordered = buffer.data[torch.tensor(slots, device=buffer.data.device)]
+        proj = raw_window_projections(ordered, self.n_directions, seed=self.seed,
+                                      column_offset=buffer.col_start)
+        if buffer.shard is not None:
+            (proj,) = self._sum_over_processes(proj)
+        tau = float(np.max(integrated_autocorrelation_time(proj.T.cpu().numpy())))
+        return len(slots) / tau, tau
+
+    def _entropy(self, rows: Tensor) -> EntropyEstimate:
+        assert self.spec is not None and self.buffer is not None, "set up before measuring"
+        if self.buffer.shard is None:
+            return knn_entropy_estimate(rows, self.ks, estimator=self.estimator,
+                                        dim=self.spec.dim, backend=self.backend, warn=False)
+        # each process holds a slice of the coordinates: squared distances add up
+        (sq,) = self._sum_over_processes(pairwise_sq_distances(rows, center=True))
+        dist = knn_from_sq_distances(sq.to(torch.float32), max(self.ks))
+        return entropy_from_knn_distances(dist, self.ks, estimator=self.estimator,
+                                          dim=self.spec.dim, warn=False)
+
+    def _entropy_metrics(self, rows: Tensor, step: int) -> dict[str, float]:
+        est = self._entropy(rows)
+        out = {keys.entropy_key(kk): value for kk, value in est.entropy.items()}
+        out[keys.ENTROPY] = est.entropy[self.ks[0]]
+        out[keys.DUPLICATES] = float(est.n_duplicate_points)
+        if est.n_duplicate_points:
+            self._warn_once("dup", f"ThermoMeter: {est.n_duplicate_points} snapshots in the window "
+                            f"at step {step} have an identical twin (the weights did not move); "
+                            f"they bias S downwards. Counted in {keys.DUPLICATES}.")
+        return out
+
+    def _local_temperature(self) -> list[tuple[int, dict[str, float]]]:
+        rows = [r for r in self._history if keys.ENERGY in r and keys.ENTROPY in r]
+        if len(rows) <= 2 * self.lag:
+            return []
+        recent = rows[-(2 * self.lag + 1):]
+        t = float(local_temperature([r[keys.ENERGY] for r in recent],
+                                    [r[keys.ENTROPY] for r in recent], lag=self.lag)[self.lag])
+        target = rows[-(self.lag + 1)]
+        if keys.T_LOCAL in target or not math.isfinite(t):
+            return []
+        target[keys.T_LOCAL] = t
+        return [(int(target["step"]), {keys.T_LOCAL: t})]
+
+    # ------------------------------------------------------------------ extra passes
+    def snr(self, module: nn.Module, loss_fn: LossFn, batches: Iterable[Any], *,
+            full_batches: Iterable[Any] | None = None) -> dict[str, float]:
+        """Gradient SNR at the current weights from mini-batch gradients of ``batches``
+        (with ``full_batches``: the exact full-data gradient, the paper's definition); the
+        sums of every process's batches are reduced before the one ratio. BatchNorm
+        statistics and the RNG are left as they were."""
+        with preserved_state(module):
+            full_grad = None
+            if full_batches is not None:
+                full_grad, _ = full_gradient_and_loss(module, loss_fn, full_batches,
+                                                      self._params)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # autograd.grad on unused params
+                res = snr_from_batches(module, loss_fn, batches, self._params, full_grad,
+                                       reduce_fn=self._reduce)
+        return {keys.SNR: res["snr"], keys.GRAD_NORM: res["full_grad_norm"],
+                keys.STOCH_GRAD_NORM: res["mean_stoch_grad_norm"],
+                keys.NOISE_SCALE: res["noise_scale"]}
+
+    def full_energy(self, module: nn.Module, loss_fn: LossFn, batches: Iterable[Any]) -> float:
+        """The loss over ``batches`` (the whole training set; train mode as it is), averaged
+        over processes; state and RNG left as they were."""
+        with preserved_state(module):
+            _, loss = full_gradient_and_loss(module, loss_fn, batches, None)
+        total, count = self._sum_over_processes(torch.tensor(loss, dtype=torch.float64),
+                                                torch.tensor(1.0, dtype=torch.float64))
+        return float(total / count)
