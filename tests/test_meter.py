@@ -167,3 +167,44 @@ def test_bad_arguments_name_the_argument(kwargs: dict, match: str) -> None:
 def test_measure_before_setup_says_so() -> None:
     with pytest.raises(RuntimeError, match="before setup"):
         ThermoMeter(window=10, k=3).measure(1)
+
+
+def test_auto_window_and_k_follow_the_run_length() -> None:
+    from thermo_lightning.meter import _resolve_window
+
+    assert _resolve_window("auto", "auto", 20_000) == (200, (10,))
+    assert _resolve_window("auto", "auto", 1_600_000) == (1000, (50,))  # the paper's N and k
+    assert _resolve_window("auto", "auto", 3_000) == (100, (5,))
+    assert _resolve_window("auto", "auto", None) == (1000, (50,))
+    assert _resolve_window("auto", (60,), 3_000) == (121, (60,))  # N > k always
+    assert _resolve_window(40, "auto", None) == (40, (3,))
+    meter = ThermoMeter(window="auto", k="auto", schedule=10)
+    meter.setup([torch.zeros(3, requires_grad=True)], max_steps=30_000)
+    assert (meter.spec.window, meter.spec.k) == (300, (15,))
+
+
+def test_auto_stride_thins_an_ar1_walk_to_about_one_snapshot_per_correlation_time() -> None:
+    # w_t = phi w_{t-1} + noise in 20 coordinates: integrated time (1 + phi) / (1 - phi) = 39,
+    # correlation time about 20 steps. The meter's auto stride must end near it, with an
+    # ESS above a quarter of the window.
+    phi, steps = 0.95, 12_000
+    w = torch.zeros(20, dtype=torch.float64, requires_grad=True)
+    meter = ThermoMeter(window=100, k=5, stride="auto", schedule=500)
+    meter.setup([w], radius=None, max_steps=steps)
+    gen = torch.Generator().manual_seed(0)
+    for step in range(1, steps + 1):
+        with torch.no_grad():
+            w.mul_(phi).add_(torch.randn(20, generator=gen, dtype=torch.float64))
+        meter.snapshot()
+        meter.update(float(w.square().sum()))
+        if meter.should_measure(step):
+            meter.measure(step)
+    assert 10 <= meter.stride <= 60
+    last = meter.history.dropna(subset=[keys.ESS]).iloc[-1]
+    assert last[keys.ESS] >= 25 and last[keys.STRIDE] == meter.stride
+
+
+def test_auto_stride_is_capped_so_that_a_window_fills_in_half_the_run() -> None:
+    meter = ThermoMeter(window=100, k=5, stride="auto", schedule=10)
+    meter.setup([torch.zeros(3, requires_grad=True)], max_steps=4_000)
+    assert meter._stride_cap == 20

@@ -21,7 +21,7 @@ from typing_extensions import override
 from thermo_lightning import keys, loggers
 from thermo_lightning.buffer import TrajectoryBuffer
 from thermo_lightning.data.sources import DataSpec, ExtraBatches, full_data_batches
-from thermo_lightning.meter import ThermoMeter, WindowSpec
+from thermo_lightning.meter import PAPER_PROTOCOL, ThermoMeter, WindowSpec
 from thermo_lightning.probes import default_loss_fn
 from thermo_lightning.scale_invariance import (
     ParameterSpec,
@@ -67,7 +67,7 @@ class ThermoCallback(pl.Callback):
     """
 
     def __init__(
-        self, window: int = 1000, stride: int | str = 1, k: int | Sequence[int] = 50,
+        self, window: int | str = 1000, stride: int | str = 1, k: int | Sequence[int] | str = 50,
         estimator: str = "knn_graph", schedule: str | int | Schedule = "log",
         energy: str = "window", snr: str | None = "unbiased", snr_batches: int = 16,
         snr_data: DataSpec = None, full_data: DataSpec = None, loss_fn: LossFn | None = None,
@@ -103,8 +103,17 @@ class ThermoCallback(pl.Callback):
     @property
     def state_key(self) -> str:
         m = self.meter
-        return self._generate_state_key(window=m.window, stride=m.stride_spec, k=list(m.ks),
+        k = list(m.k_arg) if isinstance(m.k_arg, tuple) else m.k_arg
+        return self._generate_state_key(window=m.window_arg, stride=m.stride_spec, k=k,
                                         estimator=m.estimator.name)
+
+    @classmethod
+    def paper(cls, **kwargs: Any) -> ThermoCallback:
+        """The paper's protocol: windows of 1000 consecutive iterates (stride 1), ``k = 50``,
+        the graph-length estimator, 201 log-spaced logging points; ``kwargs`` override. Its
+        windows are strongly autocorrelated (ESS far below N), which biases ``T`` low: use it
+        to compare with the paper's numbers, the defaults to measure ``T``."""
+        return cls(**{**PAPER_PROTOCOL, **kwargs})
 
     @property
     def history(self) -> pd.DataFrame:

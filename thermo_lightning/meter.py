@@ -61,6 +61,32 @@ ReduceFn = Callable[[Tensor], Tensor]
 LossFn = Callable[[nn.Module, Any], Tensor]
 
 
+#: the paper's protocol: 1000 consecutive iterates, k = 50, 201 log-spaced logging points
+PAPER_PROTOCOL: dict[str, Any] = {"window": 1000, "stride": 1, "k": 50,
+                                  "estimator": "knn_graph", "schedule": "log"}
+_STEPS_PER_SLOT = 100  # window="auto": one window slot per this many steps of the run ...
+_WINDOW_RANGE = (100, 1000)  # ... within these bounds
+_FILL_FRACTION = 0.5  # stride="auto" never makes a window longer than this share of the run
+LOW_ESS_FRACTION = 0.25  #: a full window with an ESS below this share of N is flagged
+_RETHIN_TAU = 2.0  # stride="auto" thins again while a window's integrated time exceeds this
+
+
+def _resolve_window(window: int | str, k: tuple[int, ...] | str, max_steps: int | None
+                    ) -> tuple[int, tuple[int, ...]]:
+    """``(N, ks)`` from the arguments: ``window="auto"`` is one slot per 100 steps of the run
+    within [100, 1000] (1000 when the length is unknown), ``k="auto"`` is ``N / 20`` within
+    [3, 50] (the paper's 50 at N = 1000)."""
+    if window == "auto":
+        n = _WINDOW_RANGE[1] if not max_steps else max_steps // _STEPS_PER_SLOT
+        n = min(max(n, _WINDOW_RANGE[0]), _WINDOW_RANGE[1])
+        if isinstance(k, tuple):
+            n = max(n, 2 * max(k) + 1)
+    else:
+        n = int(window)
+    ks = k if isinstance(k, tuple) else (min(50, max(3, n // 20), n - 1),)
+    return n, ks
+
+
 def check_ks(k: Any) -> tuple[int, ...]:
     """``k`` as a tuple of distinct positive ints (the first is ``thermo/S``)."""
     ks = (k,) if not isinstance(k, Sequence | np.ndarray) or isinstance(k, str) else tuple(k)
@@ -131,11 +157,15 @@ class ThermoMeter:
     """Measure energy, entropy, temperature and gradient SNR of a training run.
 
     Args:
-        window: ``N``, snapshots in the entropy window (the paper: 1000).
+        window: ``N``, snapshots in the entropy window (the paper: 1000), or ``"auto"``: one
+            slot per 100 steps of the run, within [100, 1000].
         stride: optimiser steps between snapshots (the paper: 1), or ``"auto"``: start at 1
-            and, each time a full window has an effective sample size below ``N / 2``,
-            multiply the stride by the window's autocorrelation time and refill.
-        k: neighbour count(s) of the entropy; the first is ``thermo/S`` (the paper: 50).
+            and, each time a full window has an effective sample size below ``N / 2``
+            (integrated autocorrelation time ``tau > 2``), multiply the stride by
+            ``ceil(tau / 2)`` (the correlation time) and refill; never so far that a window
+            outlasts half of the run (``max_steps``) or ``max_stride``.
+        k: neighbour count(s) of the entropy; the first is ``thermo/S`` (the paper: 50); or
+            ``"auto"``: ``N / 20`` within [3, 50].
         estimator: a registered estimator's name (``"knn_graph"``, the paper's, or
             ``"kozachenko_leonenko"``) or an
             :class:`~thermo_lightning.functional.entropy.EntropyEstimator`.
@@ -158,9 +188,9 @@ class ThermoMeter:
 
     def __init__(
         self,
-        window: int = 1000,
+        window: int | str = 1000,
         stride: int | str = 1,
-        k: int | Sequence[int] = 50,
+        k: int | Sequence[int] | str = 50,
         estimator: str | EntropyEstimator = "knn_graph",
         schedule: str | int | Schedule = "log",
         *,
@@ -177,14 +207,20 @@ class ThermoMeter:
         pin_memory: bool = False,
         warn: Callable[[str], Any] = warnings.warn,
     ) -> None:
-        self.window = positive_int(window, "window")
-        self.ks = check_ks(k)
-        if self.window <= max(self.ks):
+        if isinstance(window, str) and window.isdigit():  # YAML / CLI hand numbers as text
+            window = int(window)
+        self.window_arg: int | str = window if window == "auto" else positive_int(window,
+                                                                                  "window")
+        self.k_arg: tuple[int, ...] | str = k if k == "auto" else check_ks(k)
+        if isinstance(self.window_arg, int) and isinstance(self.k_arg, tuple) \
+                and self.window_arg <= max(self.k_arg):
             raise ValueError(
-                f"`window` ({self.window}) must be larger than the largest `k` "
-                f"({max(self.ks)}): each point needs k neighbours in the window."
+                f"`window` ({self.window_arg}) must be larger than the largest `k` "
+                f"({max(self.k_arg)}): each point needs k neighbours in the window."
             )
-        if isinstance(stride, str) and stride.isdigit():  # YAML / CLI hand numbers as text
+        # resolved at setup when "auto" (they depend on the run's length)
+        self.window, self.ks = _resolve_window(self.window_arg, self.k_arg, None)
+        if isinstance(stride, str) and stride.isdigit():
             stride = int(stride)
         if stride != "auto" and (isinstance(stride, bool) or not isinstance(stride, int)
                                  or stride < 1):
@@ -312,6 +348,11 @@ class ThermoMeter:
         """
         if self._loaded is None:
             self._reset()
+        self.window, self.ks = _resolve_window(self.window_arg, self.k_arg, max_steps)
+        # stride="auto" never thins so much that a window outlasts half of the run
+        self._stride_cap = (self.max_stride if not max_steps
+                            else max(1, min(self.max_stride,
+                                            int(_FILL_FRACTION * max_steps) // self.window)))
         tensors = [p[1] if isinstance(p, tuple) else p for p in parameters]
         if not tensors:
             raise ValueError("`parameters` is empty: nothing to measure.")
@@ -339,6 +380,11 @@ class ThermoMeter:
                 self._losses.copy_(self._loaded["losses"])
         self._loaded = None  # consumed: a later setup without a state starts afresh
         self._schedule = as_schedule(self.schedule_spec, max_steps)
+        if self.buffer.window * self.stride > (max_steps or math.inf):
+            self._warn_once("fill", f"ThermoMeter: a window of {self.window} snapshots at stride "
+                            f"{self.stride} needs {self.window * self.stride} steps, more than "
+                            f"the run's {max_steps}: no entropy will be measured. Pass a "
+                            "smaller `window` or stride, or train longer.")
         self._reduce = reduce_fn
         self.spec = WindowSpec(self.window, num, dim, self.ks, self.stride_spec, radius,
                                self.estimator.name, self.sketch_dim, shard[1] if sharded else 1)
@@ -430,11 +476,24 @@ class ThermoMeter:
         if buffer.full and len(slots) > max(self.ks):
             ess, tau = self._ess(rows, slots)
             metrics[keys.ESS] = ess
-            if self.stride_spec == "auto" and tau > 2.0 and self.stride < self.max_stride:
-                self.stride = min(self.max_stride, self.stride * math.ceil(tau))
+            if self.stride_spec == "auto" and tau > _RETHIN_TAU and self.stride < self._stride_cap:
+                # thin by about the correlation time (an AR(1) series with integrated time tau
+                # decorrelates by 1/e in tau / 2 steps) and refill, until a window's integrated
+                # time is at most 2 (ESS >= N / 2): one to two correlation times per snapshot
+                self.stride = min(self._stride_cap, self.stride * math.ceil(tau / 2))
                 buffer.clear()
                 metrics[keys.STRIDE] = float(self.stride)
             else:
+                if ess < LOW_ESS_FRACTION * len(slots):
+                    self._warn_once("ess", (
+                        f"ThermoMeter: the window at step {step} has an effective sample size "
+                        f"of {ess:.0f} of {len(slots)} snapshots: consecutive snapshots are "
+                        "correlated and S (hence T) is biased low. "
+                        + ("Thinning is capped so that a window fits in half of the run: "
+                           "train longer, or pass a smaller `window`."
+                           if self.stride_spec == "auto" else
+                           "Use stride='auto' (one snapshot per correlation time) or a larger "
+                           "stride.")))
                 metrics.update(self._entropy_metrics(rows, step))
         metrics.update(extra or {})
         if self.temperature is not None and keys.ENTROPY in metrics and keys.ENERGY in metrics:

@@ -37,7 +37,7 @@ from thermo_lightning.functional.temperature import (
     infer_temperature,
     local_temperature,
 )
-from thermo_lightning.meter import WindowSpec
+from thermo_lightning.meter import LOW_ESS_FRACTION, WindowSpec
 
 __all__ = [
     "REGIMES",
@@ -330,14 +330,18 @@ def classify_regime(
 
 def summarize_run(run: RunData, tail: float = 0.15, min_points: int = 5) -> dict[str, Any]:
     """``U``, ``S`` (and SNR, gradient norms, accuracy) averaged over the last ``tail`` of the
-    logging points that have an entropy; trend statistics over the same points."""
+    logging points that have an entropy, measured with the run's final stride (windows of an
+    earlier, shorter stride are more correlated and give a lower ``S``); trend statistics over
+    the same points."""
     h = run.history
     row: dict[str, Any] = {"run": run.name, "lr": run.lr}
     if h.empty or U not in h or S not in h:
         return row
     good = h.dropna(subset=[U, S])
+    if keys.STRIDE in good and good[keys.STRIDE].notna().any():
+        good = good[good[keys.STRIDE] == good[keys.STRIDE].dropna().iloc[-1]]
     if len(good) < min_points:
-        row["problem"] = f"only {len(good)} logging points with U and S"
+        row["problem"] = f"only {len(good)} logging points with U and S (at the final stride)"
         return row
     n_tail = max(min_points, round(tail * len(good)))
     part = good.iloc[-n_tail:]
@@ -379,6 +383,24 @@ def _check_report_arguments(tail: float, eps: float, smoothing: float | None,
         raise ValueError(
             f"`lr_range` (--lr-range) must be two positive numbers MIN <= MAX, got {lr_range!r}."
         )
+
+
+_REGIME_REASONS = {
+    "converging": "converging: U and S still falling while the net fits the data",
+    "relaxing": "relaxing: U and S still falling, the net not fitting the data (not yet "
+                "stationary)",
+    "saturated": "saturated: S at the uniform-sphere level",
+    "incomplete": "incomplete: its files were cut",
+    "invalid": "U or S is NaN/Inf",
+    "unmeasured": "too few logging points with U and S",
+}
+
+
+def _left_out_reason(row: pd.Series, used: set[str]) -> str:
+    """Why a run is not in ``T(eta)`` (empty when it is)."""
+    if row["run"] in used:
+        return ""
+    return _REGIME_REASONS.get(str(row.get("regime")), "outside --lr-range")
 
 
 def _one_row_per_lr(chosen: pd.DataFrame, messages: list[str]) -> pd.DataFrame:
@@ -527,6 +549,14 @@ def make_report(
                     points=row["tail_points"], train_acc=row.get("train_acc"))
         else:  # too few logged points to measure the tail
             row["regime"] = "unmeasured"
+        spec = window_spec(run)
+        if spec is not None and "ess" in row:
+            row["window"] = spec.window
+            row["low_ess"] = bool(row["ess"] < LOW_ESS_FRACTION * spec.window)
+            if row["low_ess"]:
+                messages.append(f"{run.name}: low ESS ({row['ess']:.0f} of {spec.window}); the "
+                                "window is too correlated for S to be trusted (S and T biased "
+                                "low): thin the trajectory (stride='auto')")
         row["path"] = str(run.path)
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -547,6 +577,8 @@ def make_report(
         chosen = measured[measured["regime"] == "stationary"]
     else:  # an empty table: no usable run
         chosen = measured.iloc[0:0]
+    if not table.empty:
+        table["reason"] = [_left_out_reason(r, set(chosen["run"])) for _, r in table.iterrows()]
     chosen = _one_row_per_lr(chosen, messages)
     if len(chosen) >= 3:
         temperature = infer_temperature(chosen["lr"], chosen["U"], chosen["S"], eps=eps,

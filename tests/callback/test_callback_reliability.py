@@ -159,3 +159,12 @@ def test_pickle_round_trip_before_and_after_fit() -> None:
     assert clone.history.equals(cb.history) and clone.spec == cb.spec
     _fit(NoForward(), clone, max_steps=5)  # and measures a new run
     assert clone.history["step"].tolist() == [5.0]
+
+
+def test_paper_preset() -> None:
+    cb = ThermoCallback.paper(snr=None)
+    m = cb.meter
+    assert (m.window, m.ks, m.stride_spec, m.estimator.name, m.schedule_spec) == (
+        1000, (50,), 1, "knn_graph", "log")
+    assert cb.snr is None
+    assert ThermoCallback.paper(window=200).meter.window == 200

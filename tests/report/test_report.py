@@ -82,6 +82,9 @@ def test_regimes_on_synthetic_runs(tmp_path: Path) -> None:
     result = make_report(tmp_path, tmp_path / "report")
     regimes = dict(zip(result.runs["lr"], result.runs["regime"], strict=True))
     assert regimes == {0.001: "converging", 0.01: "stationary", 1.0: "saturated"}
+    reasons = dict(zip(result.runs["lr"], result.runs["reason"], strict=True))
+    assert reasons[0.01] == ""  # used
+    assert reasons[0.001].startswith("converging:") and reasons[1.0].startswith("saturated:")
     assert result.runs["S_uniform"].iloc[0] == pytest.approx(s_uni)
     assert any("at least 3 stationary" in m for m in result.messages)
     assert (tmp_path / "report" / "local_temperature.png").exists()

@@ -150,3 +150,27 @@ def test_a_sweep_without_any_positive_temperature_still_reports(tmp_path: Path) 
     assert not result.temperature["valid"].any()
     assert len(pd.read_csv(tmp_path / "rep" / "runs.csv")) == len(LRS)
     assert (tmp_path / "rep" / "temperature.png").stat().st_size > 2000
+
+
+def test_reason_column_low_ess_flag_and_final_stride_tail(tmp_path: Path) -> None:
+    from thermo_lightning.meter import WindowSpec
+
+    spec = WindowSpec(200, 50, 49, (10,), "auto", 1.0, "knn_graph").as_hparams()
+    for i, lr in enumerate(LRS):
+        _, u, s = canonical(lr)
+        hist = history(u, s, seed=i, extra={"thermo/ess": 120.0 if i else 10.0})
+        write_run(tmp_path, lr, hist, info={"window_spec": spec})
+    # a run whose stride changed late: only the points at its final stride are averaged
+    _, u, s = canonical(0.5)
+    hist = history(u, s, seed=9)
+    hist["thermo/stride"] = [1.0] * (len(hist) - 10) + [4.0] * 10
+    hist.loc[hist["thermo/stride"] == 1.0, "thermo/S"] -= 5.0  # correlated windows: S low
+    write_run(tmp_path, 0.5, hist, info={"window_spec": spec})
+    result = make_report(tmp_path, tmp_path / "rep")
+    runs = result.runs.set_index("lr")
+    assert bool(runs.loc[LRS[0], "low_ess"]) and not bool(runs.loc[LRS[1], "low_ess"])
+    assert any("low ESS (10 of 200)" in m for m in result.messages)
+    assert runs.loc[0.5, "S"] == pytest.approx(s, abs=1e-9)
+    assert runs.loc[0.5, "tail_points"] == 5
+    assert set(runs["reason"]) == {""}  # every stationary run is used
+    assert runs.loc[0.5, "S_uniform"] > runs["S"].max()  # from the window spec, radius 1
