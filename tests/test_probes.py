@@ -45,3 +45,14 @@ def test_has_own_forward() -> None:
     assert has_own_forward(ClassificationTask(ScaleInvariantConvNet(2, in_channels=1)))
     assert not has_own_forward(torch.nn.ModuleList())
     assert has_own_forward(torch.nn.Linear(2, 2))
+
+
+def test_batch_energy_undoes_the_accumulation_division() -> None:
+    from thermo_lightning.probes import batch_energy
+
+    loss = torch.tensor(1.25)
+    assert float(batch_energy(loss / 4, accumulate=4)) == 1.25
+    assert float(batch_energy({"loss": loss / 4, "energy": torch.tensor(0.5)},
+                              accumulate=4)) == 0.5  # the energy entry is not divided
+    assert float(batch_energy({"loss": loss})) == 1.25
+    assert batch_energy(None) is None and batch_energy(torch.ones(3)) is None

@@ -22,7 +22,7 @@ from thermo_lightning import keys, loggers
 from thermo_lightning.buffer import TrajectoryBuffer
 from thermo_lightning.data.sources import DataSpec, ExtraBatches, full_data_batches
 from thermo_lightning.meter import PAPER_PROTOCOL, ThermoMeter, WindowSpec
-from thermo_lightning.probes import default_loss_fn
+from thermo_lightning.probes import batch_energy, default_loss_fn
 from thermo_lightning.scale_invariance import (
     ParameterSpec,
     check_parameter_spec,
@@ -161,8 +161,8 @@ class ThermoCallback(pl.Callback):
                                "(their norm drifts), and the entropy uses dim = D. Use "
                                "strategy='sphere_projection' for the method.")
         max_steps = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
-        if max_steps is None and self.meter.schedule_spec == "log":
-            estimated = trainer.estimated_stepping_batches  # max_epochs instead of max_steps
+        if max_steps is None:  # max_epochs instead of max_steps: the loop's own estimate
+            estimated = trainer.estimated_stepping_batches
             max_steps = int(estimated) if estimated != float("inf") else None
         world, rank = trainer.world_size, trainer.global_rank
         spec = self.meter.setup(
@@ -198,7 +198,8 @@ class ThermoCallback(pl.Callback):
     @override
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        self.meter.update(_batch_energy(outputs, pl_module, trainer.accumulate_grad_batches))
+        self.meter.update(batch_energy(outputs, accumulate=trainer.accumulate_grad_batches
+                                       if pl_module.automatic_optimization else 1))
         step = trainer.global_step
         if not self.meter.should_measure(step):
             return
@@ -237,19 +238,3 @@ def _step_input(trainer: pl.Trainer, batch: Any) -> Any:
     """A batch as ``training_step`` receives it: converted by the precision plugin
     (``64-true``: float64 inputs), then on the device (the order of Lightning's loop)."""
     return trainer.strategy.batch_to_device(trainer.precision_plugin.convert_input(batch))
-
-
-def _batch_energy(outputs: Any, module: pl.LightningModule, accumulate: int) -> Tensor | None:
-    """The batch's loss as ``training_step`` returned it (or its ``"energy"`` entry); ``None``
-    when it returned none. Under automatic optimisation Lightning hands callbacks the loss
-    divided by ``accumulate_grad_batches``: the factor is undone here."""
-    value, scaled = outputs, True
-    if isinstance(outputs, dict):
-        scaled = "energy" not in outputs
-        value = outputs.get("energy", outputs.get("loss"))
-    if not (isinstance(value, Tensor) and value.numel() == 1):
-        return None
-    value = value.detach().reshape(()).to(torch.float64)
-    if scaled and module.automatic_optimization and accumulate > 1:
-        value = value * accumulate
-    return value

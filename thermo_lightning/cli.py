@@ -97,9 +97,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     _quiet()
-    runs = run_sweep(cfg, args.out, workers=args.workers,
-                     config_path=Path(args.config) if args.config else None,
-                     progress=not args.no_progress)
+    runs = run_sweep(cfg, args.out, workers=args.workers, progress=not args.no_progress)
     print(f"{len(runs)} runs in {args.out}; next: thermo-lightning report {args.out} --out "
           f"{Path(args.out) / 'report'}")
     return 0

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from thermo_lightning.functional.snr import GradientSNRAccumulator
 
 __all__ = [
+    "batch_energy",
     "default_loss_fn",
     "flat_gradient",
     "full_gradient_and_loss",
@@ -48,6 +49,24 @@ def preserved_state(module: nn.Module) -> Iterator[None]:
         torch.set_rng_state(cpu_rng)
         if cuda_rng is not None:
             torch.cuda.set_rng_state_all(cuda_rng)
+
+
+def batch_energy(outputs: Any, *, accumulate: int = 1) -> Tensor | None:
+    """The batch's loss as a ``training_step`` returned it (a tensor, or a dict's ``"energy"``
+    entry, else its ``"loss"``), a 0-d float64 tensor; ``None`` when it returned none.
+
+    Under automatic optimisation with gradient accumulation Lightning hands callbacks the loss
+    divided by ``accumulate_grad_batches`` (what is back-propagated); pass that factor as
+    ``accumulate`` and it is undone (an ``"energy"`` entry is never divided).
+    """
+    value, scaled = outputs, True
+    if isinstance(outputs, dict):
+        scaled = "energy" not in outputs
+        value = outputs.get("energy", outputs.get("loss"))
+    if not (isinstance(value, Tensor) and value.numel() == 1):
+        return None
+    value = value.detach().reshape(()).to(torch.float64)
+    return value * accumulate if scaled and accumulate > 1 else value
 
 
 def _module_loss(module: nn.Module, batch: Any) -> Tensor:

@@ -565,7 +565,6 @@ def run_sweep(
     out: str | Path,
     *,
     workers: int = 1,
-    config_path: Path | None = None,
     progress: bool = True,
 ) -> list[Path]:
     """Run every learning rate of ``cfg`` into ``out``.
@@ -574,8 +573,6 @@ def run_sweep(
         workers: runs in parallel processes (each ``thermo-lightning sweep-run`` on the
             sweep's own ``sweep.json``; one GPU each when there are GPUs). ``1`` runs them one
             after the other in this process. Workers stop when this process ends.
-        config_path: unused (the workers read ``out/sweep.json``, which holds every setting
-            including command-line overrides); kept for compatibility.
         progress: a progress bar over runs.
 
     A run that another process is training (its lock is held) is left to it, with a warning.
