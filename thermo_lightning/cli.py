@@ -80,14 +80,12 @@ def _add_overrides(p: argparse.ArgumentParser) -> None:
                            metavar=f.name.upper(), help=f"{kind} (default: {default})")
 
 
-def _print_table(temperature: pd.DataFrame, truth: Any = None) -> None:
+def _print_table(temperature: pd.DataFrame) -> None:
     if temperature.empty:
         print("  (no temperature table: too few stationary learning rates)")
         return
-    cols = ["lr", "U", "S", "T", "T_lo", "T_hi", "valid", "regime"]
-    table = temperature[cols].copy()
-    if truth is not None:
-        table["T_true"] = [truth(lr) for lr in table["lr"]]
+    cols = ["lr", "U", "S", "T", "T_lo", "T_hi", "valid", "regime", "T_true"]
+    table = temperature[[c for c in cols if c in temperature]].copy()
     with pd.option_context("display.float_format", lambda v: f"{v:.4g}", "display.width", 120):
         print(table.to_string(index=False))
 
@@ -139,14 +137,12 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """Two small sweeps that need no download: the known-temperature problem (T is known)
     and ScaleInvariantConvNet on digits; each with its report."""
-    from thermo_lightning.models import LangevinSphere
     from thermo_lightning.report import make_report
     from thermo_lightning.sweep import SweepConfig, run_sweep
 
     _quiet()
     out = Path(args.out)
     quick = args.quick
-    problem = LangevinSphere(dim=11, noise_std=0.5, curvatures=[1.0] * 10)
     lrs = [float(f"{0.12 / math.sqrt(2) ** i:.4g}") for i in range(4, -1, -1)]
     window = 30 if quick else 200
     # stride = ceil(2 / lr), about one correlation time; the last ~30% of each run has a
@@ -155,21 +151,20 @@ def cmd_demo(args: argparse.Namespace) -> int:
     sweeps = [
         ("known-temperature", SweepConfig(
             model="langevin", data=None, dim=11, noise_std=0.5, lrs=lrs, window=window,
-            k=[10] if not quick else [5], stride_per_lr=2.0, steps=steps, snr=None),
-         problem.temperature),
+            k=[10] if not quick else [5], stride_per_lr=2.0, steps=steps, snr=None)),
         ("digits-convnet", SweepConfig(
             model="convnet", data="digits", width=2, lr_min=0.01, lr_max=1.0,
             num_lrs=3 if quick else 6, steps=60 if quick else 1000,
             window=20 if quick else 300, k=[5] if quick else [20], stride=1,
-            schedule=5 if quick else 20, snr_batches=4 if quick else 8), None),
+            schedule=5 if quick else 20, snr_batches=4 if quick else 8)),
     ]
-    for name, cfg, truth in sweeps:
+    for name, cfg in sweeps:
         print(f"== {name}: {len(cfg.learning_rates())} learning rates, {cfg.steps} steps each")
         run_sweep(cfg, out / name, progress=not args.no_progress)
         report = make_report(out / name, out / name / "report", force=True)
         for message in report.messages:
             print(f"note: {message}")
-        _print_table(report.temperature, truth)
+        _print_table(report.temperature)  # with T_true where the truth is known
         if report.power_law is not None:
             b, a = report.power_law
             print(f"fit: T = {b:.3g} * lr^{a:.3f}")

@@ -54,6 +54,7 @@ U, S, SNR = keys.ENERGY, keys.ENTROPY, keys.SNR
 NEEDED_TAGS = (U, S, SNR, keys.GRAD_NORM, keys.STOCH_GRAD_NORM, keys.T_LOCAL, keys.ESS,
                keys.WINDOW_FILL, keys.TRAIN_ACC)
 REGIMES = ("converging", "relaxing", "stationary", "saturated")
+MIN_FIT_ROWS = 3  #: interior rows (both bracket bounds) the power law needs
 OUTPUTS = ("temperature.csv", "runs.csv")
 
 
@@ -403,6 +404,17 @@ def _left_out_reason(row: pd.Series, used: set[str]) -> str:
     return _REGIME_REASONS.get(str(row.get("regime")), "outside --lr-range")
 
 
+def _known_temperatures(runs: Iterable[RunData]) -> dict[float, float]:
+    """``{lr: T}`` for runs of the known-temperature problem (``model: langevin`` with its
+    ``noise_std`` in the hyperparameters): ``T = lr sigma^2 / 2``."""
+    out = {}
+    for run in runs:
+        sigma = _number(run.hparams.get("noise_std"))
+        if run.hparams.get("model") == "langevin" and sigma is not None and run.lr is not None:
+            out[run.lr] = run.lr * sigma**2 / 2.0
+    return out
+
+
 def _one_row_per_lr(chosen: pd.DataFrame, messages: list[str]) -> pd.DataFrame:
     """Runs that share a learning rate (seeds) averaged into one row (``U``, ``S`` means;
     ``n_runs`` counts them): the temperature construction needs distinct learning rates."""
@@ -585,14 +597,17 @@ def make_report(
                                         smoothing=smoothing)
         temperature["regime"] = chosen["regime"].to_numpy()
         temperature["n_runs"] = chosen["n_runs"].to_numpy()
+        truth = _known_temperatures(usable)
+        if truth:
+            temperature["T_true"] = [truth.get(float(lr), math.nan) for lr in temperature["lr"]]
         # the end rows have a one-sided bracket (a chord slope, biased): left out of the fit
         ok = temperature[temperature["valid"] & temperature["T_lo"].notna()
                          & temperature["T_hi"].notna()]
-        if len(ok) < 2:
+        if len(ok) < MIN_FIT_ROWS:
             messages.append(
                 f"power law: not fitted; it uses the valid rows with both bracket bounds (the "
                 f"interior learning rates; the end rows are one-sided chords), found {len(ok)}, "
-                "needs 2")
+                f"needs {MIN_FIT_ROWS}")
         else:
             try:
                 power_law = fit_power_law(ok["lr"], ok["T"])

@@ -174,3 +174,27 @@ def test_reason_column_low_ess_flag_and_final_stride_tail(tmp_path: Path) -> Non
     assert runs.loc[0.5, "tail_points"] == 5
     assert set(runs["reason"]) == {""}  # every stationary run is used
     assert runs.loc[0.5, "S_uniform"] > runs["S"].max()  # from the window spec, radius 1
+
+
+def test_known_temperature_runs_get_t_true_and_the_fit_needs_three_interior_rows(
+        tmp_path: Path) -> None:
+    import json
+
+    for lr in LRS:  # five runs: three interior rows
+        _, u, s = canonical(lr)
+        run = write_run(tmp_path / "five", lr, history(u, s))
+        meta = json.loads((run / "run.json").read_text())
+        meta["hparams"].update(model="langevin", noise_std=0.5)
+        (run / "run.json").write_text(json.dumps(meta))
+    result = make_report(tmp_path / "five", tmp_path / "rep5", smoothing=None)
+    temp = result.temperature
+    np.testing.assert_allclose(temp["T_true"], temp["lr"] * 0.25 / 2)
+    assert result.power_law is not None
+    csv = pd.read_csv(tmp_path / "rep5" / "temperature.csv")
+    assert "T_true" in csv.columns
+    for lr in LRS[:4]:  # four runs: two interior rows, not enough for a power law
+        _, u, s = canonical(lr)
+        write_run(tmp_path / "four", lr, history(u, s))
+    result = make_report(tmp_path / "four", tmp_path / "rep4", smoothing=None)
+    assert result.power_law is None and "T_true" not in result.temperature
+    assert any("found 2, needs 3" in m for m in result.messages)
