@@ -41,6 +41,7 @@ from thermo_lightning.buffer import TrajectoryBuffer
 from thermo_lightning.functional.entropy import (
     EntropyEstimate,
     EntropyEstimator,
+    _check_ks,
     entropy_from_knn_distances,
     get_estimator,
     knn_entropy_estimate,
@@ -55,7 +56,7 @@ from thermo_lightning.knn.torch_backend import knn_from_sq_distances, pairwise_s
 from thermo_lightning.probes import full_gradient_and_loss, preserved_state, snr_from_batches
 from thermo_lightning.schedules import Schedule, as_schedule, check_schedule
 
-__all__ = ["ThermoMeter", "WindowSpec", "check_ks"]
+__all__ = ["ThermoMeter", "WindowSpec"]
 
 ReduceFn = Callable[[Tensor], Tensor]
 LossFn = Callable[[nn.Module, Any], Tensor]
@@ -85,17 +86,6 @@ def _resolve_window(window: int | str, k: tuple[int, ...] | str, max_steps: int 
         n = int(window)
     ks = k if isinstance(k, tuple) else (min(50, max(3, n // 20), n - 1),)
     return n, ks
-
-
-def check_ks(k: Any) -> tuple[int, ...]:
-    """``k`` as a tuple of distinct positive ints (the first is ``thermo/S``)."""
-    ks = (k,) if not isinstance(k, Sequence | np.ndarray) or isinstance(k, str) else tuple(k)
-    if not ks or any(isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1
-                     for v in ks):
-        raise ValueError(f"`k` must be a positive int or a sequence of them, got {k!r}.")
-    if len(set(ks)) != len(ks):
-        raise ValueError(f"`k` must not repeat a value (each k is logged once), got {k!r}.")
-    return tuple(int(v) for v in ks)
 
 
 @dataclass(frozen=True)
@@ -211,7 +201,7 @@ class ThermoMeter:
             window = int(window)
         self.window_arg: int | str = window if window == "auto" else positive_int(window,
                                                                                   "window")
-        self.k_arg: tuple[int, ...] | str = k if k == "auto" else check_ks(k)
+        self.k_arg: tuple[int, ...] | str = k if k == "auto" else _check_ks(k, None)
         if isinstance(self.window_arg, int) and isinstance(self.k_arg, tuple) \
                 and self.window_arg <= max(self.k_arg):
             raise ValueError(

@@ -196,7 +196,8 @@ def uniform_sphere_entropy(dim: int, radius: float = 1.0) -> float:
     )
 
 
-def _check_ks(k: int | Sequence[int], n: int) -> tuple[int, ...]:
+def _check_ks(k: int | Sequence[int], n: int | None) -> tuple[int, ...]:
+    """``k`` as distinct positive ints, each below ``n`` (the number of points) when given."""
     ks = (k,) if isinstance(k, int | np.integer) and not isinstance(k, bool) else k
     try:
         ks = tuple(ks)  # type: ignore[arg-type]
@@ -207,7 +208,9 @@ def _check_ks(k: int | Sequence[int], n: int) -> tuple[int, ...]:
     for kk in ks:
         if isinstance(kk, bool) or not isinstance(kk, int | np.integer):
             raise ValueError(f"`k` must hold integers, got {kk!r}.")
-        if not 1 <= kk < n:
+        if kk < 1:
+            raise ValueError(f"`k` must hold positive integers, got k={kk}.")
+        if n is not None and kk >= n:
             raise ValueError(
                 f"`k` must satisfy 1 <= k < N (the number of points, here N={n}), got k={kk}. "
                 "Use a larger window or a smaller k."
