@@ -16,6 +16,7 @@ SECTIONS = [
                           "ThermoCallback", "find_scale_invariant_parameters",
                           "verify_scale_invariance", "ScaleInvarianceError"]),
     ("thermo_lightning.meter", ["ThermoMeter", "WindowSpec"]),
+    ("thermo_lightning.pilot", ["CorrelationPilot"]),
     ("thermo_lightning.projector", ["SphereProjector"]),
     ("thermo_lightning.keys", ["entropy_key", "custom_scalars_layout"]),
     ("thermo_lightning.functional", None),

@@ -14,7 +14,11 @@ from tests.helpers.scripts import load_script
         ("known_temperature_accuracy", ["--seeds", "1", "--chains", "20", "--samples", "3"]),
         ("callback_overhead", ["--steps", "30", "--repeats", "1", "--window", "20", "--k", "5",
                                "--snr-batches", "2"]),
-        ("entropy_speed", ["--sizes", "100x500", "--repeats", "1"]),
+        pytest.param("entropy_speed", ["--sizes", "100x500", "--repeats", "1"],
+                     marks=pytest.mark.slow),  # ~17 s: it compares backends at every size
+        ("known_temperature_defaults", ["--seeds", "1", "--steps", "2000", "--dim", "6",
+                                        "--sigma", "0.5", "--curvature", "1", "--lrs", "0.05",
+                                        "0.07", "0.1", "--protocols", "auto"]),
         ("snr_cost", ["--train-steps", "5", "--paper-batches", "6", "--k", "4", "--repeats",
                       "2", "--width", "2"]),
         ("window_memory", ["--d", "500", "--n", "30", "--seeds", "1", "--sketch-dims", "16"]),

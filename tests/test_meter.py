@@ -172,39 +172,90 @@ def test_measure_before_setup_says_so() -> None:
 def test_auto_window_and_k_follow_the_run_length() -> None:
     from thermo_lightning.meter import _resolve_window
 
-    assert _resolve_window("auto", "auto", 20_000) == (200, (10,))
+    assert _resolve_window("auto", "auto", 20_000) == (100, (5,))  # one slot per 200 steps
     assert _resolve_window("auto", "auto", 1_600_000) == (1000, (50,))  # the paper's N and k
-    assert _resolve_window("auto", "auto", 3_000) == (100, (5,))
+    assert _resolve_window("auto", "auto", 3_000) == (50, (3,))  # the floors
     assert _resolve_window("auto", "auto", None) == (1000, (50,))
     assert _resolve_window("auto", (60,), 3_000) == (121, (60,))  # N > k always
     assert _resolve_window(40, "auto", None) == (40, (3,))
-    meter = ThermoMeter(window="auto", k="auto", schedule=10)
+    meter = ThermoMeter(schedule=10)  # window and k "auto" by default
     meter.setup([torch.zeros(3, requires_grad=True)], max_steps=30_000)
-    assert (meter.spec.window, meter.spec.k) == (300, (15,))
+    assert (meter.spec.window, meter.spec.k) == (150, (7,))
 
 
-def test_auto_stride_thins_an_ar1_walk_to_about_one_snapshot_per_correlation_time() -> None:
-    # w_t = phi w_{t-1} + noise in 20 coordinates: integrated time (1 + phi) / (1 - phi) = 39,
-    # correlation time about 20 steps. The meter's auto stride must end near it, with an
-    # ESS above a quarter of the window.
-    phi, steps = 0.95, 12_000
-    w = torch.zeros(20, dtype=torch.float64, requires_grad=True)
-    meter = ThermoMeter(window=100, k=5, stride="auto", schedule=500)
-    meter.setup([w], radius=None, max_steps=steps)
-    gen = torch.Generator().manual_seed(0)
-    for step in range(1, steps + 1):
+def _ar1_run(meter: ThermoMeter, steps: int, phi: float = 0.95, seed: int = 0,
+             start: int = 1, w: torch.Tensor | None = None,
+             gen: torch.Generator | None = None) -> torch.Tensor:
+    w = torch.zeros(20, dtype=torch.float64, requires_grad=True) if w is None else w
+    gen = gen or torch.Generator().manual_seed(seed)
+    for step in range(start, steps + 1):
         with torch.no_grad():
             w.mul_(phi).add_(torch.randn(20, generator=gen, dtype=torch.float64))
         meter.snapshot()
         meter.update(float(w.square().sum()))
         if meter.should_measure(step):
             meter.measure(step)
-    assert 10 <= meter.stride <= 60
-    last = meter.history.dropna(subset=[keys.ESS]).iloc[-1]
-    assert last[keys.ESS] >= 25 and last[keys.STRIDE] == meter.stride
+    return w
+
+
+def test_auto_stride_thins_an_ar1_walk_to_about_one_snapshot_per_correlation_time() -> None:
+    # w_t = phi w_{t-1} + noise in 20 coordinates: integrated time (1 + phi) / (1 - phi) = 39
+    # steps. The pilot must measure it and the windows at that stride hold about N / 2
+    # effective samples.
+    steps = 30_000
+    w = torch.zeros(20, dtype=torch.float64, requires_grad=True)
+    meter = ThermoMeter(window=100, k=5, stride="auto", schedule=500)
+    meter.setup([w], radius=None, max_steps=steps)
+    _ar1_run(meter, steps, phi=0.95, w=w)
+    # the pilot (the first 3000 steps) measures tau (sampling error ~20% from its 2250
+    # values; tests/test_pilot.py checks the median over seeds); the stride is ceil(tau), once
+    assert 0.6 * 39 <= meter.correlation_time <= 1.5 * 39
+    assert meter.stride == math.ceil(meter.correlation_time)
+    rows = meter.history.dropna(subset=[keys.ESS])
+    after = rows[rows["step"] > 3000]
+    assert (after[keys.STRIDE] == meter.stride).all() and (after[keys.LOW_ESS] == 0).all()
+    assert after[keys.ESS].median() >= 40 and (after[keys.CORRELATION_TIME]
+                                                == meter.correlation_time).all()
 
 
 def test_auto_stride_is_capped_so_that_a_window_fills_in_half_the_run() -> None:
     meter = ThermoMeter(window=100, k=5, stride="auto", schedule=10)
     meter.setup([torch.zeros(3, requires_grad=True)], max_steps=4_000)
-    assert meter._stride_cap == 20
+    assert meter.pilot is not None and meter.pilot.length == 400  # a tenth of the run
+    assert meter._stride_cap == 18  # 100 snapshots fill within half of the 3600 steps left
+
+
+def test_auto_stride_cap_warns_when_the_correlation_time_is_too_long() -> None:
+    # tau = 39 steps, but 100 snapshots must fill within half of the 1800 steps after the pilot
+    said: list[str] = []
+    meter = ThermoMeter(window=100, k=5, schedule=100, warn=said.append, inform=said.append)
+    w = torch.zeros(20, dtype=torch.float64, requires_grad=True)
+    meter.setup([w], radius=None, max_steps=2000)
+    _ar1_run(meter, 2000, w=w)
+    assert meter.stride == 9 < meter.correlation_time
+    assert any("capped at 9" in m for m in said)
+    assert any(m.startswith("ThermoMeter: correlation time") and "stride 9" in m for m in said)
+
+
+def test_a_pilot_interrupted_by_a_resume_continues_where_it_stopped() -> None:
+    # the same AR(1) stream, once straight through and once with a state_dict round trip in
+    # the middle of the pilot: the same correlation time and stride
+    steps = 6000
+    straight = ThermoMeter(window=50, k=3, schedule=200)
+    w1 = torch.zeros(20, dtype=torch.float64, requires_grad=True)
+    straight.setup([w1], radius=None, max_steps=steps)
+    _ar1_run(straight, steps, w=w1)
+
+    first = ThermoMeter(window=50, k=3, schedule=200)
+    w2 = torch.zeros(20, dtype=torch.float64, requires_grad=True)
+    first.setup([w2], radius=None, max_steps=steps)
+    gen = torch.Generator().manual_seed(0)
+    _ar1_run(first, 300, w=w2, gen=gen)  # the pilot lasts 600 steps
+    state = pickle.loads(pickle.dumps(first.state_dict()))
+    assert "pilot" in state and not state["stride_chosen"]
+    resumed = ThermoMeter(window=50, k=3, schedule=200)
+    resumed.load_state_dict(state)
+    resumed.setup([w2], radius=None, max_steps=steps)
+    _ar1_run(resumed, steps, w=w2, gen=gen, start=301)
+    assert resumed.correlation_time == pytest.approx(straight.correlation_time)
+    assert resumed.stride == straight.stride > 1

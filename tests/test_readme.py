@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import warnings
 from pathlib import Path
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -27,8 +28,20 @@ def test_usage_examples_run(tmp_path, monkeypatch) -> None:
     assert namespace["table"]["valid"].dtype == bool
     assert namespace["ess"] > 500  # i.i.d. snapshots: nearly every one counts
     assert 0 < namespace["snr"] < 10
-    exec(compile(blocks[1], "README.md[1]", "exec"), namespace)
-    history = namespace["thermo"].history
-    assert history["step"].tolist() == [25.0, 50.0, 75.0, 100.0]
-    assert history["thermo/S"].notna().sum() == 3  # the 50-snapshot window is full from step 50
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        exec(compile(blocks[1], "README.md[1]", "exec"), namespace)
+    thermo = namespace["thermo"]
+    history = thermo.history
+    messages = [str(w.message) for w in caught]
+    # the net learns: its loss ends far below that of random weights, and nothing warns
+    # that it did not
+    assert history["thermo/U"].iloc[-1] < 0.5 * thermo.random_loss
+    assert not [m for m in messages if "has not learned" in m]
+    # thinned by its own correlation time, with windows not flagged as correlated
+    assert thermo.meter.stride > 1 and thermo.meter.correlation_time > 1
+    tail = history.dropna(subset=["thermo/S"]).tail(10)
+    assert len(tail) == 10 and (tail["thermo/stride"] == thermo.meter.stride).all()
+    assert (tail["thermo/low_ess"] == 0).all()
+    assert not [m for m in messages if "effective sample size" in m]
     assert (tmp_path / "lightning_logs").is_dir()

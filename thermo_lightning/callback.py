@@ -14,7 +14,7 @@ from typing import Any
 import lightning.pytorch as pl
 import pandas as pd
 import torch
-from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from torch import Tensor, nn
 from typing_extensions import override
 
@@ -22,7 +22,7 @@ from thermo_lightning import keys, loggers
 from thermo_lightning.buffer import TrajectoryBuffer
 from thermo_lightning.data.sources import DataSpec, ExtraBatches, full_data_batches
 from thermo_lightning.meter import PAPER_PROTOCOL, ThermoMeter, WindowSpec
-from thermo_lightning.probes import batch_energy, default_loss_fn
+from thermo_lightning.probes import batch_energy, default_loss_fn, random_weight_loss
 from thermo_lightning.scale_invariance import (
     ParameterSpec,
     check_parameter_spec,
@@ -31,6 +31,8 @@ from thermo_lightning.scale_invariance import (
 from thermo_lightning.schedules import Schedule
 
 __all__ = ["ThermoCallback"]
+
+_NOT_LEARNING = 0.8  # a final U above this share of the random-weights loss is warned about
 
 LossFn = Callable[[nn.Module, Any], Tensor]
 
@@ -67,7 +69,8 @@ class ThermoCallback(pl.Callback):
     """
 
     def __init__(
-        self, window: int | str = 1000, stride: int | str = 1, k: int | Sequence[int] | str = 50,
+        self, window: int | str = "auto", stride: int | str = "auto",
+        k: int | Sequence[int] | str = "auto",
         estimator: str = "knn_graph", schedule: str | int | Schedule = "log",
         energy: str = "window", snr: str | None = "unbiased", snr_batches: int = 16,
         snr_data: DataSpec = None, full_data: DataSpec = None, loss_fn: LossFn | None = None,
@@ -82,7 +85,8 @@ class ThermoCallback(pl.Callback):
             window, stride, k, estimator, schedule, lag=lag, n_directions=n_directions,
             max_stride=max_stride, sketch_dim=sketch_dim, memory_budget=memory_budget,
             backend=backend, temperature=temperature, save_window=save_window, seed=seed,
-            buffer_device=buffer_device, pin_memory=pin_memory, warn=rank_zero_warn)
+            buffer_device=buffer_device, pin_memory=pin_memory, warn=rank_zero_warn,
+            inform=rank_zero_info)
         if energy not in ("window", "full"):
             raise ValueError(f"`energy` must be 'window' or 'full', got {energy!r}.")
         if snr not in ("unbiased", "exact", None):
@@ -98,6 +102,8 @@ class ThermoCallback(pl.Callback):
         self.snr_data, self.full_data, self.loss_fn, self.parameters = (snr_data, full_data,
                                                                         loss_fn, parameters)
         self._extra = ExtraBatches(snr_data, seed)
+        #: loss of random SI weights on the first batch (``None`` until measured)
+        self.random_loss: float | None = None
 
     # ------------------------------------------------------------------ state
     @property
@@ -178,12 +184,49 @@ class ThermoCallback(pl.Callback):
             self._remove = lambda: [remove() for remove in removers]
         if self.energy == "full" or self.snr is not None:
             self._loss_fn = self.loss_fn or default_loss_fn(pl_module, warn=rank_zero_warn)
+        self._on_sphere = on_sphere
+        self._radius = projector.radius if on_sphere else 1.0
         loggers.write_layout(trainer, self.meter.ks)
         loggers.log_hyperparams(trainer, spec.as_hparams())
 
     @override
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._teardown()
+
+    @override
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                             batch: Any, batch_idx: int) -> None:
+        if self.random_loss is None and trainer.global_step == 0 and self._on_sphere:
+            self.random_loss = self._random_weight_loss(trainer, pl_module, batch)
+
+    def _random_weight_loss(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                            batch: Any) -> float | None:
+        """The first batch's loss at random SI weights (the level of a net that learned
+        nothing); ``None`` when the module gives no loss outside ``training_step`` (manual
+        optimisation without ``loss``)."""
+        try:
+            loss_fn = self.loss_fn or default_loss_fn(pl_module)
+        except ValueError:
+            return None
+        params = list(self.meter._params)
+        step_input = _step_input(trainer, batch)
+        with trainer.precision_plugin.train_step_context():
+            return random_weight_loss(pl_module, params,
+                                      lambda: float(loss_fn(pl_module, step_input)),
+                                      radius=self._radius, seed=self.meter.seed)
+
+    @override
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        history = self.meter.history
+        if self.random_loss is None or history.empty or keys.ENERGY not in history:
+            return
+        energies = history[keys.ENERGY].dropna()
+        if len(energies) and energies.iloc[-1] >= _NOT_LEARNING * self.random_loss:
+            rank_zero_warn(
+                f"ThermoCallback: the training loss U = {energies.iloc[-1]:.4g} at the end is "
+                f"at or near the loss of random weights ({self.random_loss:.4g}): the network "
+                "has not learned (the saturated regime of a too-high learning rate). If you "
+                "meant to train it, lower the learning rate or train longer.")
 
     @override
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,

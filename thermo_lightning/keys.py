@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "CORRELATION_TIME",
     "DUPLICATES",
     "ELR",
     "ENERGY",
@@ -17,6 +18,7 @@ __all__ = [
     "ESS",
     "FREE_ENERGY",
     "GRAD_NORM",
+    "LOW_ESS",
     "METRICS",
     "NOISE_SCALE",
     "PREFIX",
@@ -45,6 +47,8 @@ NOISE_SCALE = PREFIX + "noise_scale"  #: tr(Sigma) / ||g||^2
 ELR = PREFIX + "elr"  #: effective learning rate lr / ||w||^2
 WEIGHT_NORM = PREFIX + "weight_norm"  #: joint norm of the scale-invariant group
 ESS = PREFIX + "ess"  #: effective sample size of the window
+LOW_ESS = PREFIX + "low_ess"  #: 1 when a window's ESS is below a quarter of its snapshots
+CORRELATION_TIME = PREFIX + "corr_time"  #: the weights' correlation time (stride="auto")
 WINDOW_FILL = PREFIX + "window_fill"  #: fraction of the window filled
 STRIDE = PREFIX + "stride"  #: steps between snapshots
 DUPLICATES = PREFIX + "duplicates"  #: snapshots whose nearest neighbour is identical
@@ -53,7 +57,8 @@ TRAIN_ACC = "train/acc"  #: training accuracy (logged by the classification task
 
 #: every fixed metric key, in the order the documentation lists them
 METRICS = (ENERGY, ENTROPY, T_LOCAL, FREE_ENERGY, SNR, GRAD_NORM, STOCH_GRAD_NORM, NOISE_SCALE,
-           ELR, WEIGHT_NORM, ESS, WINDOW_FILL, STRIDE, DUPLICATES, SKIPPED)
+           ELR, WEIGHT_NORM, ESS, LOW_ESS, CORRELATION_TIME, WINDOW_FILL, STRIDE, DUPLICATES,
+           SKIPPED)
 
 #: prefix of the window's description in a run's hyperparameters (``thermo_spec/window``, ...)
 SPEC_PREFIX = "thermo_spec/"

@@ -1,8 +1,10 @@
 """ThermoMeter: the whole measurement of U, S, T and the gradient SNR, without Lightning.
 
 A meter owns the window of snapshots of the scale-invariant (SI) weights and the matching
-window of training losses, the stride policy (fixed, or ``"auto"``: thinned to about one
-snapshot per autocorrelation time), the schedule of logging points and the history. Its
+window of training losses, the stride policy (fixed, or ``"auto"``: one snapshot per
+integrated autocorrelation time, measured once by a :class:`~thermo_lightning.pilot.
+CorrelationPilot` over the first tenth of the run), the schedule of logging points and the
+history. Its
 cross-process reductions are declared, not hand-written: every quantity that differs between
 DDP ranks is a sum (loss sums and counts, SNR gradient sums, the squared distances and ESS
 projections of a sharded window), reduced with one ``reduce_fn`` (an all-reduce of a sum)
@@ -10,7 +12,7 @@ before any ratio is taken. Without ``reduce_fn`` it measures one process.
 
 From a plain PyTorch loop::
 
-    meter = ThermoMeter(window=200, k=10, schedule=50)
+    meter = ThermoMeter(schedule=50)     # window, k and stride "auto" by default
     meter.setup(group, optimizers=[opt], max_steps=steps)  # group: the SI parameters
     meter.attach(opt)                    # a snapshot after every opt.step() that runs
     for step in range(1, steps + 1):
@@ -53,6 +55,7 @@ from thermo_lightning.functional.stationarity import (
 )
 from thermo_lightning.functional.temperature import local_temperature
 from thermo_lightning.knn.torch_backend import knn_from_sq_distances, pairwise_sq_distances
+from thermo_lightning.pilot import CorrelationPilot
 from thermo_lightning.probes import full_gradient_and_loss, preserved_state, snr_from_batches
 from thermo_lightning.schedules import Schedule, as_schedule, check_schedule
 
@@ -65,17 +68,20 @@ LossFn = Callable[[nn.Module, Any], Tensor]
 #: the paper's protocol: 1000 consecutive iterates, k = 50, 201 log-spaced logging points
 PAPER_PROTOCOL: dict[str, Any] = {"window": 1000, "stride": 1, "k": 50,
                                   "estimator": "knn_graph", "schedule": "log"}
-_STEPS_PER_SLOT = 100  # window="auto": one window slot per this many steps of the run ...
-_WINDOW_RANGE = (100, 1000)  # ... within these bounds
-_FILL_FRACTION = 0.5  # stride="auto" never makes a window longer than this share of the run
+_STEPS_PER_SLOT = 200  # window="auto": one window slot per this many steps of the run ...
+_WINDOW_RANGE = (50, 1000)  # ... within these bounds
+_PILOT_FRACTION = 0.1  # stride="auto": the pilot lasts this share of the run ...
+_PILOT_RANGE = (100, 200_000)  # ... within these bounds (steps)
+_PILOT_UNKNOWN_LENGTH = 2000  # ... or this many steps when the run's length is unknown
+_FILL_FRACTION = 0.5  # stride="auto" never makes a window longer than this share of the rest
+_STRIDE_PER_TAU = 1.0  # stride="auto": snapshots this many correlation times apart
 LOW_ESS_FRACTION = 0.25  #: a full window with an ESS below this share of N is flagged
-_RETHIN_TAU = 2.0  # stride="auto" thins again while a window's integrated time exceeds this
 
 
 def _resolve_window(window: int | str, k: tuple[int, ...] | str, max_steps: int | None
                     ) -> tuple[int, tuple[int, ...]]:
-    """``(N, ks)`` from the arguments: ``window="auto"`` is one slot per 100 steps of the run
-    within [100, 1000] (1000 when the length is unknown), ``k="auto"`` is ``N / 20`` within
+    """``(N, ks)`` from the arguments: ``window="auto"`` is one slot per 200 steps of the run
+    within [50, 1000] (1000 when the length is unknown), ``k="auto"`` is ``N / 20`` within
     [3, 50] (the paper's 50 at N = 1000)."""
     if window == "auto":
         n = _WINDOW_RANGE[1] if not max_steps else max_steps // _STEPS_PER_SLOT
@@ -86,6 +92,13 @@ def _resolve_window(window: int | str, k: tuple[int, ...] | str, max_steps: int 
         n = int(window)
     ks = k if isinstance(k, tuple) else (min(50, max(3, n // 20), n - 1),)
     return n, ks
+
+
+def _pilot_length(max_steps: int | None) -> int:
+    """Steps of the ``stride="auto"`` pilot: a tenth of the run within [100, 200000]."""
+    if not max_steps:
+        return _PILOT_UNKNOWN_LENGTH
+    return min(max(round(_PILOT_FRACTION * max_steps), _PILOT_RANGE[0]), _PILOT_RANGE[1])
 
 
 @dataclass(frozen=True)
@@ -148,12 +161,15 @@ class ThermoMeter:
 
     Args:
         window: ``N``, snapshots in the entropy window (the paper: 1000), or ``"auto"``: one
-            slot per 100 steps of the run, within [100, 1000].
-        stride: optimiser steps between snapshots (the paper: 1), or ``"auto"``: start at 1
-            and, each time a full window has an effective sample size below ``N / 2``
-            (integrated autocorrelation time ``tau > 2``), multiply the stride by
-            ``ceil(tau / 2)`` (the correlation time) and refill; never so far that a window
-            outlasts half of the run (``max_steps``) or ``max_stride``.
+            slot per 200 steps of the run, within [50, 1000].
+        stride: optimiser steps between snapshots (the paper: 1), or ``"auto"``: stride 1
+            during a pilot (the first tenth of the run, within [100, 200000] steps; 2000 when
+            the length is unknown) that measures the weights' integrated autocorrelation time
+            ``tau`` (:class:`~thermo_lightning.pilot.CorrelationPilot`), then
+            ``ceil(tau)`` for the rest of the run (the window is refilled once), so that
+            consecutive snapshots are about ``e^-2`` correlated whatever the learning rate;
+            capped so that a window fills within half of the steps left (and at
+            ``max_stride``), with a warning.
         k: neighbour count(s) of the entropy; the first is ``thermo/S`` (the paper: 50); or
             ``"auto"``: ``N / 20`` within [3, 50].
         estimator: a registered estimator's name (``"knn_graph"``, the paper's, or
@@ -174,13 +190,15 @@ class ThermoMeter:
         buffer_device: where the window lives; default the parameters' device.
         pin_memory: pinned host memory for a window on ``"cpu"``.
         warn: how warnings are emitted (once per kind); Lightning passes its rank-zero warning.
+        inform: how the choices made for ``"auto"`` are said (default: not at all); Lightning
+            passes its rank-zero info.
     """
 
     def __init__(
         self,
-        window: int | str = 1000,
-        stride: int | str = 1,
-        k: int | Sequence[int] | str = 50,
+        window: int | str = "auto",
+        stride: int | str = "auto",
+        k: int | Sequence[int] | str = "auto",
         estimator: str | EntropyEstimator = "knn_graph",
         schedule: str | int | Schedule = "log",
         *,
@@ -196,6 +214,7 @@ class ThermoMeter:
         buffer_device: str | torch.device | None = None,
         pin_memory: bool = False,
         warn: Callable[[str], Any] = warnings.warn,
+        inform: Callable[[str], Any] | None = None,
     ) -> None:
         if isinstance(window, str) and window.isdigit():  # YAML / CLI hand numbers as text
             window = int(window)
@@ -250,6 +269,8 @@ class ThermoMeter:
                 ) from err
         self.buffer_device = buffer_device
         self._warn_fn = warn
+        self._inform_fn = inform
+        self.pilot: CorrelationPilot | None = None
         self._warned: set[str] = set()
         self._loaded: dict[str, Any] | None = None
         self.buffer: TrajectoryBuffer | None = None
@@ -266,6 +287,9 @@ class ThermoMeter:
         self._skipped: set[int] = set()
         self._steps_taken = 0
         self.stride = 1 if self.stride_spec == "auto" else int(self.stride_spec)
+        #: the integrated autocorrelation time the pilot measured (steps); ``nan`` before
+        self.correlation_time = math.nan
+        self._stride_chosen = self.stride_spec != "auto"
 
     @property
     def history(self) -> pd.DataFrame:
@@ -279,7 +303,10 @@ class ThermoMeter:
             "measurements": self.measurements, "stride": self.stride,
             "skipped_steps": sorted(self._skipped),
             "steps_taken": self._steps_taken,  # the snapshot phase after a resume
+            "stride_chosen": self._stride_chosen, "correlation_time": self.correlation_time,
         }
+        if self.pilot is not None and not self._stride_chosen:
+            state["pilot"] = self.pilot.state_dict()
         if self.buffer is not None:
             state["buffer"] = self.buffer.state_dict(include_data=self.save_window)
             if self.save_window:
@@ -295,6 +322,9 @@ class ThermoMeter:
         self.stride = int(state.get("stride", self.stride))
         self._skipped = set(state.get("skipped_steps", []))
         self._steps_taken = int(state.get("steps_taken", 0))
+        # states written before the pilot existed: their stride stands
+        self._stride_chosen = bool(state.get("stride_chosen", True))
+        self.correlation_time = float(state.get("correlation_time", math.nan))
         self._loaded = dict(state)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -339,10 +369,7 @@ class ThermoMeter:
         if self._loaded is None:
             self._reset()
         self.window, self.ks = _resolve_window(self.window_arg, self.k_arg, max_steps)
-        # stride="auto" never thins so much that a window outlasts half of the run
-        self._stride_cap = (self.max_stride if not max_steps
-                            else max(1, min(self.max_stride,
-                                            int(_FILL_FRACTION * max_steps) // self.window)))
+        self._max_steps = max_steps
         tensors = [p[1] if isinstance(p, tuple) else p for p in parameters]
         if not tensors:
             raise ValueError("`parameters` is empty: nothing to measure.")
@@ -368,6 +395,17 @@ class ThermoMeter:
             self.buffer.load_state_dict(self._loaded["buffer"])
             if "losses" in self._loaded:
                 self._losses.copy_(self._loaded["losses"])
+        self.pilot = None
+        if not self._stride_chosen:
+            pilot_length = _pilot_length(max_steps)
+            # stride="auto" never thins so much that a window outlasts half of the steps left
+            self._stride_cap = (self.max_stride if not max_steps else max(1, min(
+                self.max_stride,
+                int(_FILL_FRACTION * max(max_steps - pilot_length, 0)) // self.window)))
+            self.pilot = CorrelationPilot(num, pilot_length, n_directions=self.n_directions,
+                                          seed=self.seed)
+            if self._loaded is not None and "pilot" in self._loaded:
+                self.pilot.load_state_dict(self._loaded["pilot"])
         self._loaded = None  # consumed: a later setup without a state starts afresh
         self._schedule = as_schedule(self.schedule_spec, max_steps)
         if self.buffer.window * self.stride > (max_steps or math.inf):
@@ -400,11 +438,46 @@ class ThermoMeter:
         """After an optimiser step actually taken: store the weights when the step falls on
         the stride. ``step`` labels the snapshot (default: steps taken so far)."""
         self._steps_taken += 1
+        if self.pilot is not None and not self._stride_chosen:
+            self.pilot.record(self._params)
+            if self.pilot.done:
+                self._choose_stride()
         if self.buffer is None or self._steps_taken % self.stride != 0:
             return
         slot = self.buffer.count % self.window
         self.buffer.add(self._params, self._steps_taken if step is None else step)
         self._pending.append(slot)  # its loss arrives with this batch's update()
+
+    def _choose_stride(self) -> None:
+        """End of the pilot: stride ``ceil(tau)`` (capped), said once; the window of stride-1
+        snapshots is emptied when the stride changes."""
+        assert self.pilot is not None and self.buffer is not None, "set up before the pilot ends"
+        self._stride_chosen = True
+        tau = self.pilot.correlation_time()
+        self.correlation_time = tau
+        if not math.isfinite(tau):
+            self._warn_once("pilot", "ThermoMeter: the correlation time could not be measured "
+                            "(the weights were not finite during the pilot); the stride stays "
+                            "1.")
+            return
+        wanted = max(1, math.ceil(_STRIDE_PER_TAU * tau))
+        stride = min(wanted, self._stride_cap)
+        if stride < wanted:
+            self._warn_once("cap", (
+                f"ThermoMeter: the weights' correlation time is {tau:.0f} steps, but a window "
+                f"of {self.window} snapshots that far apart would not fill within half of the "
+                f"{self._max_steps} - {self.pilot.length} steps left after the pilot; the stride "
+                f"is capped at {stride}, so windows are correlated and S (hence T) is biased "
+                "low. Train longer, or pass a smaller `window`."))
+        if stride != self.stride:
+            self.stride = stride
+            self.buffer.clear()
+            self._pending = []
+        if self._inform_fn is not None:
+            self._inform_fn(
+                f"ThermoMeter: correlation time {tau:.1f} steps (pilot of {self.pilot.length} "
+                f"steps); stride {self.stride}, window {self.window} snapshots (fills in "
+                f"{self.window * self.stride} steps), k = {list(self.ks)}.")
 
     def update(self, loss: Tensor | float | None) -> None:
         """The loss of the batch just trained on (as the training step returned it). Snapshots
@@ -455,6 +528,8 @@ class ThermoMeter:
         metrics: dict[str, float] = {keys.WEIGHT_NORM: norm, keys.ELR: self._elr(norm),
                                      keys.STRIDE: float(self.stride),
                                      keys.WINDOW_FILL: buffer.fill_fraction}
+        if math.isfinite(self.correlation_time):
+            metrics[keys.CORRELATION_TIME] = self.correlation_time
         rows, slots, bad_steps = buffer.snapshots()
         if bad_steps:
             self._skipped.update(bad_steps)
@@ -464,27 +539,23 @@ class ThermoMeter:
         if slots:
             metrics.update(self._energy(slots, step))
         if buffer.full and len(slots) > max(self.ks):
-            ess, tau = self._ess(rows, slots)
+            ess = self._ess(rows, slots)
+            low = ess < LOW_ESS_FRACTION * len(slots)
             metrics[keys.ESS] = ess
-            if self.stride_spec == "auto" and tau > _RETHIN_TAU and self.stride < self._stride_cap:
-                # thin by about the correlation time (an AR(1) series with integrated time tau
-                # decorrelates by 1/e in tau / 2 steps) and refill, until a window's integrated
-                # time is at most 2 (ESS >= N / 2): one to two correlation times per snapshot
-                self.stride = min(self._stride_cap, self.stride * math.ceil(tau / 2))
-                buffer.clear()
-                metrics[keys.STRIDE] = float(self.stride)
-            else:
-                if ess < LOW_ESS_FRACTION * len(slots):
-                    self._warn_once("ess", (
-                        f"ThermoMeter: the window at step {step} has an effective sample size "
-                        f"of {ess:.0f} of {len(slots)} snapshots: consecutive snapshots are "
-                        "correlated and S (hence T) is biased low. "
-                        + ("Thinning is capped so that a window fits in half of the run: "
-                           "train longer, or pass a smaller `window`."
-                           if self.stride_spec == "auto" else
-                           "Use stride='auto' (one snapshot per correlation time) or a larger "
-                           "stride.")))
-                metrics.update(self._entropy_metrics(rows, step))
+            metrics[keys.LOW_ESS] = float(low)
+            # the stride-1 windows of a pilot are correlated by design: no warning for them
+            if low and self._stride_chosen:
+                self._warn_once("ess", (
+                    f"ThermoMeter: the window at step {step} has an effective sample size "
+                    f"of {ess:.0f} of {len(slots)} snapshots: consecutive snapshots are "
+                    "correlated and S (hence T) is biased low. "
+                    + ("The weights have correlations slower than the pilot measured, or "
+                       "thinning is capped so that a window fits in the run: train longer, "
+                       "or pass a smaller `window` (fewer snapshots, farther apart)."
+                       if self.stride_spec == "auto" else
+                       "Use stride='auto' (one snapshot per correlation time) or a larger "
+                       "stride.")))
+            metrics.update(self._entropy_metrics(rows, step))
         metrics.update(extra or {})
         if self.temperature is not None and keys.ENTROPY in metrics and keys.ENERGY in metrics:
             metrics[keys.FREE_ENERGY] = metrics[keys.ENERGY] - self.temperature * metrics[
@@ -513,7 +584,7 @@ class ThermoMeter:
                                                 finite.sum().to(torch.float64))
         return {keys.ENERGY: float(total / count) if float(count) > 0 else math.nan}
 
-    def _ess(self, rows: Tensor, slots: list[int]) -> tuple[float, float]:
+    def _ess(self, rows: Tensor, slots: list[int]) -> float:
         buffer = self.buffer
         assert buffer is not None, "set up before measuring"
         if len(slots) == rows.shape[0] and slots == sorted(slots):
@@ -525,7 +596,7 @@ class ThermoMeter:
         if buffer.shard is not None:
             (proj,) = self._sum_over_processes(proj)
         tau = float(np.max(integrated_autocorrelation_time(proj.T.cpu().numpy())))
-        return len(slots) / tau, tau
+        return len(slots) / tau
 
     def _entropy(self, rows: Tensor) -> EntropyEstimate:
         assert self.spec is not None and self.buffer is not None, "set up before measuring"

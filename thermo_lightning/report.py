@@ -401,6 +401,9 @@ def _left_out_reason(row: pd.Series, used: set[str]) -> str:
     """Why a run is not in ``T(eta)`` (empty when it is)."""
     if row["run"] in used:
         return ""
+    if row.get("regime") == "stationary" and row.get("low_ess") == True:  # noqa: E712
+        return ("low ESS: its window is too correlated for S to be trusted (include it with "
+                "--include-low-ess)")
     return _REGIME_REASONS.get(str(row.get("regime")), "outside --lr-range")
 
 
@@ -491,6 +494,7 @@ def make_report(
     lr_range: tuple[float, float] | None = None,
     force: bool = False,
     tensorboard: bool = True,
+    include_low_ess: bool = False,
 ) -> ReportResult:
     """Read the runs under ``logdir`` and write the report into ``out``.
 
@@ -505,6 +509,10 @@ def make_report(
         lr_range: use the runs with ``lr`` in this closed range for ``T(eta)`` instead of the
             automatically chosen stationary ones.
         force: overwrite existing report files in ``out``.
+        tensorboard: also write ``out/tensorboard``.
+        include_low_ess: keep stationary runs whose window has a low effective sample size
+            (``low_ess``: ESS below a quarter of the window) in ``T(eta)``; by default they are
+            left out, with their reason.
 
     Raises:
         FileNotFoundError: ``logdir`` is missing or holds no runs.
@@ -567,8 +575,9 @@ def make_report(
             row["low_ess"] = bool(row["ess"] < LOW_ESS_FRACTION * spec.window)
             if row["low_ess"]:
                 messages.append(f"{run.name}: low ESS ({row['ess']:.0f} of {spec.window}); the "
-                                "window is too correlated for S to be trusted (S and T biased "
-                                "low): thin the trajectory (stride='auto')")
+                                "window is too correlated for S to be trusted (S biased low); "
+                                "left out of T(eta) unless --include-low-ess. Thin the "
+                                "trajectory more (stride='auto' and a longer run)")
         row["path"] = str(run.path)
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -587,6 +596,8 @@ def make_report(
         chosen = measured[(measured["lr"] >= lr_range[0]) & (measured["lr"] <= lr_range[1])]
     elif "regime" in measured:
         chosen = measured[measured["regime"] == "stationary"]
+        if not include_low_ess and "low_ess" in chosen:
+            chosen = chosen[chosen["low_ess"] != True]  # noqa: E712 (NaN: not measured)
     else:  # an empty table: no usable run
         chosen = measured.iloc[0:0]
     if not table.empty:

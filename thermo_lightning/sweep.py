@@ -26,7 +26,7 @@ import typing
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,9 @@ class SweepConfig:
     ``download``), ``None`` for the toy and Langevin problems, or an import path called as
     ``factory(batch_size=..., seed=...)``.
 
+    ``window``, ``stride`` and ``k`` are the callback's (default ``"auto"``: the window sized
+    from ``steps``, the stride from the run's own correlation time; see
+    :class:`~thermo_lightning.meter.ThermoMeter`).
     ``stride_per_lr=c`` thins each run with ``stride = ceil(c / lr)`` instead of ``stride``:
     SGD's correlation time grows like ``1 / lr``, so one ``c`` gives every LR about the same
     number of snapshots per correlation time (for the Langevin problem ``c = 2 / lambda``).
@@ -84,10 +87,10 @@ class SweepConfig:
     steps: int = 2000
     batch_size: int = 128
     seed: int = 0
-    window: int = 1000
-    stride: int | str = 1
+    window: int | str = "auto"
+    stride: int | str = "auto"
     stride_per_lr: float | None = None
-    k: list[int] = field(default_factory=lambda: [50])
+    k: list[int] | str = "auto"
     estimator: str = "knn_graph"
     schedule: str | int = "log"
     energy: str = "window"
@@ -200,6 +203,9 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         if type(None) in args and (value is None or value in _NONE_WORDS):
             return None
         members = [a for a in args if a is not type(None)]
+        if (isinstance(value, list) and len(value) == 1 and isinstance(value[0], str)
+                and str in members and not value[0].strip().lstrip("-").isdigit()):
+            value = value[0]  # "--k auto" from the command line arrives as ["auto"]
         if isinstance(value, str):  # "5" is the int 5 in int | str; "auto" stays a string
             members.sort(key=lambda a: a is str)
         else:  # the value's own type first: 3 stays an int in int | float
@@ -666,6 +672,10 @@ def _run_parallel(lrs: Sequence[float], out: Path, workers: int, bar: Any) -> li
                 env = dict(os.environ)
                 if gpus:
                     env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+                elif "OMP_NUM_THREADS" not in os.environ:
+                    # CPU runs share the cores: oversubscribed threads slow every run down
+                    # (two 2-thread runs on 2 cores: several times slower than one each)
+                    env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
                 slot += 1
                 cmd = [sys.executable, "-m", "thermo_lightning.cli", "sweep-run",
                        "--config", str(cfg_file), "--lr", repr(lr), "--out", str(out),

@@ -172,7 +172,13 @@ def test_reason_column_low_ess_flag_and_final_stride_tail(tmp_path: Path) -> Non
     assert any("low ESS (10 of 200)" in m for m in result.messages)
     assert runs.loc[0.5, "S"] == pytest.approx(s, abs=1e-9)
     assert runs.loc[0.5, "tail_points"] == 5
-    assert set(runs["reason"]) == {""}  # every stationary run is used
+    # the low-ESS run is left out of T(eta) by default, with its reason; every other
+    # stationary run is used
+    assert runs.loc[LRS[0], "reason"].startswith("low ESS")
+    assert set(runs.drop(index=LRS[0])["reason"]) == {""}
+    assert LRS[0] not in set(result.temperature["lr"])
+    kept = make_report(tmp_path, tmp_path / "rep2", include_low_ess=True)
+    assert LRS[0] in set(kept.temperature["lr"]) and set(kept.runs["reason"]) == {""}
     assert runs.loc[0.5, "S_uniform"] > runs["S"].max()  # from the window spec, radius 1
 
 

@@ -77,30 +77,34 @@ def autocorrelation(series: Sequence[float] | np.ndarray | Tensor) -> np.ndarray
 
 
 def integrated_autocorrelation_time(
-    series: Sequence[float] | np.ndarray | Tensor, *, c: float = 5.0
+    series: Sequence[float] | np.ndarray | Tensor, *, c: float = 5.0, pooled: bool = False
 ) -> float | np.ndarray:
     """Integrated autocorrelation time with Sokal's automatic window.
 
     Args:
         series: ``(n,)`` or ``(C, n)``.
         c: window constant (5 is the usual choice; larger is safer for slow decay).
+        pooled: for ``(C, n)``, average the normalised autocorrelations of the rows first
+            and return one ``tau`` (rows that sample the same process: far less noisy).
 
     Returns:
-        ``tau >= 1`` (a float), or one per row for 2-D input. When no window satisfies
-        ``M >= c tau`` inside the series (it is too short for its correlation), the value at
-        the largest window is returned: a lower bound.
+        ``tau >= 1`` (a float), or one per row for 2-D input unless ``pooled``. When no window
+        satisfies ``M >= c tau`` inside the series (it is too short for its correlation), the
+        value at the largest window is returned: a lower bound.
     """
     if not c > 0:
         raise ValueError(f"`c` must be positive, got {c!r}.")
     x = _series(series)
     rho = np.atleast_2d(autocorrelation(x))
+    if pooled:
+        rho = rho.mean(axis=0, keepdims=True)
     n = rho.shape[-1]
     taus = 1.0 + 2.0 * np.cumsum(rho[:, 1:], axis=1)  # taus[:, M-1] = tau(M)
     m = np.arange(1, n)
     ok = m[None, :] >= c * taus
     first = np.where(ok.any(axis=1), ok.argmax(axis=1), n - 2)
     tau = np.maximum(taus[np.arange(rho.shape[0]), first], 1.0)
-    return float(tau[0]) if x.ndim == 1 else tau
+    return float(tau[0]) if x.ndim == 1 or pooled else tau
 
 
 def effective_sample_size(
