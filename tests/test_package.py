@@ -90,3 +90,24 @@ def test_missing_optional_dependency_names_the_extra(monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(sys.modules, "faiss", None)  # makes `import faiss` fail
     with pytest.raises(ModuleNotFoundError, match=r"thermo-lightning\[cpu\]"):
         _availability.require("faiss")
+
+
+def test_packaging_metadata() -> None:
+    from importlib.metadata import version
+
+    tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
+
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    # one source for the version: pyproject reads thermo_lightning/_version.py
+    assert "version" not in project and project["dynamic"] == ["version"]
+    assert version("thermo-lightning") == thermo_lightning.__version__
+    # typed: py.typed ships with the package
+    assert (Path(thermo_lightning.__file__).parent / "py.typed").exists()
+    # the test extra holds no FAISS, so `.[gpu,test]` resolves to one FAISS wheel
+    extras = project["optional-dependencies"]
+    assert not any(req.startswith("faiss") for req in extras["test"])
+    assert extras["cpu"] == ["faiss-cpu>=1.8"] and extras["gpu"] == ["faiss-gpu>=1.8"]
+    assert any(req.startswith("tqdm") for req in project["dependencies"])
+    assert {"Framework :: Lightning", "Typing :: Typed"} <= set(project["classifiers"])
+    assert {"Documentation", "Issues", "Source"} <= set(project["urls"])

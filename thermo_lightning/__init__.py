@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from thermo_lightning._version import __version__
 from thermo_lightning.functional import (
     fit_power_law,
     free_energy_curves,
@@ -28,8 +29,6 @@ from thermo_lightning.scale_invariance import (
     find_scale_invariant_parameters,
     verify_scale_invariance,
 )
-
-__version__ = "0.1.0.dev0"
 
 _ADAPTERS = {
     "ThermoCallback": "thermo_lightning.callback",

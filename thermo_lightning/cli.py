@@ -72,16 +72,19 @@ def _config(args: argparse.Namespace):
 def _add_overrides(p: argparse.ArgumentParser) -> None:
     """One flag per SweepConfig field (derived, so that none drifts out): values are read as
     text and converted by SweepConfig; list fields take several values."""
+    from thermo_lightning.sweep import FIELD_HELP
+
     for f in _sweep_fields():
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
         kind = str(f.type)
+        text = FIELD_HELP[f.name]
         if kind == "bool":
             p.add_argument(flag, dest=f.name, action="store_true", default=None,
-                           help=f"(default: {default})")
+                           help=f"{text} (default: {default})")
         else:
             p.add_argument(flag, dest=f.name, nargs="+" if kind.startswith("list") else None,
-                           metavar=f.name.upper(), help=f"{kind} (default: {default})")
+                           metavar=f.name.upper(), help=f"{text} (default: {default})")
 
 
 def _print_table(temperature: pd.DataFrame) -> None:
@@ -112,7 +115,7 @@ def cmd_sweep_run(args: argparse.Namespace) -> int:
     _quiet()
     if args.parent_pid is not None:
         stop_with_parent(args.parent_pid)
-    run_one(cfg, float(args.lr), args.out)
+    run_one(cfg, float(args.lr), args.out, progress=lambda line: print(line, flush=True))
     return 0
 
 
@@ -156,7 +159,7 @@ def demo_sweeps(quick: bool = False) -> list[tuple[str, SweepConfig]]:
     return [
         ("known-temperature", SweepConfig(
             model="langevin", data=None, dim=21, noise_std=0.5, lrs=lrs,
-            steps=1500 if quick else 12_000, snr=None)),
+            steps=4000 if quick else 12_000, snr=None)),
         ("digits-convnet", SweepConfig(
             model="convnet", data="digits", width=1, lr_min=0.015, lr_max=0.045,
             num_lrs=3 if quick else 6, steps=300 if quick else 13_000,
@@ -188,20 +191,30 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="thermo-lightning", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    from thermo_lightning._version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="thermo-lightning",
+        description="Learning-rate sweeps that measure the thermodynamics of training (loss U, "
+                    "weight entropy S, temperature T, free energy, gradient SNR), and their "
+                    "report.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,sweep,report}")
 
     demo = sub.add_parser("demo", help="small sweeps on embedded data, then their reports")
     demo.add_argument("--out", default="thermo_demo", help="output folder (default thermo_demo)")
-    demo.add_argument("--quick", action="store_true", help="a tiny version (seconds)")
-    demo.add_argument("--no-progress", action="store_true")
+    demo.add_argument("--quick", action="store_true",
+                      help="a small version (about a minute), to check the set-up")
+    demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(func=cmd_demo)
 
     sweep = sub.add_parser("sweep", help="train one run per learning rate")
-    sweep.add_argument("--config", help="YAML file of SweepConfig settings")
+    sweep.add_argument("--config", help="YAML file of sweep settings (the flags below override "
+                       "it)")
     sweep.add_argument("--out", required=True, help="folder of the runs")
-    sweep.add_argument("--workers", type=int, default=1, help="runs in parallel processes")
-    sweep.add_argument("--no-progress", action="store_true")
+    sweep.add_argument("--workers", type=int, default=1,
+                       help="runs in parallel processes (default: 1)")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     _add_overrides(sweep)
     sweep.set_defaults(func=cmd_sweep)
 
@@ -212,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--parent-pid", type=int, help="stop when this process ends")
     _add_overrides(one)
     one.set_defaults(func=cmd_sweep_run)
+    # the worker command stays out of the help listing
+    sub._choices_actions = [a for a in sub._choices_actions if a.dest != "sweep-run"]
 
     report = sub.add_parser("report", help="T(eta), free-energy curves and regimes of a sweep")
     report.add_argument("logdir", help="folder of runs")
@@ -224,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="triangular smoothing half-width in ln(lr); 0 = off")
     report.add_argument("--lr-range", type=float, nargs=2, metavar=("MIN", "MAX"),
                         help="LRs used for T(eta) instead of the automatic stationary ones")
-    report.add_argument("--no-tensorboard", action="store_true")
+    report.add_argument("--no-tensorboard", action="store_true",
+                        help="do not write REPORT/tensorboard")
     report.add_argument("--include-low-ess", action="store_true",
                         help="keep stationary runs with a low effective sample size in T(eta)")
     report.set_defaults(func=cmd_report)

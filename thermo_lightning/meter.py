@@ -542,7 +542,8 @@ class ThermoMeter:
             ess = self._ess(rows, slots)
             low = ess < LOW_ESS_FRACTION * len(slots)
             metrics[keys.ESS] = ess
-            metrics[keys.LOW_ESS] = float(low)
+            if self._stride_chosen:  # the pilot's stride-1 windows are correlated by design
+                metrics[keys.LOW_ESS] = float(low)
             # the stride-1 windows of a pilot are correlated by design: no warning for them
             if low and self._stride_chosen:
                 self._warn_once("ess", (

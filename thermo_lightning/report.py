@@ -263,29 +263,28 @@ def _expected_last_step(info: dict[str, Any]) -> float | None:
 
 # ------------------------------------------------------------------------------ per run
 def _trend(steps: np.ndarray, values: np.ndarray) -> tuple[float, float]:
-    """Slope of ``values`` against ``ln(step)`` and its t-statistic."""
+    """Slope of ``values`` against ``ln(step)`` and its t-statistic (least squares,
+    ``scipy.stats.linregress``)."""
+    from scipy.stats import linregress
+
     x = np.log(np.maximum(steps, 1.0))
     if len(x) < 3 or np.ptp(x) == 0:
         return 0.0, 0.0
-    a, b = np.polyfit(x, values, 1)
-    resid = values - (a * x + b)
-    se = math.sqrt(max(resid.var(ddof=2), 0.0) / max(((x - x.mean()) ** 2).sum(), 1e-300))
+    fit = linregress(x, values)
+    a, se = float(fit.slope), float(fit.stderr)
     scale = max(float(np.abs(values).max()), 1e-300)
     if se <= 1e-12 * scale:  # an exact line: no noise to compare the slope with
-        return float(a), 0.0 if abs(a) <= 1e-12 * scale else math.copysign(math.inf, a)
-    return float(a), float(a / se)
-
-
-# two-sided 1% critical values of Student's t by degrees of freedom (1..20); 2.85 beyond
-_T_CRIT_01 = (63.66, 9.925, 5.841, 4.604, 4.032, 3.707, 3.499, 3.355, 3.250, 3.169, 3.106,
-              3.055, 3.012, 2.977, 2.947, 2.921, 2.898, 2.878, 2.861, 2.845)
+        return a, 0.0 if abs(a) <= 1e-12 * scale else math.copysign(math.inf, a)
+    return a, a / se
 
 
 def _t_critical(points: int) -> float:
+    """Two-sided 1% critical value of Student's t with ``points - 2`` degrees of freedom
+    (``inf`` below 3 points)."""
+    from scipy.stats import t
+
     dof = points - 2
-    if dof < 1:
-        return math.inf
-    return _T_CRIT_01[dof - 1] if dof <= len(_T_CRIT_01) else 2.85
+    return math.inf if dof < 1 else float(t.ppf(0.995, dof))
 
 
 def classify_regime(
@@ -576,8 +575,9 @@ def make_report(
             if row["low_ess"]:
                 messages.append(f"{run.name}: low ESS ({row['ess']:.0f} of {spec.window}); the "
                                 "window is too correlated for S to be trusted (S biased low); "
-                                "left out of T(eta) unless --include-low-ess. Thin the "
-                                "trajectory more (stride='auto' and a longer run)")
+                                "left out of T(eta) unless --include-low-ess. Train longer, "
+                                "or use a smaller window (fewer snapshots, farther apart; "
+                                "with stride='auto')")
         row["path"] = str(run.path)
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -631,7 +631,8 @@ def make_report(
         messages.append(
             f"T(eta) needs at least 3 stationary learning rates, found {len(chosen)}; "
             "runs.csv and the per-run figures are still written"
-            + ("" if lr_range else " (choose runs with --lr-range)")
+            + ("" if lr_range else " (runs.csv says why each other run was left out; "
+               "--lr-range uses runs of any regime, --include-low-ess keeps low-ESS ones)")
         )
 
     # local temperature along converging runs

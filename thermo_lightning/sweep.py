@@ -42,6 +42,7 @@ from thermo_lightning.strategy import DDPSphereProjectionStrategy, SphereProject
 
 __all__ = [
     "RunLockedError",
+    "RunProgress",
     "SweepConfig",
     "SweepSettingsError",
     "lr_grid",
@@ -54,6 +55,37 @@ __all__ = [
 MODELS = ("convnet", "resnet18", "toy-up", "toy-op", "langevin")
 DATASETS = ("digits", "cifar10", "cifar100")
 RUN_FILE = "run.json"
+
+#: one line per SweepConfig field: the command line's help (defaults are added there)
+FIELD_HELP: dict[str, str] = {
+    "model": f"one of {', '.join(MODELS)}, or package.module:factory",
+    "data": f"one of {', '.join(DATASETS)}, none (toy and langevin), or package.module:factory",
+    "width": "network width (channels of the first block)",
+    "lrs": "explicit learning rates (instead of --lr-min/--lr-max/--num-lrs)",
+    "lr_min": "smallest learning rate of the log-spaced grid",
+    "lr_max": "largest learning rate of the log-spaced grid",
+    "num_lrs": "learning rates in the grid",
+    "steps": "optimiser steps per run",
+    "batch_size": "mini-batch size (batches drawn with replacement)",
+    "seed": "seed of the initial weights and the batches (the same for every LR)",
+    "window": "snapshots in the entropy window, or auto (steps / 200 within [50, 1000])",
+    "stride": "steps between snapshots, or auto (one correlation time, from a pilot)",
+    "stride_per_lr": "c: stride = ceil(c / lr) instead of --stride",
+    "k": "neighbour count(s) of the entropy, or auto (window / 20 within [3, 50])",
+    "estimator": "knn_graph (the paper's) or kozachenko_leonenko",
+    "schedule": "logging points: log (201 log-spaced) or an int n (every n steps)",
+    "energy": "window (mean training loss) or full (loss over the whole training set)",
+    "snr": "unbiased, exact (with the full-data gradient) or none",
+    "snr_batches": "mini-batches per SNR measurement (K >= 2)",
+    "precision": "Lightning precision (default: 64-true for toy/langevin, else 32-true)",
+    "accelerator": "Lightning accelerator: auto, cpu, gpu",
+    "devices": "devices per run (> 1: DDP)",
+    "data_root": "folder of the CIFAR data",
+    "download": "download CIFAR into --data-root",
+    "noise_std": "langevin: sigma of the gradient noise",
+    "dim": "langevin: dimension of the space (the sphere has dim - 1)",
+    "checkpoint_every": "steps between checkpoints (default steps / 10)",
+}
 HISTORY_FILE = "history.csv"
 
 
@@ -138,9 +170,26 @@ class SweepConfig:
                 f"`checkpoint_every` must be a positive integer, got {self.checkpoint_every!r}.")
         for lr in lrs:  # the measurement's own checks, before any run starts
             try:
-                self.callback(lr)
+                self._check_window_fills(self.callback(lr), lr)
             except ValueError as err:
                 raise ValueError(f"{err} (sweep setting at lr={lr:g})") from err
+
+    def _check_window_fills(self, cb: ThermoCallback, lr: float) -> None:
+        """A window that cannot fill within ``steps`` measures no entropy: refuse it before
+        any run trains (``stride="auto"`` counts its pilot and stride 1, the least it needs)."""
+        from thermo_lightning.meter import _pilot_length, _resolve_window
+
+        m = cb.meter
+        n, _ = _resolve_window(m.window_arg, m.k_arg, self.steps)
+        stride = self.stride_for(lr)
+        need = n * (1 if stride == "auto" else int(stride))
+        if stride == "auto" and _pilot_length(self.steps) + n <= self.steps:
+            return
+        if need > self.steps:
+            raise ValueError(
+                f"a window of {n} snapshots at stride {stride} needs {need} steps, more than "
+                f"`steps` ({self.steps}): no entropy would be measured. Pass a smaller "
+                "`window` (or 'auto'), a smaller stride, or more steps.")
 
     def callback(self, lr: float) -> ThermoCallback:
         """The :class:`~thermo_lightning.ThermoCallback` that measures the run at ``lr``."""
@@ -435,9 +484,29 @@ def _readable_checkpoint(path: Path) -> bool:
         return False
 
 
-def run_one(cfg: SweepConfig, lr: float, out: str | Path, *, progress_bar: bool = False) -> Path:
+class RunProgress(pl.Callback):
+    """Say where a run is, about every 1% of its steps: ``lr=0.01 step 1300/13000, window
+    40%`` (the window's fill after a stride change or a resume), to ``report`` (a progress
+    bar's postfix, or a worker's log)."""
+
+    def __init__(self, lr: float, thermo: ThermoCallback, report: Callable[[str], Any]) -> None:
+        self.lr, self.thermo, self.report = lr, thermo, report
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        total = trainer.max_steps if trainer.max_steps and trainer.max_steps > 0 else None
+        step = trainer.global_step
+        if step % max(1, (total or 10_000) // 100) == 0:
+            buffer = self.thermo.buffer
+            fill = f", window {buffer.fill_fraction:.0%}" if buffer is not None else ""
+            self.report(f"lr={self.lr:g} step {step}/{total or '?'}{fill}")
+
+
+def run_one(cfg: SweepConfig, lr: float, out: str | Path, *, progress_bar: bool = False,
+            progress: Callable[[str], Any] | None = None) -> Path:
     """Train and measure the run at ``lr`` in ``out/lr=...``; skip it when done, resume it
-    from ``checkpoints/last.ckpt`` when interrupted. Returns the run's folder.
+    from ``checkpoints/last.ckpt`` when interrupted. Returns the run's folder. ``progress``
+    is told where the run is (:class:`RunProgress`).
 
     Raises:
         SweepSettingsError: the folder holds this run made with other measurement settings.
@@ -446,7 +515,7 @@ def run_one(cfg: SweepConfig, lr: float, out: str | Path, *, progress_bar: bool 
     run_dir = Path(out) / run_dir_name(lr)
     run_dir.mkdir(parents=True, exist_ok=True)
     with _run_lock(run_dir), _sigterm_interrupts() as current:
-        return _run_locked(cfg, lr, run_dir, progress_bar, current)
+        return _run_locked(cfg, lr, run_dir, progress_bar, current, progress)
 
 
 @contextlib.contextmanager
@@ -474,7 +543,7 @@ def _sigterm_interrupts() -> Iterator[dict[str, Any]]:
 
 
 def _run_locked(cfg: SweepConfig, lr: float, run_dir: Path, progress_bar: bool,
-                current: dict[str, Any]) -> Path:
+                current: dict[str, Any], progress: Callable[[str], Any] | None = None) -> Path:
     info = _read_run(run_dir)
     hparams = {**dataclasses.asdict(cfg), "lr": lr, "precision": cfg.resolved_precision(),
                "stride": cfg.stride_for(lr)}
@@ -492,7 +561,7 @@ def _run_locked(cfg: SweepConfig, lr: float, run_dir: Path, progress_bar: bool,
     info.update(hparams=hparams, status="running", started=time.time(), pid=os.getpid())
     _write_run(run_dir, info)
     try:
-        trainer, thermo = _train(cfg, lr, run_dir, info, progress_bar, current)
+        trainer, thermo = _train(cfg, lr, run_dir, info, progress_bar, current, progress)
     except SIGTERMException:
         info.update(status="interrupted", error="SIGTERM (resumes from its last checkpoint)")
         _write_run(run_dir, info)
@@ -515,7 +584,8 @@ def _run_locked(cfg: SweepConfig, lr: float, run_dir: Path, progress_bar: bool,
 
 
 def _train(cfg: SweepConfig, lr: float, run_dir: Path, info: dict[str, Any], progress_bar: bool,
-           current: dict[str, Any]) -> tuple[pl.Trainer, ThermoCallback]:
+           current: dict[str, Any], progress: Callable[[str], Any] | None = None
+           ) -> tuple[pl.Trainer, ThermoCallback]:
     """Build the run's data, model, callback and Trainer, and fit (resuming from
     ``checkpoints/last.ckpt`` when it is there and readable)."""
     dm = _datamodule(cfg)
@@ -537,7 +607,8 @@ def _train(cfg: SweepConfig, lr: float, run_dir: Path, info: dict[str, Any], pro
     trainer = pl.Trainer(
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=strategy,
         precision=cfg.resolved_precision(),  # type: ignore[arg-type]
-        max_steps=cfg.steps, callbacks=[thermo, ckpt], logger=loggers,
+        max_steps=cfg.steps, logger=loggers,
+        callbacks=[thermo, ckpt, *([RunProgress(lr, thermo, progress)] if progress else [])],
         enable_progress_bar=progress_bar, enable_model_summary=False,
         log_every_n_steps=max(1, min(50, cfg.steps)),
     )
@@ -619,7 +690,7 @@ def run_sweep(
     if workers <= 1:
         for i, lr in enumerate(lrs):
             try:
-                run_one(cfg, lr, out)
+                run_one(cfg, lr, out, progress=bar.set_postfix_str if progress else None)
             except SIGTERMException:
                 bar.close()
                 print(f"sweep stopped by SIGTERM during lr={lr:g}; {len(lrs) - i - 1} runs not "
@@ -684,6 +755,8 @@ def _run_parallel(lrs: Sequence[float], out: Path, workers: int, bar: Any) -> li
                     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
                 running.append((proc, lr))
             time.sleep(0.2)
+            bar.set_postfix_str("; ".join(_last_line(out / f"{run_dir_name(lr)}.log")
+                                          for _, lr in running), refresh=True)
             for proc, lr in list(running):
                 if proc.poll() is not None:
                     running.remove((proc, lr))
@@ -698,6 +771,18 @@ def _run_parallel(lrs: Sequence[float], out: Path, workers: int, bar: Any) -> li
     finally:
         signal.signal(signal.SIGTERM, previous)
     return failures
+
+
+def _last_line(log: Path) -> str:
+    """The last progress line a worker wrote to its log (empty when none yet)."""
+    try:
+        with open(log, "rb") as f:
+            f.seek(max(0, os.path.getsize(log) - 4096))
+            lines = [ln for ln in f.read().decode(errors="replace").splitlines()
+                     if ln.startswith("lr=") and " step " in ln]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
 
 
 def stop_with_parent(parent_pid: int, poll: float = 1.0) -> None:

@@ -99,3 +99,39 @@ def test_bad_arguments(kwargs: dict, match: str) -> None:
         TensorBatchLoader((torch.zeros(10),), **args)
     with pytest.raises(ValueError, match="first dimension"):
         TensorBatchLoader((torch.zeros(10), torch.zeros(9)), 2, 3)
+
+
+@pytest.mark.parametrize("make", ["sampler", "loader"])
+def test_epochs_consumed_up_to_len_keep_coming(make: str) -> None:
+    # Lightning takes len() batches per epoch and never exhausts the generator (nor calls
+    # set_epoch on a custom loader): every epoch must still hand out len() new batches
+    x = torch.arange(50.0)[:, None]
+    source = (WithReplacementBatchSampler(50, batch_size=4, num_batches=5, seed=0)
+              if make == "sampler" else TensorBatchLoader([x], batch_size=4, num_batches=5, seed=0))
+    seen = []
+    for _ in range(3):
+        it = iter(source)
+        for _ in range(len(source)):
+            batch = next(it)
+            seen.append(tuple(batch if make == "sampler" else batch[0][:, 0].tolist()))
+    assert len(seen) == 15
+    exhausted = [tuple(b if make == "sampler" else b[0][:, 0].tolist())
+                 for b in (WithReplacementBatchSampler(50, batch_size=4, num_batches=15, seed=0)
+                           if make == "sampler" else
+                           TensorBatchLoader([x], batch_size=4, num_batches=15, seed=0))]
+    assert seen == exhausted  # the same sequence as one long epoch
+
+
+def test_max_epochs_runs_every_epoch() -> None:
+    import lightning.pytorch as pl
+
+    from tests.helpers.trainers import quiet_trainer
+    from thermo_lightning import SphereProjectionStrategy
+    from thermo_lightning.data import DigitsDataModule
+    from thermo_lightning.models import ClassificationTask, ScaleInvariantConvNet
+
+    pl.seed_everything(0, verbose=False)
+    trainer = quiet_trainer(strategy=SphereProjectionStrategy(), max_epochs=3)
+    trainer.fit(ClassificationTask(ScaleInvariantConvNet(1, in_channels=1), lr=0.01),
+                DigitsDataModule(batch_size=16, num_steps=20))
+    assert trainer.global_step == 60 == trainer.estimated_stepping_batches

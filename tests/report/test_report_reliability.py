@@ -4,6 +4,7 @@ cut mid-write, several seeds, hand-edited metadata, bad arguments (issue 11)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -204,3 +205,23 @@ def test_known_temperature_runs_get_t_true_and_the_fit_needs_three_interior_rows
     result = make_report(tmp_path / "four", tmp_path / "rep4", smoothing=None)
     assert result.power_law is None and "T_true" not in result.temperature
     assert any("found 2, needs 3" in m for m in result.messages)
+
+
+def test_trend_and_critical_values_match_independent_references() -> None:
+    from thermo_lightning.report import _t_critical, _trend
+
+    # published two-sided 1% critical values of Student's t (dof 1, 10, 20)
+    assert _t_critical(3) == pytest.approx(63.657, abs=1e-3)
+    assert _t_critical(12) == pytest.approx(3.169, abs=1e-3)
+    assert _t_critical(22) == pytest.approx(2.845, abs=1e-3)
+    assert _t_critical(2) == math.inf
+    # the slope against ln(step) and its t-statistic, by the normal equations
+    rng = np.random.default_rng(0)
+    steps = np.geomspace(100, 10_000, 30)
+    values = 0.3 * np.log(steps) + rng.normal(0, 0.1, 30)
+    x = np.log(steps)
+    a, b = np.polyfit(x, values, 1)
+    se = math.sqrt(((values - a * x - b) ** 2).sum() / 28 / ((x - x.mean()) ** 2).sum())
+    slope, t = _trend(steps, values)
+    assert slope == pytest.approx(a) and t == pytest.approx(a / se)
+    assert _trend(steps, 2.0 * x) == (pytest.approx(2.0), math.inf)  # an exact line

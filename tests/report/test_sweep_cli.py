@@ -33,7 +33,7 @@ def test_config_validation_and_yaml(tmp_path: Path) -> None:
         SweepConfig(model="convnet", data=None)
     with pytest.raises(ValueError, match="`lrs`"):
         SweepConfig(lrs=[0.1, -1.0])
-    assert SweepConfig(stride_per_lr=2.0).stride_for(0.03) == 67
+    assert SweepConfig(stride_per_lr=2.0, lrs=[0.03], steps=20_000).stride_for(0.03) == 67
 
 
 def test_sweep_writes_runs_and_skips_finished_ones(tmp_path: Path) -> None:
@@ -103,6 +103,27 @@ def test_console_script_is_installed() -> None:
     out = subprocess.run([sys.executable, "-m", "thermo_lightning.cli", "--help"],
                          capture_output=True, text=True, check=True)
     assert "demo" in out.stdout and "sweep" in out.stdout and "report" in out.stdout
+    assert "SUPPRESS" not in out.stdout and "sweep-run" not in out.stdout  # the worker command
+    assert "``" not in out.stdout  # no raw reST
+
+
+def test_help_documents_every_sweep_setting_with_its_default(capsys) -> None:
+    import dataclasses
+
+    from thermo_lightning.sweep import FIELD_HELP, SweepConfig
+
+    fields = {f.name for f in dataclasses.fields(SweepConfig)}
+    assert set(FIELD_HELP) == fields  # no field without its line, none left over
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    text = "".join(capsys.readouterr().out.split())  # argparse wraps lines, also at hyphens
+    for name in fields:
+        assert f"--{name.replace('_', '-')}" in text
+        assert "".join(FIELD_HELP[name].split()) in text
+    assert "langevin" in text and "kozachenko_leonenko" in text and "(default:auto)" in text
+    with pytest.raises(SystemExit):
+        main(["--version"])
+    assert capsys.readouterr().out.startswith("thermo-lightning ")
 
 
 @pytest.mark.slow
@@ -111,6 +132,22 @@ def test_parallel_workers(tmp_path: Path) -> None:
     runs = run_sweep(cfg, tmp_path, workers=2, progress=False)
     for run in runs:
         assert json.loads((run / "run.json").read_text())["status"] == "done"
+        # each worker's log says where its run is (the parent shows the last line)
+        log = (run.parent / f"{run.name}.log").read_text()
+        assert "step 20/20" in log and "window" in log
+
+
+def test_progress_inside_a_run(tmp_path: Path) -> None:
+    from thermo_lightning.sweep import _last_line, run_one
+
+    cfg = SweepConfig.from_dict({**TINY, "steps": 200})
+    lines: list[str] = []
+    run_one(cfg, cfg.learning_rates()[0], tmp_path, progress=lines.append)
+    assert len(lines) == 100 and lines[-1].endswith("step 200/200, window 100%")
+    assert lines[0].startswith(f"lr={cfg.learning_rates()[0]:g} step 2/200")
+    log = tmp_path / "w.log"
+    log.write_text("noise\n" + "\n".join(lines[:3]) + "\nWarning: x\n")
+    assert _last_line(log) == lines[2] and _last_line(tmp_path / "missing.log") == ""
 
 
 @pytest.mark.slow
@@ -120,3 +157,13 @@ def test_demo_quick(tmp_path: Path, capsys) -> None:
     assert "known-temperature" in out and "digits-convnet" in out
     for name in ("known-temperature", "digits-convnet"):
         assert (tmp_path / name / "report" / "runs.csv").exists()
+
+
+def test_a_window_that_cannot_fill_is_refused_before_any_run(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="needs 1000 steps, more than `steps` \\(300\\)"):
+        main(["sweep", "--model", "toy-up", "--data", "none", "--steps", "300", "--window",
+              "1000", "--out", str(tmp_path / "a")])
+    with pytest.raises(ValueError, match="stride 5 needs 500 steps"):
+        SweepConfig.from_dict({**TINY, "steps": 300, "window": 100, "stride": 5})
+    assert not (tmp_path / "a").exists()  # nothing was started
+    SweepConfig.from_dict({**TINY, "steps": 300, "window": "auto"})  # 50 snapshots fit

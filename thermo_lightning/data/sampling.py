@@ -78,6 +78,11 @@ class _ResumableIndex:
         return self.epoch * self.num_batches + i
 
     def _positions(self) -> Iterator[int]:
+        if self._next >= self.num_batches:
+            # the last epoch was handed out to its end by a consumer that stopped at len()
+            # (Lightning) without exhausting the generator: this is the next epoch
+            self.epoch += 1
+            self._next = 0
         start = self._next
         for i in range(start, self.num_batches):
             self._next = i + 1
