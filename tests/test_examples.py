@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ def test_custom_model_example(tmp_path: Path, monkeypatch, capsys) -> None:
 
 def test_lightning_cli_example(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["lightning_cli.py"])  # not pytest's own arguments
     config = Path(__file__).resolve().parents[1] / "examples" / "lightning_cli.yaml"
     cli = load_script("examples", "lightning_cli").main([
         "fit", "--config", str(config), "--trainer.max_steps", "12",

@@ -259,3 +259,27 @@ def test_a_pilot_interrupted_by_a_resume_continues_where_it_stopped() -> None:
     _ar1_run(resumed, steps, w=w2, gen=gen, start=301)
     assert resumed.correlation_time == pytest.approx(straight.correlation_time)
     assert resumed.stride == straight.stride > 1
+
+
+def test_low_ess_warns_on_two_low_windows_in_a_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    def run(esses: list[float]) -> tuple[list[str], list[float]]:
+        said: list[str] = []
+        meter = ThermoMeter(window=20, k=3, stride=1, schedule=1, warn=said.append)
+        w = torch.zeros(4, dtype=torch.float64, requires_grad=True)
+        meter.setup([w], radius=None, max_steps=100)
+        values = iter(esses)
+        monkeypatch.setattr(meter, "_ess", lambda rows, slots: next(values))
+        gen = torch.Generator().manual_seed(0)
+        for step in range(1, 20 + len(esses)):
+            with torch.no_grad():
+                w.copy_(torch.randn(4, generator=gen, dtype=torch.float64))
+            meter.snapshot()
+            meter.update(0.0)
+            meter.measure(step)
+        return said, meter.history[keys.LOW_ESS].dropna().tolist()
+
+    said, flags = run([4.0, 12.0, 4.0, 12.0, 4.0])  # single dips: flagged, not warned
+    assert flags == [1.0, 0.0, 1.0, 0.0, 1.0] and not said
+    said, flags = run([12.0, 4.0, 4.0, 12.0])
+    assert flags == [0.0, 1.0, 1.0, 0.0] and len(said) == 1
+    assert "effective sample size of 4 of 20" in said[0]

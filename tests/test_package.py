@@ -111,3 +111,36 @@ def test_packaging_metadata() -> None:
     assert any(req.startswith("tqdm") for req in project["dependencies"])
     assert {"Framework :: Lightning", "Typing :: Typed"} <= set(project["classifiers"])
     assert {"Documentation", "Issues", "Source"} <= set(project["urls"])
+
+
+def _python(code: str) -> str:
+    import subprocess
+
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def test_import_and_help_load_neither_torch_nor_lightning() -> None:
+    # `import thermo_lightning` and the command line's help stay light (no torch, no
+    # Lightning); the public names load on first use
+    out = _python(
+        "import sys, contextlib, io, thermo_lightning\n"
+        "from thermo_lightning.cli import main\n"
+        "for argv in (['--help'], ['sweep', '--help'], ['report', '--help']):\n"
+        "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n"
+        "        main(argv)\n"
+        "print(sorted(m for m in ('torch', 'lightning', 'pandas') if m in sys.modules))\n"
+        "print(thermo_lightning.ThermoMeter.__name__, 'torch' in sys.modules)")
+    assert out.splitlines() == ["[]", "ThermoMeter True"]
+
+
+@pytest.mark.parametrize("order", ["package first", "lightning first"])
+def test_strategy_names_are_registered_whichever_is_imported_first(order: str) -> None:
+    imports = ["import thermo_lightning", "import lightning.pytorch"]
+    if order == "lightning first":
+        imports.reverse()
+    out = _python("\n".join(imports) + "\n"
+                  "from lightning.pytorch.strategies import StrategyRegistry\n"
+                  "print('sphere_projection' in StrategyRegistry,"
+                  " 'ddp_sphere_projection' in StrategyRegistry)")
+    assert out == "True True"

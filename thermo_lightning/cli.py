@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
 if TYPE_CHECKING:
-    from thermo_lightning.sweep import SweepConfig
+    import pandas as pd
+
+    from thermo_lightning.sweep_config import SweepConfig
 
 __all__ = ["main"]
 
@@ -34,7 +34,7 @@ def _quiet() -> None:
 
 
 def _sweep_fields() -> list[dataclasses.Field]:
-    from thermo_lightning.sweep import SweepConfig
+    from thermo_lightning.sweep_config import SweepConfig
 
     return list(dataclasses.fields(SweepConfig))
 
@@ -72,7 +72,7 @@ def _config(args: argparse.Namespace):
 def _add_overrides(p: argparse.ArgumentParser) -> None:
     """One flag per SweepConfig field (derived, so that none drifts out): values are read as
     text and converted by SweepConfig; list fields take several values."""
-    from thermo_lightning.sweep import FIELD_HELP
+    from thermo_lightning.sweep_config import FIELD_HELP
 
     for f in _sweep_fields():
         flag = "--" + f.name.replace("_", "-")
@@ -88,6 +88,8 @@ def _add_overrides(p: argparse.ArgumentParser) -> None:
 
 
 def _print_table(temperature: pd.DataFrame) -> None:
+    import pandas as pd
+
     if temperature.empty:
         print("  (no temperature table: too few stationary learning rates)")
         return

@@ -290,6 +290,7 @@ class ThermoMeter:
         #: the integrated autocorrelation time the pilot measured (steps); ``nan`` before
         self.correlation_time = math.nan
         self._stride_chosen = self.stride_spec != "auto"
+        self._low_streak = 0  # consecutive full windows with a low ESS
 
     @property
     def history(self) -> pd.DataFrame:
@@ -544,8 +545,10 @@ class ThermoMeter:
             metrics[keys.ESS] = ess
             if self._stride_chosen:  # the pilot's stride-1 windows are correlated by design
                 metrics[keys.LOW_ESS] = float(low)
-            # the stride-1 windows of a pilot are correlated by design: no warning for them
-            if low and self._stride_chosen:
+            # the stride-1 windows of a pilot are correlated by design: no warning for them;
+            # one low window can be the ESS estimate's noise: warn on two in a row
+            self._low_streak = self._low_streak + 1 if low and self._stride_chosen else 0
+            if self._low_streak >= 2:
                 self._warn_once("ess", (
                     f"ThermoMeter: the window at step {step} has an effective sample size "
                     f"of {ess:.0f} of {len(slots)} snapshots: consecutive snapshots are "

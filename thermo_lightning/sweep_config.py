@@ -1,0 +1,303 @@
+"""The settings of a learning-rate sweep: :class:`SweepConfig`, its fields' help, the grid and
+the run folders' names. Imports neither torch nor Lightning (the command line builds its
+parser, and answers ``--help``, from here); :meth:`SweepConfig.callback` loads the callback
+when a sweep is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from thermo_lightning.callback import ThermoCallback
+
+__all__ = ["DATASETS", "FIELD_HELP", "MODELS", "SweepConfig", "lr_grid", "run_dir_name"]
+
+MODELS = ("convnet", "resnet18", "toy-up", "toy-op", "langevin")
+DATASETS = ("digits", "cifar10", "cifar100")
+
+#: one line per SweepConfig field: the command line's help (defaults are added there)
+FIELD_HELP: dict[str, str] = {
+    "model": f"one of {', '.join(MODELS)}, or package.module:factory",
+    "data": f"one of {', '.join(DATASETS)}, none (toy and langevin), or package.module:factory",
+    "width": "network width (channels of the first block)",
+    "lrs": "explicit learning rates (instead of --lr-min/--lr-max/--num-lrs)",
+    "lr_min": "smallest learning rate of the log-spaced grid",
+    "lr_max": "largest learning rate of the log-spaced grid",
+    "num_lrs": "learning rates in the grid",
+    "steps": "optimiser steps per run",
+    "batch_size": "mini-batch size (batches drawn with replacement)",
+    "seed": "seed of the initial weights and the batches (the same for every LR)",
+    "window": "snapshots in the entropy window, or auto (steps / 200 within [50, 1000])",
+    "stride": "steps between snapshots, or auto (one correlation time, from a pilot)",
+    "stride_per_lr": "c: stride = ceil(c / lr) instead of --stride",
+    "k": "neighbour count(s) of the entropy, or auto (window / 20 within [3, 50])",
+    "estimator": "knn_graph (the paper's) or kozachenko_leonenko",
+    "schedule": "logging points: log (201 log-spaced) or an int n (every n steps)",
+    "energy": "window (mean training loss) or full (loss over the whole training set)",
+    "snr": "unbiased, exact (with the full-data gradient) or none",
+    "snr_batches": "mini-batches per SNR measurement (K >= 2)",
+    "precision": "Lightning precision (default: 64-true for toy/langevin, else 32-true)",
+    "accelerator": "Lightning accelerator: auto, cpu, gpu",
+    "devices": "devices per run (> 1: DDP)",
+    "data_root": "folder of the CIFAR data",
+    "download": "download CIFAR into --data-root",
+    "noise_std": "langevin: sigma of the gradient noise",
+    "dim": "langevin: dimension of the space (the sphere has dim - 1)",
+    "checkpoint_every": "steps between checkpoints (default steps / 10)",
+}
+
+@dataclass
+class SweepConfig:
+    """Everything a sweep needs; loads from YAML (:meth:`from_yaml`) and the command line.
+
+    Models by name: ``convnet`` / ``resnet18`` (the paper's scale-invariant networks of width
+    ``width``), ``toy-up`` / ``toy-op`` (the 3-D toy problems), ``langevin`` (the
+    known-temperature problem); or ``"package.module:factory"``, called as
+    ``factory(lr=..., width=..., datamodule=..., seed=...)`` and returning a LightningModule.
+    Data by name: ``digits`` (offline), ``cifar10``, ``cifar100`` (torchvision, ``data_root``,
+    ``download``), ``None`` for the toy and Langevin problems, or an import path called as
+    ``factory(batch_size=..., seed=...)``.
+
+    ``window``, ``stride`` and ``k`` are the callback's (default ``"auto"``: the window sized
+    from ``steps``, the stride from the run's own correlation time; see
+    :class:`~thermo_lightning.meter.ThermoMeter`).
+    ``stride_per_lr=c`` thins each run with ``stride = ceil(c / lr)`` instead of ``stride``:
+    SGD's correlation time grows like ``1 / lr``, so one ``c`` gives every LR about the same
+    number of snapshots per correlation time (for the Langevin problem ``c = 2 / lambda``).
+    """
+
+    model: str = "convnet"
+    data: str | None = "digits"
+    width: int = 8
+    lrs: list[float] | None = None
+    lr_min: float = 1e-3
+    lr_max: float = 1.0
+    num_lrs: int = 10
+    steps: int = 2000
+    batch_size: int = 128
+    seed: int = 0
+    window: int | str = "auto"
+    stride: int | str = "auto"
+    stride_per_lr: float | None = None
+    k: list[int] | str = "auto"
+    estimator: str = "knn_graph"
+    schedule: str | int = "log"
+    energy: str = "window"
+    snr: str | None = "unbiased"
+    snr_batches: int = 16
+    precision: str | None = None
+    accelerator: str = "auto"
+    devices: int = 1
+    data_root: str = "data"
+    download: bool = False
+    noise_std: float = 0.5
+    dim: int = 6
+    checkpoint_every: int | None = None
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name]))
+        if self.model not in MODELS and ":" not in self.model:
+            raise ValueError(
+                f"`model` must be one of {MODELS} or 'package.module:factory', got {self.model!r}."
+            )
+        if self.data is not None and self.data not in DATASETS and ":" not in self.data:
+            raise ValueError(
+                f"`data` must be one of {DATASETS}, None or 'package.module:factory', got "
+                f"{self.data!r}."
+            )
+        if self.model in ("convnet", "resnet18") and self.data is None:
+            raise ValueError(f"model {self.model!r} needs `data` (digits, cifar10, cifar100).")
+        if self.steps < 1 or self.batch_size < 1 or self.width < 1 or self.devices < 1:
+            raise ValueError("`steps`, `batch_size`, `width` and `devices` must be positive.")
+        if self.lrs is not None:
+            if not self.lrs or any(not (lr > 0) for lr in self.lrs):
+                raise ValueError(f"`lrs` must be positive numbers, got {self.lrs!r}.")
+        elif not (0 < self.lr_min < self.lr_max) or self.num_lrs < 1:
+            raise ValueError("`lr_min < lr_max` (both positive) and `num_lrs >= 1` are needed.")
+        if self.stride_per_lr is not None and not self.stride_per_lr > 0:
+            raise ValueError(f"`stride_per_lr` must be positive, got {self.stride_per_lr!r}.")
+        lrs = self.learning_rates()
+        names = [run_dir_name(lr) for lr in lrs]
+        if len(set(lrs)) != len(lrs) or len(set(names)) != len(names):
+            raise ValueError(f"`lrs` must be distinct learning rates, got {lrs!r}.")
+        if self.checkpoint_every is not None and self.checkpoint_every < 1:
+            raise ValueError(
+                f"`checkpoint_every` must be a positive integer, got {self.checkpoint_every!r}.")
+        for lr in lrs:  # the measurement's own checks, before any run starts
+            try:
+                self._check_window_fills(self.callback(lr), lr)
+            except ValueError as err:
+                raise ValueError(f"{err} (sweep setting at lr={lr:g})") from err
+
+    def _check_window_fills(self, cb: ThermoCallback, lr: float) -> None:
+        """A window that cannot fill within ``steps`` measures no entropy: refuse it before
+        any run trains (``stride="auto"`` counts its pilot and stride 1, the least it needs)."""
+        from thermo_lightning.meter import _pilot_length, _resolve_window
+
+        m = cb.meter
+        n, _ = _resolve_window(m.window_arg, m.k_arg, self.steps)
+        stride = self.stride_for(lr)
+        need = n * (1 if stride == "auto" else int(stride))
+        if stride == "auto" and _pilot_length(self.steps) + n <= self.steps:
+            return
+        if need > self.steps:
+            raise ValueError(
+                f"a window of {n} snapshots at stride {stride} needs {need} steps, more than "
+                f"`steps` ({self.steps}): no entropy would be measured. Pass a smaller "
+                "`window` (or 'auto'), a smaller stride, or more steps.")
+
+    def callback(self, lr: float) -> ThermoCallback:
+        """The :class:`~thermo_lightning.ThermoCallback` that measures the run at ``lr``."""
+        from thermo_lightning.callback import ThermoCallback
+
+        return ThermoCallback(window=self.window, stride=self.stride_for(lr), k=self.k,
+                              estimator=self.estimator, schedule=self.schedule,
+                              energy=self.energy, snr=self.snr, snr_batches=self.snr_batches,
+                              seed=self.seed)
+
+    def measurement_settings(self) -> dict[str, Any]:
+        """The settings that change what a run measures (every field but the LR grid and
+        where and how fast it runs): a finished run is reused only when they are equal."""
+        values = dataclasses.asdict(self)
+        return {k: v for k, v in values.items() if k not in _NOT_MEASUREMENT}
+
+    def stride_for(self, lr: float) -> int | str:
+        """The stride of the run at ``lr``."""
+        if self.stride_per_lr is not None:
+            return max(1, math.ceil(self.stride_per_lr / lr))
+        return self.stride
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> SweepConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown sweep settings {unknown}; known: {sorted(known)}.")
+        return cls(**values)
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> SweepConfig:
+        import yaml  # pyyaml: a dependency of lightning
+
+        values = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{path} must hold a mapping of sweep settings.")
+        return cls.from_dict(values)
+
+    def learning_rates(self) -> list[float]:
+        return sorted(self.lrs) if self.lrs is not None else lr_grid(self.lr_min, self.lr_max,
+                                                                      self.num_lrs)
+
+    def resolved_precision(self) -> str:
+        if self.precision is not None:
+            return self.precision
+        return "64-true" if self.model in ("toy-up", "toy-op", "langevin") else "32-true"
+
+
+# settings that do not change a run's numbers: the grid itself, and where/how it runs
+_NOT_MEASUREMENT = frozenset({"lrs", "lr_min", "lr_max", "num_lrs", "accelerator", "devices",
+                              "data_root", "download", "checkpoint_every"})
+_NONE_WORDS = ("none", "None", "null", "NULL", "~")
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """``value`` as the field's type ``hint``; strings from the command line or YAML (such as
+    ``"1e-3"``, which YAML 1.1 reads as a string) are converted. Raises a ValueError naming
+    the setting."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if type(None) in args and (value is None or value in _NONE_WORDS):
+            return None
+        members = [a for a in args if a is not type(None)]
+        if (isinstance(value, list) and len(value) == 1 and isinstance(value[0], str)
+                and str in members and not value[0].strip().lstrip("-").isdigit()):
+            value = value[0]  # "--k auto" from the command line arrives as ["auto"]
+        if isinstance(value, str):  # "5" is the int 5 in int | str; "auto" stays a string
+            members.sort(key=lambda a: a is str)
+        else:  # the value's own type first: 3 stays an int in int | float
+            for member in members:
+                if _is_instance(value, member):
+                    return _coerce(name, value, member)
+        for member in members:
+            try:
+                return _coerce(name, value, member)
+            except ValueError:
+                continue
+        raise ValueError(f"`{name}` must be {_type_name(hint)}, got {value!r}.")
+    if origin is list:
+        items = value if isinstance(value, list | tuple) else [value]
+        return [_coerce(name, v, args[0]) for v in items]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0"):
+            return value.lower() in ("true", "yes", "1")
+    elif hint is int:
+        if isinstance(value, int | np.integer) and not isinstance(value, bool):
+            return int(value)
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif hint is float:
+        if isinstance(value, int | float | np.number) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                pass
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    else:  # pragma: no cover - every field has one of the types above
+        return value
+    raise ValueError(f"`{name}` must be {_type_name(hint)}, got {value!r}.")
+
+
+def _is_instance(value: Any, hint: Any) -> bool:
+    if typing.get_origin(hint) is list:
+        return isinstance(value, list | tuple)
+    if hint in (int, float) and isinstance(value, bool):
+        return False
+    return isinstance(value, hint)
+
+
+def _type_name(hint: Any) -> str:
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is list:
+        return f"a list of {_type_name(args[0])}"
+    if args:
+        return " or ".join("None" if a is type(None) else _type_name(a) for a in args)
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        hint, str(hint))
+
+
+def lr_grid(lr_min: float, lr_max: float, num: int) -> list[float]:
+    """``num`` log-spaced learning rates from ``lr_min`` to ``lr_max`` (3 significant
+    digits)."""
+    if num == 1:
+        return [float(f"{lr_min:.3g}")]
+    return [float(f"{v:.3g}") for v in np.geomspace(lr_min, lr_max, num)]
+
+
+def run_dir_name(lr: float) -> str:
+    """Folder name of the run at ``lr``: ``lr=1.00e-02`` (three significant digits, as
+    :func:`lr_grid` makes them), with as many more digits as ``lr`` needs to be told apart
+    from any other learning rate (``lr=1.0001e-02``)."""
+    for digits in range(2, 17):
+        name = f"{lr:.{digits}e}"
+        if float(name) == lr:
+            return f"lr={name}"
+    return f"lr={lr!r}"
