@@ -142,15 +142,13 @@ class SweepConfig:
 
     def _check_window_fills(self, cb: ThermoCallback, lr: float) -> None:
         """A window that cannot fill within ``steps`` measures no entropy: refuse it before
-        any run trains (``stride="auto"`` counts its pilot and stride 1, the least it needs)."""
-        from thermo_lightning.meter import _pilot_length, _resolve_window
+        any run trains (``stride="auto"`` counts stride 1, the least it can use)."""
+        from thermo_lightning.meter import _resolve_window
 
         m = cb.meter
         n, _ = _resolve_window(m.window_arg, m.k_arg, self.steps)
         stride = self.stride_for(lr)
         need = n * (1 if stride == "auto" else int(stride))
-        if stride == "auto" and _pilot_length(self.steps) + n <= self.steps:
-            return
         if need > self.steps:
             raise ValueError(
                 f"a window of {n} snapshots at stride {stride} needs {need} steps, more than "
