@@ -215,7 +215,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         ess.append(time.perf_counter() - t0)
         thermo.snr_batches = args.snr_batches
         t0 = time.perf_counter()
-        thermo.meter.snr(model, default_loss_fn(model), thermo._snr_batches(trainer))
+        thermo.meter.snr(model, default_loss_fn(model),
+                         thermo._snr_batches(trainer, args.snr_batches))
         snr.append(time.perf_counter() - t0)
     point = {"entropy": statistics.median(ent), "ess": statistics.median(ess),
              "snr": statistics.median(snr)}

@@ -5,17 +5,26 @@ final weights (BatchNorm in train mode):
 
 - ``exact``: the paper's recipe: the full-data gradient (one pass) plus ``--paper-batches``
   (1000) mini-batch gradients, ``SNR = ||g|| / sqrt(mean_b ||g_b - g||^2)``;
-- ``unbiased K``: the callback's default: ``K`` (16) mini-batch gradients, the pairwise
-  unbiased estimate of ``||g||^2`` and the spread of the batch gradients.
+- ``unbiased K``: what the callback's default ``snr="auto"`` does on digits (its 1797 images
+  take more than K / 2 batches): ``K`` (16) mini-batch gradients, the pairwise unbiased
+  estimate of ``||g||^2`` and the spread of the batch gradients.
 
 The unbiased estimate is random: it is repeated ``--repeats`` times with fresh batches and the
 median and the 10-90% range of its ratio to the exact value are reported, with the time of
 one estimate against the time of the exact recipe, measured in the same run.
 
+Then the low-SNR regime: the under-parameterised toy problem (float64, batch size 1) at lr
+0.01 and 0.1, at ``--toy-points`` points of the second half of a 50,000-step run. At each
+point the analytic SNR (the three objects are the whole data set) against the callback's
+default ``snr="auto"`` (here: the exact full gradient, one batch, plus K - 1 = 15 mini-batches)
+and the previous default ``"unbiased"`` (K = 16 mini-batches): mean over the points as the
+paper averages, the share of zeros and NaNs, and the median time of one estimate.
+
 Usage::
 
     python benchmarks/snr_cost.py                                  # ~2 min on 2 CPU cores
-    python benchmarks/snr_cost.py --train-steps 20 --paper-batches 40 --repeats 3   # smoke
+    python benchmarks/snr_cost.py --train-steps 20 --paper-batches 40 --repeats 3 \\
+        --toy-points 10                                                      # smoke
 """
 
 from __future__ import annotations
@@ -52,6 +61,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--paper-batches", type=int, default=1000)
     p.add_argument("--k", type=int, nargs="+", default=[16, 64])
     p.add_argument("--repeats", type=int, default=20)
+    p.add_argument("--toy-points", type=int, default=200)
     args = p.parse_args(argv)
     warnings.simplefilter("ignore")
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
@@ -95,7 +105,58 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     print(f"ScaleInvariantConvNet({args.width}) on digits after {args.train_steps} steps; "
           f"exact SNR {exact['snr']:.4g}; {args.repeats} repeats of each estimate")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    toy = _toy_table(args.toy_points)
+    print("\nunder-parameterised toy, second half of 50,000 steps (low SNR)")
+    print(toy.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return table
+
+
+def _toy_table(points: int, k: int = 16) -> pd.DataFrame:
+    from thermo_lightning.models import ToySphereModule
+    from thermo_lightning.models.toy import simulate_toy, toy_gradient_stats
+    from thermo_lightning.probes import full_gradient_and_loss
+
+    lrs = [0.01, 0.1]
+    traj = simulate_toy("up", lrs, steps=50_000, record_every=50, seed=0)
+    late = np.flatnonzero(traj.steps.numpy() >= 25_000)
+    late = late[np.linspace(0, len(late) - 1, min(points, len(late))).round().astype(int)]
+    model = ToySphereModule("up")
+    params = [model.x]
+    gen = torch.Generator().manual_seed(1)
+
+    def loss_fn(module, batch):
+        return module(batch[0]).mean()
+
+    def one(kind: str) -> tuple[float, float]:
+        draws = [(torch.randint(0, 3, (1,), generator=gen),)
+                 for _ in range(k - 1 if kind == "auto" else k)]
+        t0 = time.perf_counter()
+        full = None
+        if kind == "auto":
+            full, _ = full_gradient_and_loss(model, loss_fn, model.full_batches(), params)
+        value = snr_from_batches(model, loss_fn, draws, params, full)["snr"]
+        return value, time.perf_counter() - t0
+
+    rows = []
+    for i, lr in enumerate(lrs):
+        exact, got, secs = [], {"auto": [], "unbiased": []}, {"auto": [], "unbiased": []}
+        for j in late:
+            with torch.no_grad():
+                model.x.copy_(traj.x[i, j])
+            exact.append(float(toy_gradient_stats("up", traj.x[i, j])["snr"]))
+            for kind in got:
+                value, sec = one(kind)
+                got[kind].append(value)
+                secs[kind].append(sec)
+        for kind, values in got.items():
+            v = np.asarray(values)
+            rows.append({"lr": lr, "method": "auto (default)" if kind == "auto"
+                         else f"unbiased K={k}", "exact_mean": float(np.mean(exact)),
+                         "logged_mean": float(np.nanmean(v)),
+                         "ratio": float(np.nanmean(v) / np.mean(exact)),
+                         "zeros": float(np.mean(v == 0)), "nans": float(np.mean(np.isnan(v))),
+                         "ms": 1e3 * statistics.median(secs[kind])})
+    return pd.DataFrame(rows)
 
 
 if __name__ == "__main__":

@@ -40,11 +40,14 @@ def test_custom_model_example(tmp_path: Path, monkeypatch, capsys) -> None:
 def test_lightning_cli_example(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "argv", ["lightning_cli.py"])  # not pytest's own arguments
+    # LightningCLI 2.6 itself calls jsonargparse APIs deprecated in 4.49 (not the example)
+    monkeypatch.setenv("JSONARGPARSE_DEPRECATION_WARNINGS", "off")
     config = Path(__file__).resolve().parents[1] / "examples" / "lightning_cli.yaml"
     cli = load_script("examples", "lightning_cli").main([
         "fit", "--config", str(config), "--trainer.max_steps", "12",
         "--trainer.callbacks.init_args.window", "6", "--trainer.callbacks.init_args.k", "[3]",
         "--trainer.callbacks.init_args.schedule", "6", "--trainer.enable_progress_bar", "false",
+        "--trainer.log_every_n_steps", "6",
     ])
     thermo = next(c for c in cli.trainer.callbacks if type(c).__name__ == "ThermoCallback")
     assert thermo.meter.window == 6 and thermo.history["step"].tolist() == [6.0, 12.0]
@@ -62,7 +65,8 @@ sys.argv = ["plain_pytorch.py", "--steps", "120", "--window", "20", "--k", "3", 
             "--snr-batches", "3"]
 import thermo_lightning.meter  # the meter imports without Lightning
 history = runpy.run_path(PATH)["main"](sys.argv[1:])
-assert not [m for m in sys.modules if m.startswith(("lightning", "pytorch_lightning"))]
+# (torchmetrics, a core dependency, brings lightning_utilities: not Lightning)
+assert not [m for m in sys.modules if m.split(".")[0] in ("lightning", "pytorch_lightning")]
 assert history["thermo/U"].notna().all() and history["thermo/S"].notna().iloc[-1]
 print("OK", len(history))
 """

@@ -19,7 +19,7 @@ def test_spec_metrics_and_layout_reach_every_logger(tmp_path: Path) -> None:
     cb = ThermoCallback(window=10, k=[3, 2], schedule=10, snr=None)
     loggers = [CSVLogger(tmp_path, name="csv"), TensorBoardLogger(tmp_path, name="tb")]
     model = ClassificationTask(ScaleInvariantConvNet(2, in_channels=1), lr=0.1)
-    quiet_trainer(strategy="sphere_projection", max_steps=20, callbacks=[cb],
+    quiet_trainer(strategy="sphere_projection", max_steps=20, callbacks=[cb], log_every_n_steps=5,
                   logger=loggers).fit(model, DigitsDataModule(batch_size=16))
     for folder in (tmp_path / "csv" / "version_0", tmp_path / "tb" / "version_0"):
         hparams = yaml.safe_load((folder / "hparams.yaml").read_text())

@@ -56,3 +56,27 @@ def test_batch_energy_undoes_the_accumulation_division() -> None:
                               accumulate=4)) == 0.5  # the energy entry is not divided
     assert float(batch_energy({"loss": loss})) == 1.25
     assert batch_energy(None) is None and batch_energy(torch.ones(3)) is None
+
+
+def test_snr_of_a_float64_model_keeps_gradients_below_float32_range() -> None:
+    # the over-parameterised toy at small LRs has gradients ~1e-88 (the paper's example):
+    # cast to float32 they flush to 0 and the SNR comes out NaN. Scaling the loss by 1e-90
+    # scales every gradient alike and leaves the SNR unchanged.
+    from thermo_lightning.models import ToySphereModule
+    from thermo_lightning.probes import flat_gradient, full_gradient_and_loss, snr_from_batches
+
+    model = ToySphereModule("up", x0=(0.3, -0.5, 0.8))
+    params = [model.x]
+    batches = [(torch.tensor([i % 3]),) for i in range(7)]
+    full = [(torch.arange(3),)]
+
+    def loss(scale: float):
+        return lambda module, batch: module(batch[0]).mean() * scale
+
+    assert flat_gradient(loss(1e-90)(model, full[0]), params).dtype == torch.float64
+    for exact in (False, True):
+        out = {}
+        for scale in (1.0, 1e-90):
+            g = full_gradient_and_loss(model, loss(scale), full, params)[0] if exact else None
+            out[scale] = snr_from_batches(model, loss(scale), batches, params, g)["snr"]
+        assert out[1.0] > 0 and out[1e-90] == pytest.approx(out[1.0], rel=1e-9)

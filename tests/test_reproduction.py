@@ -5,6 +5,7 @@ docs/reproduction.md."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from thermo_lightning.models import simulate_toy
@@ -114,3 +115,9 @@ def test_digits_over_parameterised_converges_with_falling_temperature(tmp_path) 
     steps = h["step"].to_numpy()[np.isfinite(local_temperature(h["thermo/U"], h["thermo/S"]))]
     slope = np.polyfit(np.log(steps[good]), np.log(t[good]), 1)[0]
     assert slope < -0.5
+    # the callback's thermo/T_local (U and S drifting together) is logged along this
+    # collapse, positive and falling
+    logged = h["thermo/T_local"].dropna() if "thermo/T_local" in h else pd.Series(dtype=float)
+    assert len(logged) >= 0.5 * len(h) and (logged > 0).all()
+    third = len(logged) // 3
+    assert logged.iloc[-third:].median() < 0.5 * logged.iloc[:third].median()

@@ -8,6 +8,7 @@ writes what it measures to every attached logger. Keys: :mod:`thermo_lightning.k
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -33,6 +34,7 @@ from thermo_lightning.schedules import Schedule
 __all__ = ["ThermoCallback"]
 
 _NOT_LEARNING = 0.8  # a final U above this share of the random-weights loss is warned about
+_SNR_MODES = ("auto", "unbiased", "exact", None)
 
 LossFn = Callable[[nn.Module, Any], Tensor]
 
@@ -50,9 +52,16 @@ class ThermoCallback(pl.Callback):
             steps, or its ``"energy"`` entry) or ``"full"`` (loss over the whole training set,
             BatchNorm in train mode, as the paper; needs ``full_data`` or a data module with
             ``full_batches()``).
-        snr: ``"unbiased"`` (``snr_batches`` extra mini-batches), ``"exact"`` (plus the
-            full-data gradient, the paper's definition) or ``None`` (off).
-        snr_batches: ``K >= 2`` mini-batches per SNR measurement.
+        snr: ``"auto"`` (default): ``"exact"`` when a pass over the whole training set takes
+            at most ``K / 2`` batches (decided once, at the first measurement; the noise then
+            uses ``K`` minus that many mini-batches, so the cost stays ``K`` gradients), else
+            ``"unbiased"``. ``"unbiased"``: ``K`` extra mini-batches and the pairwise
+            unbiased estimate of ``||g||^2``; where that estimate is not positive (a signal
+            below what ``K`` batches resolve) ``thermo/snr`` is NaN, not 0. ``"exact"``: the
+            full-data gradient plus ``K`` mini-batches (the paper's definition). ``None``:
+            off. The full training set comes from ``full_data``, else
+            ``datamodule.full_batches()``, else ``module.full_batches()``.
+        snr_batches: ``K >= 2`` gradients per SNR measurement.
         snr_data: the SNR's mini-batches (an iterable or a callable returning one); default:
             independent draws from a :class:`~thermo_lightning.data.TensorBatchLoader`.
         full_data: the whole training set in batches; default ``datamodule.full_batches()``.
@@ -72,12 +81,12 @@ class ThermoCallback(pl.Callback):
         self, window: int | str = "auto", stride: int | str = "auto",
         k: int | Sequence[int] | str = "auto",
         estimator: str = "knn_graph", schedule: str | int | Schedule = "log",
-        energy: str = "window", snr: str | None = "unbiased", snr_batches: int = 16,
+        energy: str = "window", snr: str | None = "auto", snr_batches: int = 16,
         snr_data: DataSpec = None, full_data: DataSpec = None, loss_fn: LossFn | None = None,
         parameters: ParameterSpec = None, buffer_device: str | torch.device | None = None,
         pin_memory: bool = False, sketch_dim: int | None = None, shard: bool = False,
         memory_budget: int | None = None, backend: str = "auto",
-        temperature: float | None = None, lag: int = 2, n_directions: int = 8,
+        temperature: float | None = None, lag: int = 4, n_directions: int = 8,
         max_stride: int = 10_000, save_window: bool = False, seed: int = 0,
     ) -> None:
         super().__init__()
@@ -89,8 +98,8 @@ class ThermoCallback(pl.Callback):
             inform=rank_zero_info)
         if energy not in ("window", "full"):
             raise ValueError(f"`energy` must be 'window' or 'full', got {energy!r}.")
-        if snr not in ("unbiased", "exact", None):
-            raise ValueError(f"`snr` must be 'unbiased', 'exact' or None, got {snr!r}.")
+        if snr not in _SNR_MODES:
+            raise ValueError(f"`snr` must be 'auto', 'unbiased', 'exact' or None, got {snr!r}.")
         if isinstance(snr_batches, bool) or not isinstance(snr_batches, int) or snr_batches < 2:
             raise ValueError(f"`snr_batches` (K) must be an integer >= 2, got {snr_batches!r}.")
         if not isinstance(shard, bool):
@@ -104,6 +113,7 @@ class ThermoCallback(pl.Callback):
         self._extra = ExtraBatches(snr_data, seed)
         #: loss of random SI weights on the first batch (``None`` until measured)
         self.random_loss: float | None = None
+        self._snr_plan: tuple[str, int] | None = None
 
     # ------------------------------------------------------------------ state
     @property
@@ -186,6 +196,7 @@ class ThermoCallback(pl.Callback):
             self._loss_fn = self.loss_fn or default_loss_fn(pl_module, warn=rank_zero_warn)
         self._on_sphere = on_sphere
         self._radius = projector.radius if on_sphere else 1.0
+        self._snr_plan: tuple[str, int] | None = None  # (mode, full-set batches): snr="auto"
         loggers.write_layout(trainer, self.meter.ks)
         loggers.log_hyperparams(trainer, spec.as_hparams())
 
@@ -251,23 +262,56 @@ class ThermoCallback(pl.Callback):
             loss_fn = self._loss_fn
             with trainer.precision_plugin.train_step_context():
                 if self.energy == "full":
-                    extra[keys.ENERGY] = self.meter.full_energy(pl_module, loss_fn,
-                                                               self._full_batches(trainer))
-                batches = self._snr_batches(trainer) if self.snr is not None else None
-                if batches:
-                    full = self._full_batches(trainer) if self.snr == "exact" else None
-                    extra.update(self.meter.snr(pl_module, loss_fn, batches, full_batches=full))
+                    extra[keys.ENERGY] = self.meter.full_energy(
+                        pl_module, loss_fn, self._full_batches(trainer, pl_module))
+                if self.snr is not None:
+                    mode, full_count = self._snr_mode(trainer, pl_module)
+                    batches = self._snr_batches(trainer, self.snr_batches - full_count)
+                    if batches:
+                        full = (self._full_batches(trainer, pl_module) if mode == "exact"
+                                else None)
+                        extra.update(self.meter.snr(pl_module, loss_fn, batches,
+                                                    full_batches=full))
         for at, metrics in self.meter.measure(step, extra):
             loggers.log_metrics(trainer, metrics, at)
             if at == step:
                 trainer.callback_metrics.update({k: torch.tensor(v) for k, v in metrics.items()})
 
-    def _full_batches(self, trainer: pl.Trainer) -> Iterable[Any]:
+    def _full_batches(self, trainer: pl.Trainer, pl_module: pl.LightningModule
+                      ) -> Iterable[Any]:
         return (_step_input(trainer, b)
-                for b in full_data_batches(self.full_data, trainer.datamodule))
+                for b in full_data_batches(self.full_data, trainer.datamodule, pl_module))
 
-    def _snr_batches(self, trainer: pl.Trainer) -> list[Any] | None:
-        batches = self._extra.draw(self.snr_batches, loader=trainer.train_dataloader,
+    def _snr_mode(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> tuple[str, int]:
+        """``(mode, batches of the full pass that replace mini-batches)``. ``snr="auto"``
+        looks, once, at how many batches the whole training set takes: at most ``K / 2``
+        and the exact SNR costs no more than the unbiased estimate."""
+        if self.snr != "auto":
+            return str(self.snr), 0
+        if self._snr_plan is None:
+            budget = self.snr_batches // 2
+            try:
+                source = full_data_batches(self.full_data, trainer.datamodule, pl_module)
+                count = sum(1 for _ in itertools.islice(source, budget + 1))
+            except ValueError:  # no full training set to be had
+                count = None
+            k = self.snr_batches
+            if count is not None and 1 <= count <= budget:
+                self._snr_plan = ("exact", count)
+                rank_zero_info(f"ThermoCallback: snr='auto' measures the exact SNR (the "
+                               f"training set is {count} batch(es): its full gradient, plus "
+                               f"{k - count} mini-batches for the noise).")
+            else:
+                self._snr_plan = ("unbiased", 0)
+                why = ("no full training set (full_data=, or full_batches() on the data "
+                       "module or module)" if count is None else
+                       f"the training set takes more than {budget} batches")
+                rank_zero_info(f"ThermoCallback: snr='auto' uses the unbiased estimate from "
+                               f"{k} mini-batches ({why}).")
+        return self._snr_plan
+
+    def _snr_batches(self, trainer: pl.Trainer, count: int) -> list[Any] | None:
+        batches = self._extra.draw(count, loader=trainer.train_dataloader,
                                    index=self.meter.measurements, rank=trainer.global_rank)
         if batches is None:
             rank_zero_warn("ThermoCallback cannot draw extra mini-batches for the SNR from this "

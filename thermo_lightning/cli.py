@@ -2,6 +2,7 @@
 
     thermo-lightning demo [--out DIR] [--quick]
     thermo-lightning sweep [--config sweep.yaml] --out runs/ [--workers N] [--lrs ...] [...]
+    thermo-lightning sweep [--config sweep.yaml] [--lrs ...] --print-config > sweep.yaml
     thermo-lightning report runs/ --out report/ [--force] [--tail 0.15] [--lr-range A B]
 """
 
@@ -99,10 +100,25 @@ def _print_table(temperature: pd.DataFrame) -> None:
         print(table.to_string(index=False))
 
 
+def print_config(cfg: SweepConfig) -> None:
+    """The complete settings as YAML (every field, defaults filled in): save it and pass it
+    back with ``--config``."""
+    import yaml
+
+    print(yaml.safe_dump(dataclasses.asdict(cfg), sort_keys=False, default_flow_style=None),
+          end="")
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from thermo_lightning.sweep import run_sweep
 
     cfg = _config(args)
+    if args.print_config:
+        print_config(cfg)
+        return 0
+    if args.out is None:
+        print("error: sweep needs --out (the folder of the runs)", file=sys.stderr)
+        return 2
     _quiet()
     runs = run_sweep(cfg, args.out, workers=args.workers, progress=not args.no_progress)
     print(f"{len(runs)} runs in {args.out}; next: thermo-lightning report {args.out} --out "
@@ -213,7 +229,10 @@ def build_parser() -> argparse.ArgumentParser:
     sweep = sub.add_parser("sweep", help="train one run per learning rate")
     sweep.add_argument("--config", help="YAML file of sweep settings (the flags below override "
                        "it)")
-    sweep.add_argument("--out", required=True, help="folder of the runs")
+    sweep.add_argument("--out", help="folder of the runs (required unless --print-config)")
+    sweep.add_argument("--print-config", action="store_true",
+                       help="print the complete settings (config file and flags merged, "
+                            "checked, defaults filled in) as YAML for --config, and exit")
     sweep.add_argument("--workers", type=int, default=1,
                        help="runs in parallel processes (default: 1)")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")

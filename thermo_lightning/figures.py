@@ -30,13 +30,18 @@ def _regime_colors(table: pd.DataFrame) -> list[str]:
     return [REGIME_COLORS.get(str(r), "black") for r in regimes]
 
 
+def _legend(ax: Any) -> None:
+    """A legend when the axes have labelled artists (none: no empty-legend warning)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+
+
 def _legend_regimes(ax: Any, table: pd.DataFrame) -> None:
     present = set(table["regime"]) if "regime" in table else set()
     for name, color in REGIME_COLORS.items():
         if name in present:
             ax.scatter([], [], color=color, label=name)
-    if present:
-        ax.legend(fontsize=8)
+    _legend(ax)
 
 
 def _fig_u_s(table: pd.DataFrame) -> Any:
@@ -102,8 +107,7 @@ def _fig_temperature(temperature: pd.DataFrame, power_law: tuple[float, float] |
         ax.text(0.5, 0.5, "no positive temperature", transform=ax.transAxes, ha="center")
     ax.set_xlabel("learning rate $\\eta$")
     ax.set_ylabel("temperature T")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+    _legend(ax)
     ax.set_title("temperature of SGD")
     fig.tight_layout()
     return fig
@@ -125,7 +129,7 @@ def _fig_free_energy(temperature: pd.DataFrame) -> Any:
             ax.scatter([curves.lrs[j]], [shifted[j]], color=color, zorder=3, s=15)
             if i in (0, len(curves.temperatures) - 1):
                 ax.plot([], [], color=color, label=f"T = {t:.2g}")
-        ax.legend(fontsize=8)
+        _legend(ax)
     ax.set_xscale("log")
     ax.set_xlabel("learning rate $\\eta'$")
     ax.set_ylabel("$F_T(\\eta') - \\min F_T$")
@@ -150,7 +154,7 @@ def _fig_local_temperature(local: Mapping[float, tuple[np.ndarray, np.ndarray]])
     ax.set_ylabel("$T(t) = dU/dS$")
     ax.set_title("temperature along converging runs")
     if plotted:
-        ax.legend(fontsize=8)
+        _legend(ax)
     else:
         ax.text(0.5, 0.5, "no converging runs with a positive dU/dS", ha="center",
                 transform=ax.transAxes)

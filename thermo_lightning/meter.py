@@ -50,10 +50,10 @@ from thermo_lightning.functional.entropy import (
 )
 from thermo_lightning.functional.sphere import joint_norm
 from thermo_lightning.functional.stationarity import (
-    integrated_autocorrelation_time,
+    corrected_autocorrelation_time,
     raw_window_projections,
 )
-from thermo_lightning.functional.temperature import local_temperature
+from thermo_lightning.functional.temperature import trend_temperature
 from thermo_lightning.knn.torch_backend import knn_from_sq_distances, pairwise_sq_distances
 from thermo_lightning.pilot import CorrelationPilot
 from thermo_lightning.probes import full_gradient_and_loss, preserved_state, snr_from_batches
@@ -177,7 +177,10 @@ class ThermoMeter:
             :class:`~thermo_lightning.functional.entropy.EntropyEstimator`.
         schedule: ``"log"`` (201 points: steps 0..9, then log-spaced to ``max_steps``), an
             int ``n`` (every ``n`` steps) or a callable ``step -> bool``.
-        lag: half-width of the central difference of ``thermo/T_local`` (the paper: 2).
+        lag: half-width ``h`` of ``thermo/T_local``: ``dU/dS`` from the slopes of ``U`` and
+            ``S`` over ``2 h + 1`` logging points, logged only where both slopes are
+            significant (:func:`~thermo_lightning.functional.trend_temperature`; the paper's
+            finite difference had ``h = 2``).
         n_directions: random directions for the effective sample size.
         max_stride: upper bound of ``stride="auto"``.
         sketch_dim: keep a CountSketch of ``m`` numbers per snapshot (memory ``N*m*4``).
@@ -202,7 +205,7 @@ class ThermoMeter:
         estimator: str | EntropyEstimator = "knn_graph",
         schedule: str | int | Schedule = "log",
         *,
-        lag: int = 2,
+        lag: int = 4,
         n_directions: int = 8,
         max_stride: int = 10_000,
         sketch_dim: int | None = None,
@@ -599,7 +602,7 @@ class ThermoMeter:
                                       column_offset=buffer.col_start)
         if buffer.shard is not None:
             (proj,) = self._sum_over_processes(proj)
-        tau = float(np.max(integrated_autocorrelation_time(proj.T.cpu().numpy())))
+        tau = float(corrected_autocorrelation_time(proj.T.cpu().numpy(), pooled=True))
         return len(slots) / tau
 
     def _entropy(self, rows: Tensor) -> EntropyEstimate:
@@ -629,8 +632,10 @@ class ThermoMeter:
         if len(rows) <= 2 * self.lag:
             return []
         recent = rows[-(2 * self.lag + 1):]
-        t = float(local_temperature([r[keys.ENERGY] for r in recent],
-                                    [r[keys.ENTROPY] for r in recent], lag=self.lag)[self.lag])
+        t = float(trend_temperature([r["step"] for r in recent],
+                                    [r[keys.ENERGY] for r in recent],
+                                    [r[keys.ENTROPY] for r in recent],
+                                    half_width=self.lag)[self.lag])
         target = rows[-(self.lag + 1)]
         if keys.T_LOCAL in target or not math.isfinite(t):
             return []
@@ -653,6 +658,13 @@ class ThermoMeter:
                 warnings.simplefilter("ignore", UserWarning)  # autograd.grad on unused params
                 res = snr_from_batches(module, loss_fn, batches, self._params, full_grad,
                                        reduce_fn=self._reduce)
+        if full_grad is None and not res["full_grad_sq_unbiased"] > 0:
+            self._warn_once("snr", (
+                f"ThermoMeter: at a logging point the gradient signal is below what "
+                f"{int(res['num_batches'])} mini-batches resolve (the unbiased estimate of "
+                f"||g||^2 is {res['full_grad_sq_unbiased']:.3g}): {keys.SNR} is NaN there, not "
+                "0. For the exact SNR give the full training set (full_data=, or "
+                "full_batches() on the data module or module); or raise snr_batches."))
         return {keys.SNR: res["snr"], keys.GRAD_NORM: res["full_grad_norm"],
                 keys.STOCH_GRAD_NORM: res["mean_stoch_grad_norm"],
                 keys.NOISE_SCALE: res["noise_scale"]}

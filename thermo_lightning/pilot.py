@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from thermo_lightning._validation import positive_int
-from thermo_lightning.functional.stationarity import integrated_autocorrelation_time
+from thermo_lightning.functional.stationarity import corrected_autocorrelation_time
 
 __all__ = ["CorrelationPilot"]
 
@@ -124,7 +124,7 @@ class CorrelationPilot:
         keep = np.ptp(series, axis=1) > 0  # exact: a constant row has max == min
         if not keep.any():  # the weights did not move: any stride will do
             return float(self.thin)
-        tau = integrated_autocorrelation_time(series[keep], pooled=True)
+        tau = corrected_autocorrelation_time(series[keep], pooled=True)
         return float(tau) * self.thin
 
     def state_dict(self) -> dict[str, Any]:

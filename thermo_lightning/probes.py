@@ -129,11 +129,16 @@ def training_step_loss(module: nn.Module, batch: Any) -> Tensor:
 
 
 def flat_gradient(loss: Tensor, params: Sequence[nn.Parameter]) -> Tensor:
-    """Gradient of ``loss`` with respect to ``params``, flattened into one float32 vector
-    (zeros for parameters the loss does not use). Leaves ``.grad`` untouched."""
+    """Gradient of ``loss`` with respect to ``params``, flattened into one vector (zeros for
+    parameters the loss does not use). Leaves ``.grad`` untouched.
+
+    The dtype is float64 when any parameter is float64 (gradients of fp64 models can be far
+    below float32's range: 1e-88 in the paper's toy problem), else float32 (half-precision
+    gradients are widened)."""
     grads = torch.autograd.grad(loss, list(params), allow_unused=True)
+    dtype = torch.float64 if any(p.dtype == torch.float64 for p in params) else torch.float32
     return torch.cat([
-        (g if g is not None else torch.zeros_like(p)).reshape(-1).float()
+        (g if g is not None else torch.zeros_like(p)).reshape(-1).to(dtype)
         for g, p in zip(grads, params, strict=True)
     ])
 
@@ -185,11 +190,12 @@ def snr_from_batches(
     """:func:`~thermo_lightning.functional.gradient_snr` from mini-batch gradients computed one
     at a time (``O(D)`` memory). ``reduce_fn`` sums a tensor over processes (DDP ranks): the
     accumulated sums of every rank's batches are combined before the one ratio is taken."""
-    acc = GradientSNRAccumulator(full_grad)
+    # the reduction is explicit (``reduce_fn``), so torchmetrics' own sync stays off
+    acc = GradientSNRAccumulator(full_grad, sync_on_compute=False)
     for batch in batches:
         acc.update(flat_gradient(loss_fn(module, batch), params))
     if reduce_fn is not None:
-        acc.sync(reduce_fn)
+        acc.reduce_with(reduce_fn)
     return acc.compute()
 
 

@@ -35,7 +35,7 @@ from thermo_lightning.functional.entropy import uniform_sphere_knn_entropy
 from thermo_lightning.functional.temperature import (
     fit_power_law,
     infer_temperature,
-    local_temperature,
+    trend_temperature,
 )
 from thermo_lightning.meter import LOW_ESS_FRACTION, WindowSpec
 
@@ -51,6 +51,7 @@ __all__ = [
 ]
 
 U, S, SNR = keys.ENERGY, keys.ENTROPY, keys.SNR
+_MAX_UNRESOLVED = 0.1  # a run's tail SNR needs at least 90% of its points resolved
 NEEDED_TAGS = (U, S, SNR, keys.GRAD_NORM, keys.STOCH_GRAD_NORM, keys.T_LOCAL, keys.ESS,
                keys.WINDOW_FILL, keys.TRAIN_ACC)
 REGIMES = ("converging", "relaxing", "stationary", "saturated")
@@ -349,12 +350,22 @@ def summarize_run(run: RunData, tail: float = 0.15, min_points: int = 5) -> dict
     row.update(U=part[U].mean(), S=part[S].mean(), U_std=part[U].std(ddof=1),
                S_std=part[S].std(ddof=1), tail_points=n_tail, first_tail_step=steps[0],
                last_step=float(h["step"].max()))
-    for key, name in ((SNR, "snr"), (keys.GRAD_NORM, "grad_norm"),
-                      (keys.STOCH_GRAD_NORM, "stoch_grad_norm"), (keys.ESS, "ess"),
+    for key, name in ((keys.STOCH_GRAD_NORM, "stoch_grad_norm"), (keys.ESS, "ess"),
                       (keys.TRAIN_ACC, "train_acc")):
         if key in h and h[key].notna().any():
             col = h[key].dropna()
             row[name] = float(col.iloc[-n_tail:].mean())
+    if SNR in h and keys.STOCH_GRAD_NORM in h and h[keys.STOCH_GRAD_NORM].notna().any():
+        # the points where the SNR was measured; NaN among them: the unbiased estimate did
+        # not resolve the signal there. Averaging only the resolved ones would bias the mean
+        # up, so beyond a tenth of the points the run's SNR is NaN
+        measured = h[h[keys.STOCH_GRAD_NORM].notna()].iloc[-n_tail:]
+        unresolved = float(measured[SNR].isna().mean())
+        row["snr_unresolved"] = unresolved
+        for key, name in ((SNR, "snr"), (keys.GRAD_NORM, "grad_norm")):
+            if key in measured:
+                row[name] = (float(measured[key].mean()) if unresolved <= _MAX_UNRESOLVED
+                             else math.nan)
     (row["U_slope"], row["U_slope_t"]) = _trend(steps, part[U].to_numpy(float))
     (row["S_slope"], row["S_slope_t"]) = _trend(steps, part[S].to_numpy(float))
     if _number(run.info.get("train_acc")) is not None:
@@ -641,8 +652,9 @@ def make_report(
         conv = table[(table["run"] == run.name)]
         if len(conv) and conv["regime"].iloc[0] == "converging":
             h = run.history.dropna(subset=[U, S])
-            local[run.lr] = (h["step"].to_numpy(float),
-                             local_temperature(h[U].to_numpy(float), h[S].to_numpy(float)))
+            steps = h["step"].to_numpy(float)
+            local[run.lr] = (steps, trend_temperature(steps, h[U].to_numpy(float),
+                                                      h[S].to_numpy(float)))
 
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "runs.csv", index=False)

@@ -10,11 +10,13 @@ when the sweep is run again; an interrupted one resumes from its last checkpoint
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
 import importlib
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -440,62 +442,98 @@ def run_sweep(
 
 def _run_parallel(lrs: Sequence[float], out: Path, workers: int, bar: Any) -> list[str]:
     """Each run in a ``sweep-run`` child process reading ``out/sweep.json`` (the merged
-    settings). Children watch this process and stop when it ends; SIGTERM to this process
-    is passed on to them and ends the sweep with status 143."""
+    settings), at most ``workers`` at a time. Children watch this process and stop when it
+    ends; SIGTERM to this process is passed on to them and ends the sweep with status 143.
+
+    A ``ThreadPoolExecutor`` schedules them: each of its threads starts one child and waits
+    for it. Not a ``ProcessPoolExecutor``: a run must be its own process, started with its own
+    environment (its GPU, its thread count) before torch is imported, with its own log, and
+    stoppable alone; pool processes are reused and cannot be signalled one task at a time.
+    """
     cfg_file = out / "sweep.json"
     gpus = _gpu_count()
-    pending = list(lrs)
-    running: list[tuple[subprocess.Popen, float]] = []
-    failures: list[str] = []
-    slot = 0
+    free_gpus: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for device in range(gpus):
+        for _ in range(-(-workers // gpus)):  # runs share the GPUs evenly
+            free_gpus.put(device)
+    running: dict[float, subprocess.Popen] = {}
+    lock = threading.Lock()
+    stopping = threading.Event()
 
-    def stop(signum: int, frame: Any) -> None:
-        for proc, _ in running:
+    def run_child(lr: float) -> int:
+        if stopping.is_set():
+            return -signal.SIGTERM
+        env = dict(os.environ)
+        device = free_gpus.get() if gpus else None
+        if device is not None:
+            env["CUDA_VISIBLE_DEVICES"] = str(device)
+        elif "OMP_NUM_THREADS" not in os.environ:
+            # CPU runs share the cores: oversubscribed threads slow every run down
+            # (two 2-thread runs on 2 cores: several times slower than one each)
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+        cmd = [sys.executable, "-m", "thermo_lightning.cli", "sweep-run",
+               "--config", str(cfg_file), "--lr", repr(lr), "--out", str(out),
+               "--parent-pid", str(os.getpid())]
+        try:
+            with open(out / f"{run_dir_name(lr)}.log", "w") as log, lock:
+                if stopping.is_set():
+                    return -signal.SIGTERM
+                proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+                running[lr] = proc
+            return proc.wait()
+        finally:
+            with lock:
+                running.pop(lr, None)
+            if device is not None:
+                free_gpus.put(device)
+
+    def terminate_children() -> int:
+        stopping.set()
+        with lock:
+            procs = list(running.values())
+        for proc in procs:
             proc.terminate()
-        for proc, _ in running:
+        for proc in procs:
             try:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        print(f"sweep stopped by signal {signum}; {len(running)} runs interrupted, "
-              f"{len(pending)} not started. Run the same command again to resume.",
+        return len(procs)
+
+    def stop(signum: int, frame: Any) -> None:
+        not_started = sum(not f.running() and not f.done() for f in futures)
+        interrupted = terminate_children()
+        print(f"sweep stopped by signal {signum}; {interrupted} runs interrupted, "
+              f"{not_started} not started. Run the same command again to resume.",
               file=sys.stderr)
         raise SystemExit(128 + signum)
 
+    failures: list[str] = []
+    futures: dict[concurrent.futures.Future[int], float] = {}
     previous = signal.signal(signal.SIGTERM, stop)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers,
+                                                 thread_name_prefix="sweep-run")
     try:
-        while pending or running:
-            while pending and len(running) < workers:
-                lr = pending.pop(0)
-                env = dict(os.environ)
-                if gpus:
-                    env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
-                elif "OMP_NUM_THREADS" not in os.environ:
-                    # CPU runs share the cores: oversubscribed threads slow every run down
-                    # (two 2-thread runs on 2 cores: several times slower than one each)
-                    env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
-                slot += 1
-                cmd = [sys.executable, "-m", "thermo_lightning.cli", "sweep-run",
-                       "--config", str(cfg_file), "--lr", repr(lr), "--out", str(out),
-                       "--parent-pid", str(os.getpid())]
-                with open(out / f"{run_dir_name(lr)}.log", "w") as log:
-                    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-                running.append((proc, lr))
-            time.sleep(0.2)
+        futures.update({pool.submit(run_child, lr): lr for lr in lrs})
+        pending = set(futures)
+        while pending:
+            done, pending = concurrent.futures.wait(
+                pending, timeout=0.2, return_when=concurrent.futures.FIRST_COMPLETED)
+            with lock:
+                now = sorted(running)
             bar.set_postfix_str("; ".join(_last_line(out / f"{run_dir_name(lr)}.log")
-                                          for _, lr in running), refresh=True)
-            for proc, lr in list(running):
-                if proc.poll() is not None:
-                    running.remove((proc, lr))
-                    bar.update()
-                    if proc.returncode != 0:
-                        failures.append(f"lr={lr:g}: exit code {proc.returncode} (see "
-                                        f"{out / (run_dir_name(lr) + '.log')})")
+                                          for lr in now), refresh=True)
+            for future in done:
+                bar.update()
+                lr, code = futures[future], future.result()
+                if code != 0:
+                    failures.append(f"lr={lr:g}: exit code {code} (see "
+                                    f"{out / (run_dir_name(lr) + '.log')})")
     except BaseException:
-        for proc, _ in running:  # Ctrl-C or an error here: no orphan keeps training
-            proc.terminate()
+        terminate_children()  # Ctrl-C or an error here: no orphan keeps training
         raise
     finally:
+        pool.shutdown(wait=False, cancel_futures=True)
         signal.signal(signal.SIGTERM, previous)
     return failures
 

@@ -43,8 +43,9 @@ FIELD_HELP: dict[str, str] = {
     "estimator": "knn_graph (the paper's) or kozachenko_leonenko",
     "schedule": "logging points: log (201 log-spaced) or an int n (every n steps)",
     "energy": "window (mean training loss) or full (loss over the whole training set)",
-    "snr": "unbiased, exact (with the full-data gradient) or none",
-    "snr_batches": "mini-batches per SNR measurement (K >= 2)",
+    "snr": "auto (exact when the training set is at most K/2 batches, else unbiased), "
+           "unbiased, exact (with the full-data gradient) or none",
+    "snr_batches": "gradients per SNR measurement (K >= 2)",
     "precision": "Lightning precision (default: 64-true for toy/langevin, else 32-true)",
     "accelerator": "Lightning accelerator: auto, cpu, gpu",
     "devices": "devices per run (> 1: DDP)",
@@ -92,7 +93,7 @@ class SweepConfig:
     estimator: str = "knn_graph"
     schedule: str | int = "log"
     energy: str = "window"
-    snr: str | None = "unbiased"
+    snr: str | None = "auto"
     snr_batches: int = 16
     precision: str | None = None
     accelerator: str = "auto"

@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+import torchmetrics
 
 from thermo_lightning.functional import GradientSNRAccumulator, gradient_snr
 
@@ -85,11 +86,17 @@ def test_accumulator_matches_function(with_full: bool) -> None:
     assert acc.count == 0
 
 
-def test_signal_below_noise_gives_zero_snr_not_nan() -> None:
+def test_signal_below_resolution_is_nan_not_zero() -> None:
+    # the pairwise estimate of ||g||^2 is negative: the signal is below what these 4 batches
+    # resolve, which is not a measured SNR of 0
     grads = torch.tensor([[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
     out = gradient_snr(grads)
     assert out["full_grad_sq_unbiased"] < 0
-    assert out["snr"] == 0.0 and out["full_grad_norm"] == 0.0 and out["noise_scale"] == math.inf
+    assert math.isnan(out["snr"]) and math.isnan(out["full_grad_norm"])
+    assert math.isnan(out["noise_scale"]) and out["noise_rms"] > 0
+    # with the full gradient the same batches give the exact answer: 0
+    exact = gradient_snr(grads, torch.zeros(2))
+    assert exact["snr"] == 0.0 and exact["noise_scale"] == math.inf
 
 
 def test_bad_input() -> None:
@@ -122,10 +129,38 @@ def test_sync_over_ranks_equals_one_process_with_every_gradient(with_full: bool)
     rank1.update(grads[4:])
     mean_of_ratios = (rank0.compute()["snr"] + rank1.compute()["snr"]) / 2
     sent: list[torch.Tensor] = []
-    rank1.sync(lambda t: sent.append(t.clone()) or t)  # what rank 1 contributes
-    rank0.sync(lambda t: t + sent[0])  # the all-reduce's sum, as rank 0 receives it
+    rank1.reduce_with(lambda t: sent.append(t.clone()) or t)  # what rank 1 contributes
+    rank0.reduce_with(lambda t: t + sent[0])  # the all-reduce's sum, as rank 0 receives it
     expected = gradient_snr(grads, full)
     out = rank0.compute()
     for key in ("snr", "full_grad_norm", "noise_rms", "mean_stoch_grad_norm", "num_batches"):
         assert out[key] == pytest.approx(expected[key], rel=1e-12), key
     assert abs(mean_of_ratios - expected["snr"]) > 1e-5 * expected["snr"]  # told apart
+
+
+def test_torchmetrics_sync_sums_the_states_of_every_rank() -> None:
+    # torchmetrics' own synchronisation (what runs in compute() under torch.distributed),
+    # driven with a stand-in for its all-gather: rank 0 receives both ranks' states, sums
+    # them (dist_reduce_fx="sum") and takes one ratio, the SNR of all 8 gradients
+    grads, mu, _ = _synthetic(8, seed=5)
+    grads = grads + 2 * mu
+    rank1 = GradientSNRAccumulator()
+    rank1.update(grads[4:])
+    other: list = []
+
+    def all_gather(tensor: torch.Tensor, group=None) -> list[torch.Tensor]:
+        return [tensor, next(other[0])]
+
+    rank0 = GradientSNRAccumulator(dist_sync_fn=all_gather, distributed_available_fn=lambda: True)
+    assert isinstance(rank0, torchmetrics.Metric)
+    rank0.update(grads[:4])
+    other.append(iter([getattr(rank1, name) for name in rank0._defaults]))
+    out = rank0.compute()
+    expected = gradient_snr(grads)
+    for key in ("snr", "full_grad_norm", "noise_rms", "mean_stoch_grad_norm", "num_batches"):
+        assert out[key] == pytest.approx(expected[key], rel=1e-12), key
+    assert rank0.count == 4  # unsynced after compute: rank 0's own gradients again
+    rank0.reset()
+    assert rank0.count == 0 and rank0.sum_grad.ndim == 0  # the state is sized again later
+    rank0.update(grads[0])
+    assert rank0.sum_grad.shape == (grads.shape[1],)

@@ -16,6 +16,7 @@ from thermo_lightning.functional import (
     local_temperature,
     smooth_across_lrs,
     smoothing_weights,
+    trend_temperature,
 )
 
 COLUMNS = {"lr", "U", "S", "T", "T_lo", "T_hi", "valid"}
@@ -203,3 +204,34 @@ def test_free_energy_curves_have_their_minimum_at_the_source_lr() -> None:
     assert len(long) == len(interior) * 15 and long["is_min"].sum() == len(interior)
     with pytest.raises(ValueError, match="temperatures"):
         free_energy_curves(lrs, u, s, [])
+
+
+def test_trend_temperature_follows_a_joint_drift_and_stays_silent_when_stationary() -> None:
+    rng = np.random.default_rng(0)
+    steps = np.unique(np.geomspace(10, 100_000, 120).round())
+    n = len(steps)
+    # U and S fall together (a collapse) with T = dU/dS = 0.02, plus noise
+    s_path = -3.0 * np.log(steps) + rng.normal(0, 0.05, n)
+    u_path = 0.02 * s_path + rng.normal(0, 0.001, n)
+    t = trend_temperature(steps, u_path, s_path)
+    inner = t[4:-4]
+    assert np.isfinite(inner).mean() > 0.95
+    assert np.nanmedian(inner) == pytest.approx(0.02, rel=0.05)
+    # stationary: U and S fluctuate around constants; the finite difference is a ratio of
+    # noise terms (values of both signs), the trend temperature logs (almost) nothing
+    u_flat = 0.5 + rng.normal(0, 0.01, n)
+    s_flat = -40.0 + rng.normal(0, 0.5, n)
+    noise = local_temperature(u_flat, s_flat)
+    assert (noise[np.isfinite(noise)] < 0).mean() > 0.3
+    assert np.isfinite(trend_temperature(steps, u_flat, s_flat)).mean() <= 0.02
+    # only one of the two drifting: no temperature either
+    assert np.isfinite(trend_temperature(steps, u_flat, s_path)).mean() <= 0.02
+
+
+def test_trend_temperature_bad_input() -> None:
+    with pytest.raises(ValueError, match="equal lengths"):
+        trend_temperature([1, 2, 3], [1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="`half_width`"):
+        trend_temperature([1, 2, 3], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0], half_width=0)
+    with pytest.raises(ValueError, match="`alpha`"):
+        trend_temperature([1, 2, 3], [1.0, 2.0, 3.0], [1.0, 2.0, 3.0], alpha=1.5)

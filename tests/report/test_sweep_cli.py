@@ -99,6 +99,31 @@ def test_cli_reports_bad_config(tmp_path: Path) -> None:
         main(["sweep", "--model", "mlp", "--out", str(tmp_path)])
 
 
+def test_print_config_round_trips_through_config(tmp_path: Path, capsys) -> None:
+    config = tmp_path / "base.yaml"
+    config.write_text("model: langevin\nsteps: 300\n")
+    assert main(["sweep", "--config", str(config), "--lrs", "0.02", "0.01", "--window", "20",
+                 "--print-config"]) == 0
+    printed = capsys.readouterr().out
+    values = yaml.safe_load(printed)
+    import dataclasses
+
+    assert set(values) == {f.name for f in dataclasses.fields(SweepConfig)}  # every setting
+    assert values["model"] == "langevin" and values["steps"] == 300  # from the file
+    assert values["lrs"] == [0.02, 0.01] and values["window"] == 20  # flags, converted
+    assert values["snr_batches"] == 16  # a default, filled in
+    assert not any(tmp_path.glob("lr=*"))  # nothing ran
+    saved = tmp_path / "full.yaml"
+    saved.write_text(printed)
+    assert SweepConfig.from_yaml(saved) == SweepConfig.from_dict(values)
+    assert main(["sweep", "--config", str(saved), "--print-config"]) == 0
+    assert capsys.readouterr().out == printed  # a fixed point
+    with pytest.raises(SystemExit, match="`model`"):  # checked as a sweep is
+        main(["sweep", "--model", "mlp", "--print-config"])
+    assert main(["sweep", "--config", str(saved)]) == 2  # a sweep still needs --out
+    assert "needs --out" in capsys.readouterr().err
+
+
 def test_console_script_is_installed() -> None:
     out = subprocess.run([sys.executable, "-m", "thermo_lightning.cli", "--help"],
                          capture_output=True, text=True, check=True)

@@ -171,6 +171,20 @@ def test_sigterm_stops_the_sweep_with_a_non_zero_exit(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_sigterm_stops_parallel_workers_and_leaves_the_rest_unstarted(tmp_path: Path) -> None:
+    proc = _spawn_sweep(tmp_path, *LONG, "--workers", "2")
+    first, second = (tmp_path / run_dir_name(lr) for lr in (0.05, 0.1))
+    _wait_for(lambda: _running(first) and _running(second))
+    time.sleep(2.0)  # both inside trainer.fit
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "2 runs interrupted, 1 not started" in err
+    assert _info(first)["status"] == _info(second)["status"] == "interrupted"
+    assert not (tmp_path / run_dir_name(0.2)).exists()
+
+
+@pytest.mark.slow
 def test_workers_use_command_line_overrides_and_die_with_their_parent(tmp_path: Path) -> None:
     config = tmp_path / "sweep.yaml"
     config.write_text(yaml.safe_dump({**TINY, "steps": 30}))

@@ -56,16 +56,19 @@ class ExtraBatches:
         return None
 
 
-def full_data_batches(source: DataSpec, datamodule: Any) -> Iterator[Any]:
-    """The whole training set in batches: ``source``, else ``datamodule.full_batches()``.
+def full_data_batches(source: DataSpec, datamodule: Any, module: Any = None) -> Iterator[Any]:
+    """The whole training set in batches: ``source``, else ``datamodule.full_batches()``,
+    else ``module.full_batches()`` (a LightningModule that holds its own data, like the toy
+    problems).
 
     Raises:
-        ValueError: neither is there.
+        ValueError: none of them is there.
     """
-    if source is None and callable(getattr(datamodule, "full_batches", None)):
-        source = datamodule.full_batches
+    for owner in (datamodule, module):
+        if source is None and callable(getattr(owner, "full_batches", None)):
+            source = owner.full_batches
     if source is None:
         raise ValueError("energy='full' and snr='exact' need the whole training set: pass "
                          "`full_data=` (an iterable of batches or a callable returning one) or "
-                         "use a data module with `full_batches()`.")
+                         "use a data module (or module) with `full_batches()`.")
     return _iterate(source)

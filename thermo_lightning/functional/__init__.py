@@ -25,6 +25,7 @@ from thermo_lightning.functional.sphere import (
 from thermo_lightning.functional.stationarity import (
     StationarityResult,
     autocorrelation,
+    corrected_autocorrelation_time,
     effective_sample_size,
     integrated_autocorrelation_time,
     stationarity_test,
@@ -40,6 +41,7 @@ from thermo_lightning.functional.temperature import (
     local_temperature,
     smooth_across_lrs,
     smoothing_weights,
+    trend_temperature,
 )
 
 __all__ = [
@@ -50,6 +52,7 @@ __all__ = [
     "GradientSNRAccumulator",
     "StationarityResult",
     "autocorrelation",
+    "corrected_autocorrelation_time",
     "effective_lr",
     "effective_sample_size",
     "entropy_from_knn_distances",
@@ -69,6 +72,7 @@ __all__ = [
     "sphere_distance_to_radius",
     "stationarity_test",
     "tangent_projection",
+    "trend_temperature",
     "uniform_sphere_entropy",
     "uniform_sphere_knn_entropy",
     "window_autocorrelation_time",

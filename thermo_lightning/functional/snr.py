@@ -28,10 +28,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor
+from torchmetrics import Metric
 
 __all__ = ["GradientSNRAccumulator", "gradient_snr"]
 
@@ -83,11 +85,16 @@ def _snr_compute(state: _SNRState, full_grad: Tensor | None) -> dict[str, float]
             raise ValueError("the unbiased estimate needs at least K=2 batch gradients.")
         g_sq_unbiased = (sum_sq - state.sum_sq_norm) / (k * (k - 1))
         noise_sq = max((state.sum_sq_norm - sum_sq / k) / (k - 1), 0.0)
-        g_sq = max(g_sq_unbiased, 0.0)
+        # not positive: the signal is below what K batches resolve. NaN says so; a 0 would
+        # be averaged in as a measurement (and the positive draws bias the mean up)
+        g_sq = g_sq_unbiased if g_sq_unbiased > 0 else math.nan
     g_norm = math.sqrt(g_sq)
     noise = math.sqrt(noise_sq)
-    snr = g_norm / noise if noise > 0 else (math.inf if g_norm > 0 else math.nan)
-    noise_scale = noise_sq / g_sq if g_sq > 0 else math.inf
+    if math.isnan(g_norm):
+        snr = noise_scale = math.nan
+    else:
+        snr = g_norm / noise if noise > 0 else (math.inf if g_norm > 0 else math.nan)
+        noise_scale = noise_sq / g_sq if g_sq > 0 else math.inf
     return {
         "snr": snr,
         "full_grad_norm": g_norm,
@@ -127,7 +134,9 @@ def gradient_snr(
         (``sqrt(mean_b ||g_b - g||^2)``, or ``sqrt(tr Sigma)`` estimated), ``mean_stoch_grad_norm``
         (``mean_b ||g_b||``), ``noise_scale`` (``tr Sigma / ||g||^2``), ``full_grad_sq_unbiased``
         (the raw estimate of ``||g||^2``, which can be negative when the signal is below the
-        noise) and ``num_batches``.
+        noise) and ``num_batches``. Where that raw estimate is not positive, ``snr``,
+        ``full_grad_norm`` and ``noise_scale`` are NaN: the signal is below what ``K`` batches
+        resolve (pass ``full_grad`` or more batches).
 
     Example:
         >>> g = torch.tensor([[1.0, 0.0], [3.0, 0.0]])
@@ -148,14 +157,20 @@ def gradient_snr(
     return _snr_compute(_snr_update(None, bg, fg), fg)
 
 
-class GradientSNRAccumulator:
+class GradientSNRAccumulator(Metric):
     """Accumulate mini-batch gradients one at a time and compute :func:`gradient_snr`.
 
-    Keeps ``O(D)`` float64 state (the running sum of gradients) instead of a ``(K, D)``
-    matrix.
+    A :class:`torchmetrics.Metric`: ``O(D)`` float64 states (the running sum of gradients and
+    four scalars), all summed across processes when torchmetrics synchronises them (in
+    ``compute()`` under an initialised ``torch.distributed``), so the one ratio is taken
+    after the reduction. :meth:`reduce_with` does the same through any reduction function
+    instead (e.g. a Lightning strategy's ``reduce``); build the metric with
+    ``sync_on_compute=False`` when you use it.
 
     Args:
         full_grad: optional ``(D,)`` full-data gradient (the paper's definition).
+        **kwargs: passed to :class:`torchmetrics.Metric` (``sync_on_compute``,
+            ``process_group``, ...).
 
     Example:
         >>> acc = GradientSNRAccumulator()
@@ -165,56 +180,76 @@ class GradientSNRAccumulator:
         3.0
     """
 
-    def __init__(self, full_grad: Tensor | None = None) -> None:
+    is_differentiable = False
+    higher_is_better = None
+    full_state_update = False
+    n: Tensor
+    sum_grad: Tensor
+    sum_sq_norm: Tensor
+    sum_norm: Tensor
+    sum_sq_dev: Tensor
+
+    def __init__(self, full_grad: Tensor | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.full_grad = (
             None if full_grad is None else _as_grads(full_grad, "full_grad").reshape(-1)
         )
-        self._state: _SNRState | None = None
+        zero = torch.tensor(0.0, dtype=torch.float64)
+        # sum_grad starts as a scalar 0 and takes the gradients' shape (D,) at the first
+        # update (D is not known before); reset() returns it to the scalar
+        for name in ("n", "sum_grad", "sum_sq_norm", "sum_norm", "sum_sq_dev"):
+            self.add_state(name, default=zero.clone(), dist_reduce_fx="sum")
 
     @property
     def count(self) -> int:
         """Number of gradients folded in so far."""
-        return 0 if self._state is None else self._state.count
+        return round(float(self.n))
+
+    def _state(self) -> _SNRState | None:
+        if self.count == 0:
+            return None
+        return _SNRState(self.count, self.sum_grad, float(self.sum_sq_norm),
+                         float(self.sum_norm), float(self.sum_sq_dev))
 
     def update(self, grad: Tensor) -> None:
         """Add one flattened gradient ``(D,)`` (or a block ``(K, D)``)."""
         g = _as_grads(grad, "grad")
         g = g.reshape(1, -1) if g.ndim <= 1 else g
         _check_shapes(g, self.full_grad)
-        if self._state is not None and g.shape[1] != self._state.sum_grad.shape[0]:
+        if self.sum_grad.ndim == 1 and g.shape[1] != self.sum_grad.shape[0]:
             raise ValueError(
-                f"`grad` has D={g.shape[1]}, earlier gradients had D="
-                f"{self._state.sum_grad.shape[0]}."
+                f"`grad` has D={g.shape[1]}, earlier gradients had D={self.sum_grad.shape[0]}."
             )
         fg = None if self.full_grad is None else self.full_grad.to(g.device)
-        self._state = _snr_update(self._state, g, fg)
+        if self.sum_grad.ndim == 0:
+            self.sum_grad = torch.zeros(g.shape[1], dtype=torch.float64, device=g.device)
+        state = _snr_update(self._state(), g, fg)
+        self.n = torch.tensor(float(state.count), dtype=torch.float64, device=self.n.device)
+        self.sum_grad = state.sum_grad
+        for name in ("sum_sq_norm", "sum_norm", "sum_sq_dev"):
+            setattr(self, name, torch.tensor(getattr(state, name), dtype=torch.float64,
+                                             device=self.n.device))
 
     def compute(self) -> dict[str, float]:
         """The same dictionary as :func:`gradient_snr`."""
         need = 1 if self.full_grad is not None else 2
         if self.count < need:
             raise ValueError(f"need at least {need} gradients, got {self.count}.")
-        assert self._state is not None, "state exists once count >= 1"
-        fg = None if self.full_grad is None else self.full_grad.to(self._state.sum_grad.device)
-        return _snr_compute(self._state, fg)
+        state = self._state()
+        assert state is not None, "state exists once count >= 1"
+        fg = None if self.full_grad is None else self.full_grad.to(state.sum_grad.device)
+        return _snr_compute(state, fg)
 
-    def sync(self, reduce_fn: Callable[[Tensor], Tensor]) -> None:
+    def reduce_with(self, reduce_fn: Callable[[Tensor], Tensor]) -> None:
         """Replace the running sums by their sums over processes: ``reduce_fn`` sums a tensor
         across ranks (e.g. an all-reduce). Every rank must call it, each with gradients of its
         own batches; afterwards :meth:`compute` gives the SNR of all of them, so the ratio is
         taken once, after the reduction (the mean of per-rank ratios is biased)."""
-        state = self._state
-        if state is None:
-            raise ValueError("sync() needs at least one gradient on every rank.")
-        scalars = torch.tensor(
-            [state.count, state.sum_sq_norm, state.sum_norm, state.sum_sq_dev],
-            dtype=torch.float64, device=state.sum_grad.device,
-        )
-        packed = reduce_fn(torch.cat([scalars, state.sum_grad]))
-        state.count = round(float(packed[0]))
-        state.sum_sq_norm, state.sum_norm, state.sum_sq_dev = (float(v) for v in packed[1:4])
-        state.sum_grad = packed[4:].clone()
-
-    def reset(self) -> None:
-        """Forget every gradient (keeps ``full_grad``)."""
-        self._state = None
+        if self.count == 0:
+            raise ValueError("reduce_with() needs at least one gradient on every rank.")
+        scalars = torch.stack([self.n, self.sum_sq_norm, self.sum_norm, self.sum_sq_dev])
+        packed = reduce_fn(torch.cat([scalars.to(self.sum_grad.device), self.sum_grad]))
+        self.n, self.sum_sq_norm, self.sum_norm, self.sum_sq_dev = (
+            v.to(self.n.device) for v in packed[:4].clone())
+        self.sum_grad = packed[4:].clone()
+        self._computed = None  # torchmetrics' cached result is stale

@@ -12,6 +12,11 @@ Integrated autocorrelation time of a series with normalised autocorrelation ``rh
 
 with Sokal's automatic window: the smallest ``M`` with ``M >= c * tau(M)`` (``c = 5``). For
 an AR(1) series with coefficient ``phi``, ``tau = (1 + phi) / (1 - phi)``.
+
+On short series (``tau`` more than about ``N / 100``) the plain estimate is biased low: the
+sample mean absorbs part of the slow fluctuation and the biased autocovariance shrinks the
+large lags. :func:`corrected_autocorrelation_time` undoes both to first order and keeps an
+AR(1) floor; windows, the pilot and the stationarity test use it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from torch import Tensor
 __all__ = [
     "StationarityResult",
     "autocorrelation",
+    "corrected_autocorrelation_time",
     "effective_sample_size",
     "integrated_autocorrelation_time",
     "raw_window_projections",
@@ -76,6 +82,17 @@ def autocorrelation(series: Sequence[float] | np.ndarray | Tensor) -> np.ndarray
     return rho
 
 
+def _autocorrelation_rows(series: Sequence[float] | np.ndarray | Tensor, c: float,
+                          pooled: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The checked series and its normalised autocorrelations, ``(C, n)`` (one row when
+    ``pooled``: the rows' mean)."""
+    if not c > 0:
+        raise ValueError(f"`c` must be positive, got {c!r}.")
+    x = _series(series)
+    rho = np.atleast_2d(autocorrelation(x))
+    return x, (rho.mean(axis=0, keepdims=True) if pooled else rho)
+
+
 def integrated_autocorrelation_time(
     series: Sequence[float] | np.ndarray | Tensor, *, c: float = 5.0, pooled: bool = False
 ) -> float | np.ndarray:
@@ -92,12 +109,7 @@ def integrated_autocorrelation_time(
         satisfies ``M >= c tau`` inside the series (it is too short for its correlation), the
         value at the largest window is returned: a lower bound.
     """
-    if not c > 0:
-        raise ValueError(f"`c` must be positive, got {c!r}.")
-    x = _series(series)
-    rho = np.atleast_2d(autocorrelation(x))
-    if pooled:
-        rho = rho.mean(axis=0, keepdims=True)
+    x, rho = _autocorrelation_rows(series, c, pooled)
     n = rho.shape[-1]
     taus = 1.0 + 2.0 * np.cumsum(rho[:, 1:], axis=1)  # taus[:, M-1] = tau(M)
     m = np.arange(1, n)
@@ -107,12 +119,83 @@ def integrated_autocorrelation_time(
     return float(tau[0]) if x.ndim == 1 or pooled else tau
 
 
+def _sokal(rho: np.ndarray, c: float) -> float:
+    """Sokal's windowed ``tau`` of one normalised autocorrelation ``rho`` (lags 0..n-1)."""
+    taus = 1.0 + 2.0 * np.cumsum(rho[1:])
+    ok = np.arange(1, len(rho)) >= c * taus
+    return float(max(taus[int(ok.argmax()) if ok.any() else len(rho) - 2], 1.0))
+
+
+_MEAN_BIAS_CAP = 0.1  # the first-order correction is trusted up to tau = N / 10
+
+
+def corrected_autocorrelation_time(
+    series: Sequence[float] | np.ndarray | Tensor, *, c: float = 5.0, pooled: bool = False
+) -> float | np.ndarray:
+    """Integrated autocorrelation time, corrected for the length of the series.
+
+    The sample autocorrelation ``r(t)`` (mean removed, divided by ``N``) of a series of
+    length ``N`` is, to first order, ``(1 - t/N) (rho(t) - tau/N) / (1 - tau/N)``: the
+    sample mean takes ``tau / N`` of the variance, and the biased estimator shrinks lag
+    ``t`` by ``1 - t/N``. This function inverts that relation,
+
+    .. math::  \\rho(t) \\approx r(t) \\frac{1 - b}{1 - t/N} + b, \\qquad
+               b = \\min(\\tau / N, 0.1),
+
+    with ``b`` from the plain estimate (one step: iterating to a fixed point overshoots), and
+    applies Sokal's windowed sum to ``rho``. It then takes the larger of that and the AR(1)
+    time of the lag-1 correlation corrected for its small-sample bias
+    (``E r(1) = phi - (1 + 3 phi) / N``, Marriott and Pope): ``(1 + phi) / (1 - phi)``,
+    exact for one AR(1) mode and a lower bound for a mixture of modes (the windowed sum is
+    the better estimate there).
+
+    Measured on AR(1) series and on an equal mixture of two AR(1) modes (``tau`` 2 and 40),
+    8 series pooled, 60 repeats, median (10-90%) of estimate / truth:
+
+    ========  ==================  ==================  ==================
+    ``N``     ``tau = 10``        ``tau = 39``        ``tau = 200``
+    ========  ==================  ==================  ==================
+    200       0.97 (0.89-1.19)    0.89 (0.73-1.11)    0.44 (0.29-0.70)
+    1000      1.02 (0.96-1.24)    1.00 (0.93-1.21)    0.86 (0.72-1.03)
+    3000      1.02 (0.98-1.09)    1.02 (0.95-1.20)    1.00 (0.90-1.13)
+    ========  ==================  ==================  ==================
+
+    The mixture: 0.65 (N = 200), 0.89 (1000), 0.96 (3000). The plain Sokal estimate: 0.35,
+    0.72 and 0.85 at ``tau = 39``. No estimate resolves ``tau`` beyond about ``N / 5``: there
+    the result is a lower bound (and ``N / tau`` an upper bound on the effective sample
+    size).
+
+    Args:
+        series: ``(n,)`` or ``(C, n)``.
+        c: Sokal window constant.
+        pooled: for ``(C, n)``, average the rows' normalised autocorrelations first and
+            return one ``tau``.
+
+    Returns:
+        ``tau >= 1``: a float, or one per row for 2-D input unless ``pooled``.
+    """
+    x, rho_all = _autocorrelation_rows(series, c, pooled)
+    n = rho_all.shape[-1]
+    shrink = np.maximum(1.0 - np.arange(n) / n, 1.0 / n)
+    out = []
+    for r in rho_all:
+        b = min(_sokal(r, c) / n, _MEAN_BIAS_CAP)
+        rho = r * (1.0 - b) / shrink + b
+        rho[0] = 1.0
+        tau = _sokal(rho, c)
+        phi = float(np.clip(r[1] + (1.0 + 3.0 * r[1]) / n, 0.0, 1.0 - 1e-12))
+        out.append(max(tau, (1.0 + phi) / (1.0 - phi)))
+    taus = np.asarray(out)
+    return float(taus[0]) if x.ndim == 1 or pooled else taus
+
+
 def effective_sample_size(
     series: Sequence[float] | np.ndarray | Tensor, *, c: float = 5.0
 ) -> float | np.ndarray:
-    """``n / tau``: the number of effectively independent values in the series."""
+    """``n / tau``: the number of effectively independent values in the series (``tau``
+    from :func:`corrected_autocorrelation_time`)."""
     x = _series(series)
-    return x.shape[-1] / integrated_autocorrelation_time(x, c=c)
+    return x.shape[-1] / corrected_autocorrelation_time(x, c=c)
 
 
 @functools.lru_cache(maxsize=16)
@@ -184,25 +267,29 @@ def window_projections(window: Tensor | np.ndarray, n_directions: int = 8, *,
 
 def window_autocorrelation_time(
     window: Tensor | np.ndarray, n_directions: int = 8, *, seed: int = 0, c: float = 5.0,
-    reduce: str = "max",
+    reduce: str = "pooled",
 ) -> float:
     """Integrated autocorrelation time of a trajectory window (rows in time order).
 
     Computed on the window's projections onto ``n_directions`` fixed random directions
-    (:func:`window_projections`) and reduced by ``"max"`` (default: the slowest direction
-    decides, a conservative choice) or ``"median"``.
+    (:func:`window_projections`) with :func:`corrected_autocorrelation_time`, reduced by
+    ``"pooled"`` (default: one ``tau`` from the directions' mean autocorrelation, far less
+    noisy than any one direction), ``"max"`` (the slowest direction) or ``"median"``. The
+    maximum of 8 noisy estimates is biased high: 1.2-1.4x on i.i.d. and fast AR(1) windows
+    of 1000 rows.
     """
-    if reduce not in ("max", "median"):
-        raise ValueError(f"`reduce` must be 'max' or 'median', got {reduce!r}.")
-    taus = integrated_autocorrelation_time(
-        window_projections(window, n_directions, seed=seed).cpu().numpy(), c=c
-    )
+    if reduce not in ("pooled", "max", "median"):
+        raise ValueError(f"`reduce` must be 'pooled', 'max' or 'median', got {reduce!r}.")
+    proj = window_projections(window, n_directions, seed=seed).cpu().numpy()
+    if reduce == "pooled":
+        return float(corrected_autocorrelation_time(proj, c=c, pooled=True))
+    taus = corrected_autocorrelation_time(proj, c=c)
     return float(np.max(taus) if reduce == "max" else np.median(taus))
 
 
 def window_effective_sample_size(
     window: Tensor | np.ndarray, n_directions: int = 8, *, seed: int = 0, c: float = 5.0,
-    reduce: str = "max",
+    reduce: str = "pooled",
 ) -> float:
     """``N / tau`` for a trajectory window (see :func:`window_autocorrelation_time`)."""
     n = torch.as_tensor(window).shape[0]
@@ -238,12 +325,14 @@ def stationarity_test(
     """Geweke-style test: do the early and late parts of a series agree within their noise?
 
     .. math::  z = \\frac{\\bar x_{first} - \\bar x_{last}}
-                 {\\sqrt{\\tau \\, (\\sigma^2_{first} / n_{first}
-                 + \\sigma^2_{last} / n_{last})}}
+                 {\\sqrt{\\tau \\, \\sigma^2 (1 / n_{first} + 1 / n_{last})}}
 
     with ``tau`` the integrated autocorrelation time of the whole series after removing its
-    linear trend. Measured on AR(1) series (``phi <= 0.9``, ``n >= 5000``): false-alarm rate
-    close to ``alpha``.
+    linear trend (:func:`corrected_autocorrelation_time`), and one variance for both parts
+    (the detrended series', corrected for its mean). Measured false-alarm rates at
+    ``alpha = 0.05`` on AR(1) series (400 series each): 2.5-5.5% for ``phi`` from 0 to 0.99
+    and ``n`` from 500 to 5000, except 7% at ``phi = 0.99`` with ``n = 500`` (``tau`` = 199,
+    a part of 50 values).
 
     Args:
         series: ``(n,)`` values in time order (e.g. the loss at every step, or a window's
@@ -270,8 +359,12 @@ def stationarity_test(
     # would inflate it (no power).
     t = np.arange(n, dtype=np.float64)
     residual = x - np.polyval(np.polyfit(t, x, 1), t)
-    tau = integrated_autocorrelation_time(residual, c=c)
-    se = math.sqrt(tau * (a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b)))
+    tau = float(corrected_autocorrelation_time(residual, c=c))
+    # one variance for both parts too, from the whole residual series (with its mean-bias
+    # correction): a part only a few correlation times long sees a fraction of the
+    # process's variance, and its own variance would shrink the error (false alarms)
+    var = residual.var(ddof=2) / (1.0 - min(tau / n, 0.5))
+    se = math.sqrt(tau * var * (1.0 / len(a) + 1.0 / len(b)))
     diff = float(a.mean() - b.mean())
     if se == 0:
         z = 0.0 if diff == 0 else math.copysign(math.inf, diff)

@@ -33,6 +33,7 @@ __all__ = [
     "local_temperature",
     "smooth_across_lrs",
     "smoothing_weights",
+    "trend_temperature",
 ]
 
 ArrayLike = Sequence[float] | np.ndarray
@@ -199,7 +200,8 @@ def local_temperature(energies: ArrayLike, entropies: ArrayLike, *, lag: int = 2
 
     .. math::  T(t) = \\frac{U[t + \\ell] - U[t - \\ell]}{S[t + \\ell] - S[t - \\ell]}
 
-    (the paper: ``lag = 2``).
+    (the paper: ``lag = 2``). In stationary stretches it is a ratio of two noise terms; see
+    :func:`trend_temperature` for the values that mean something.
 
     Args:
         energies: ``U`` at the logging points, shape ``(n,)``.
@@ -225,6 +227,62 @@ def local_temperature(energies: ArrayLike, entropies: ArrayLike, *, lag: int = 2
         with np.errstate(divide="ignore", invalid="ignore"):
             t = du / ds
         out[lag:-lag] = np.where(np.isfinite(t), t, np.nan)
+    return out
+
+
+def trend_temperature(
+    steps: ArrayLike, energies: ArrayLike, entropies: ArrayLike, *, half_width: int = 4,
+    alpha: float = 0.01,
+) -> np.ndarray:
+    """Temperature along one run where it means something: ``dU/dS`` while ``U`` and ``S``
+    drift together.
+
+    At each logging point ``i``, over the ``2 h + 1`` points ``i - h .. i + h``, least-squares
+    slopes of ``U`` and of ``S`` against ``ln(step)`` and their t-statistics;
+
+    .. math::  T(i) = \\frac{dU / d\\ln t}{dS / d\\ln t}
+
+    where both slopes differ from 0 (two-sided t-test at level ``alpha``), else NaN. In a
+    stationary run ``U`` and ``S`` only fluctuate and a finite difference
+    (:func:`local_temperature`) is a ratio of two noise terms (values of either sign, many
+    times the run's temperature); there this gives NaN. While the weights collapse (the
+    over-parameterised regime at small LRs) both drift and it follows ``T(t)``.
+
+    Args:
+        steps: ``(n,)`` steps of the logging points (positive).
+        energies, entropies: ``U`` and ``S`` at those points.
+        half_width: ``h >= 1``: points on each side (the paper's finite difference: 2).
+        alpha: significance level of each slope's test.
+
+    Returns:
+        ``(n,)`` float array, NaN at the first and last ``h`` points and where a slope is not
+        significant or a value is not finite.
+    """
+    from scipy.stats import linregress
+    from scipy.stats import t as student_t
+
+    u = _vector(energies, "energies")
+    s = _vector(entropies, "entropies")
+    x = np.log(np.maximum(_vector(steps, "steps"), 1.0))
+    if not len(x) == len(u) == len(s):
+        raise ValueError(f"`steps`, `energies` and `entropies` must have equal lengths, got "
+                         f"{len(x)}, {len(u)} and {len(s)}.")
+    if isinstance(half_width, bool) or not isinstance(half_width, int | np.integer) or (
+            half_width < 1):
+        raise ValueError(f"`half_width` must be an integer >= 1, got {half_width!r}.")
+    if not 0 < alpha < 1:
+        raise ValueError(f"`alpha` must be in (0, 1), got {alpha!r}.")
+    h = int(half_width)
+    crit = float(student_t.ppf(1 - alpha / 2, 2 * h - 1))  # 2h + 1 points, 2 parameters
+    out = np.full(len(u), np.nan)
+    for i in range(h, len(u) - h):
+        xs, us, ss = x[i - h:i + h + 1], u[i - h:i + h + 1], s[i - h:i + h + 1]
+        if not (np.isfinite(us).all() and np.isfinite(ss).all()) or np.ptp(xs) == 0:
+            continue
+        fu, fs = linregress(xs, us), linregress(xs, ss)
+        significant = all(f.stderr > 0 and abs(f.slope) >= crit * f.stderr for f in (fu, fs))
+        if significant:
+            out[i] = fu.slope / fs.slope
     return out
 
 

@@ -3,6 +3,7 @@ sphere problems of METHOD.md section 6."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import lightning.pytorch as pl
@@ -137,6 +138,11 @@ class ToySphereModule(pl.LightningModule):
         loss = self(idx).mean()
         self.log("train/loss", loss)
         return loss
+
+    def full_batches(self) -> Iterator[tuple[Tensor]]:
+        """The whole data set (the objects) as one batch of indices: for the exact SNR and
+        the full-data loss."""
+        yield (torch.arange(self.objects.shape[0], device=self.objects.device),)
 
     def train_dataloader(self) -> TensorBatchLoader:
         n = self.hparams.num_steps or (self.trainer.max_steps if self.trainer.max_steps > 0 else 0)
