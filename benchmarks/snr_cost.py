@@ -16,7 +16,7 @@ one estimate against the time of the exact recipe, measured in the same run.
 Then the low-SNR regime: the under-parameterised toy problem (float64, batch size 1) at lr
 0.01 and 0.1, at ``--toy-points`` points of the second half of a 50,000-step run. At each
 point the analytic SNR (the three objects are the whole data set) against the callback's
-default ``snr="auto"`` (here: the exact full gradient, one batch, plus K - 1 = 15 mini-batches)
+default ``snr="auto"`` (here: the exact full gradient, one batch, plus K / 2 = 8 mini-batches)
 and the previous default ``"unbiased"`` (K = 16 mini-batches): mean over the points as the
 paper averages, the share of zeros and NaNs, and the median time of one estimate.
 
@@ -129,7 +129,7 @@ def _toy_table(points: int, k: int = 16) -> pd.DataFrame:
 
     def one(kind: str) -> tuple[float, float]:
         draws = [(torch.randint(0, 3, (1,), generator=gen),)
-                 for _ in range(k - 1 if kind == "auto" else k)]
+                 for _ in range(k // 2 if kind == "auto" else k)]
         t0 = time.perf_counter()
         full = None
         if kind == "auto":

@@ -54,7 +54,7 @@ class ThermoCallback(pl.Callback):
             ``full_batches()``).
         snr: ``"auto"`` (default): ``"exact"`` when a pass over the whole training set takes
             at most ``K / 2`` batches (decided once, at the first measurement; the noise then
-            uses ``K`` minus that many mini-batches, so the cost stays ``K`` gradients), else
+            uses ``K / 2`` mini-batches, so the cost stays at most ``K`` gradients), else
             ``"unbiased"``. ``"unbiased"``: ``K`` extra mini-batches and the pairwise
             unbiased estimate of ``||g||^2``; where that estimate is not positive (a signal
             below what ``K`` batches resolve) ``thermo/snr`` is NaN, not 0. ``"exact"``: the
@@ -265,8 +265,8 @@ class ThermoCallback(pl.Callback):
                     extra[keys.ENERGY] = self.meter.full_energy(
                         pl_module, loss_fn, self._full_batches(trainer, pl_module))
                 if self.snr is not None:
-                    mode, full_count = self._snr_mode(trainer, pl_module)
-                    batches = self._snr_batches(trainer, self.snr_batches - full_count)
+                    mode, noise_count = self._snr_mode(trainer, pl_module)
+                    batches = self._snr_batches(trainer, noise_count)
                     if batches:
                         full = (self._full_batches(trainer, pl_module) if mode == "exact"
                                 else None)
@@ -283,11 +283,12 @@ class ThermoCallback(pl.Callback):
                 for b in full_data_batches(self.full_data, trainer.datamodule, pl_module))
 
     def _snr_mode(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> tuple[str, int]:
-        """``(mode, batches of the full pass that replace mini-batches)``. ``snr="auto"``
-        looks, once, at how many batches the whole training set takes: at most ``K / 2``
-        and the exact SNR costs no more than the unbiased estimate."""
+        """``(mode, mini-batches for the noise)``. ``snr="auto"`` looks, once, at how many
+        batches the whole training set takes: at most ``K / 2``, and its pass plus ``K / 2``
+        mini-batches give the exact SNR for at most the ``K`` gradients of the unbiased
+        estimate."""
         if self.snr != "auto":
-            return str(self.snr), 0
+            return str(self.snr), self.snr_batches
         if self._snr_plan is None:
             budget = self.snr_batches // 2
             try:
@@ -297,12 +298,12 @@ class ThermoCallback(pl.Callback):
                 count = None
             k = self.snr_batches
             if count is not None and 1 <= count <= budget:
-                self._snr_plan = ("exact", count)
+                self._snr_plan = ("exact", max(1, budget))
                 rank_zero_info(f"ThermoCallback: snr='auto' measures the exact SNR (the "
                                f"training set is {count} batch(es): its full gradient, plus "
-                               f"{k - count} mini-batches for the noise).")
+                               f"{max(1, budget)} mini-batches for the noise).")
             else:
-                self._snr_plan = ("unbiased", 0)
+                self._snr_plan = ("unbiased", k)
                 why = ("no full training set (full_data=, or full_batches() on the data "
                        "module or module)" if count is None else
                        f"the training set takes more than {budget} batches")

@@ -272,8 +272,9 @@ def test_memory_budget_error() -> None:
 
 def test_sketched_window_runs() -> None:
     cb = ThermoCallback(window=12, k=3, schedule=12, snr=None, sketch_dim=64)
-    quiet_trainer(strategy="sphere_projection", max_steps=12, callbacks=[cb]).fit(
-        _task(width=2), DigitsDataModule(batch_size=8))
+    with pytest.warns(UserWarning, match="keeps a CountSketch of the 1530 weights"):
+        quiet_trainer(strategy="sphere_projection", max_steps=12, callbacks=[cb]).fit(
+            _task(width=2), DigitsDataModule(batch_size=8))
     assert cb.buffer.data.shape == (12, 64)
     assert math.isfinite(cb.history[keys.ENTROPY].iloc[-1])
 
