@@ -226,6 +226,20 @@ def test_auto_stride_is_capped_so_that_a_window_fills_in_half_the_run() -> None:
     assert meter._stride_cap == 18  # 100 snapshots fill within half of the 3600 steps left
 
 
+@pytest.mark.parametrize(("tau", "warned"), [(18.4, False), (30.0, True)])
+def test_a_cap_just_below_the_correlation_time_is_not_warned_about(tau: float,
+                                                                    warned: bool) -> None:
+    # the cap is 18 here: a stride of 18 for tau = 18.4 (wanted 19) thins as well as 19
+    said: list[str] = []
+    meter = ThermoMeter(window=100, k=5, stride="auto", schedule=10, warn=said.append)
+    meter.setup([torch.zeros(3, requires_grad=True)], max_steps=4_000)
+    assert meter.pilot is not None and meter._stride_cap == 18
+    meter.pilot.correlation_time = lambda: tau  # type: ignore[method-assign]
+    meter._choose_stride()
+    assert meter.stride == 18
+    assert any("capped at 18" in m for m in said) is warned
+
+
 def test_auto_stride_cap_warns_when_the_correlation_time_is_too_long() -> None:
     # tau = 39 steps, but 100 snapshots must fill within half of the 1800 steps after the pilot
     said: list[str] = []

@@ -255,7 +255,9 @@ class ThermoCallback(pl.Callback):
         self.meter.update(batch_energy(outputs, accumulate=trainer.accumulate_grad_batches
                                        if pl_module.automatic_optimization else 1))
         step = trainer.global_step
-        if not self.meter.should_measure(step):
+        # step 0 at a batch's end: no optimiser step yet (the first micro-batches under
+        # gradient accumulation), nothing trained to measure; the same rows with or without
+        if step == 0 or not self.meter.should_measure(step):
             return
         extra: dict[str, float] = {}
         if self.energy == "full" or self.snr is not None:

@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="fraction of logging points averaged per run (default 0.15)")
     report.add_argument("--eps", type=float, default=0.0, help="bracket slack (default 0)")
     report.add_argument("--smoothing", type=float, default=0.3,
-                        help="triangular smoothing half-width in ln(lr); 0 = off")
+                        help="triangular smoothing half-width in ln(lr); 0 = off (default 0.3)")
     report.add_argument("--lr-range", type=float, nargs=2, metavar=("MIN", "MAX"),
                         help="LRs used for T(eta) instead of the automatic stationary ones")
     report.add_argument("--no-tensorboard", action="store_true",

@@ -17,6 +17,7 @@ import importlib
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -526,6 +527,8 @@ def _run_parallel(lrs: Sequence[float], out: Path, workers: int, bar: Any) -> li
             for future in done:
                 bar.update()
                 lr, code = futures[future], future.result()
+                for message in _warnings_in(out / f"{run_dir_name(lr)}.log"):
+                    bar.write(f"lr={lr:g}: {message}")  # the worker's warnings, on the console
                 if code != 0:
                     failures.append(f"lr={lr:g}: exit code {code} (see "
                                     f"{out / (run_dir_name(lr) + '.log')})")
@@ -536,6 +539,20 @@ def _run_parallel(lrs: Sequence[float], out: Path, workers: int, bar: Any) -> li
         pool.shutdown(wait=False, cancel_futures=True)
         signal.signal(signal.SIGTERM, previous)
     return failures
+
+
+_WARNING_LINE = re.compile(r"\.py:\d+: (?:\w*Warning: )?(Thermo\w*: .*)$")
+
+
+def _warnings_in(log: Path) -> list[str]:
+    """The package's own warnings in a worker's log (``ThermoMeter: ...`` and the like), each
+    once, in order."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    found = [m.group(1) for m in map(_WARNING_LINE.search, lines) if m]
+    return list(dict.fromkeys(found))
 
 
 def _last_line(log: Path) -> str:

@@ -23,11 +23,13 @@ __all__ = ["DATASETS", "FIELD_HELP", "MODELS", "SweepConfig", "lr_grid", "run_di
 
 MODELS = ("convnet", "resnet18", "toy-up", "toy-op", "langevin")
 DATASETS = ("digits", "cifar10", "cifar100")
+SELF_CONTAINED = ("toy-up", "toy-op", "langevin")  # models that bring their own data
 
 #: one line per SweepConfig field: the command line's help (defaults are added there)
 FIELD_HELP: dict[str, str] = {
     "model": f"one of {', '.join(MODELS)}, or package.module:factory",
-    "data": f"one of {', '.join(DATASETS)}, none (toy and langevin), or package.module:factory",
+    "data": f"one of {', '.join(DATASETS)}, none, package.module:factory, or auto (digits; "
+            "none for toy and langevin, which bring their own data)",
     "width": "network width (channels of the first block)",
     "lrs": "explicit learning rates (instead of --lr-min/--lr-max/--num-lrs)",
     "lr_min": "smallest learning rate of the log-spaced grid",
@@ -43,17 +45,18 @@ FIELD_HELP: dict[str, str] = {
     "estimator": "knn_graph (the paper's) or kozachenko_leonenko",
     "schedule": "logging points: log (201 log-spaced) or an int n (every n steps)",
     "energy": "window (mean training loss) or full (loss over the whole training set)",
-    "snr": "auto (exact when the training set is at most K/2 batches, else unbiased), "
-           "unbiased, exact (with the full-data gradient) or none",
+    "snr": "auto (exact when the training set is at most K/2 batches, else unbiased; none for "
+           "langevin, whose noise is injected), unbiased, exact (with the full-data gradient) "
+           "or none",
     "snr_batches": "gradients per SNR measurement (K >= 2)",
-    "precision": "Lightning precision (default: 64-true for toy/langevin, else 32-true)",
+    "precision": "Lightning precision; auto: 64-true for toy/langevin, else 32-true",
     "accelerator": "Lightning accelerator: auto, cpu, gpu",
     "devices": "devices per run (> 1: DDP)",
     "data_root": "folder of the CIFAR data",
     "download": "download CIFAR into --data-root",
     "noise_std": "langevin: sigma of the gradient noise",
     "dim": "langevin: dimension of the space (the sphere has dim - 1)",
-    "checkpoint_every": "steps between checkpoints (default steps / 10)",
+    "checkpoint_every": "steps between checkpoints; none: steps / 10",
 }
 
 @dataclass
@@ -66,7 +69,9 @@ class SweepConfig:
     ``factory(lr=..., width=..., datamodule=..., seed=...)`` and returning a LightningModule.
     Data by name: ``digits`` (offline), ``cifar10``, ``cifar100`` (torchvision, ``data_root``,
     ``download``), ``None`` for the toy and Langevin problems, or an import path called as
-    ``factory(batch_size=..., seed=...)``.
+    ``factory(batch_size=..., seed=...)``; ``"auto"`` (default): ``digits``, or ``None`` for
+    the models that bring their own data. ``precision="auto"``: ``64-true`` for those,
+    ``32-true`` otherwise; ``snr="auto"`` is off for the Langevin problem.
 
     ``window``, ``stride`` and ``k`` are the callback's (default ``"auto"``: the window sized
     from ``steps``, the stride from the run's own correlation time; see
@@ -77,7 +82,7 @@ class SweepConfig:
     """
 
     model: str = "convnet"
-    data: str | None = "digits"
+    data: str | None = "auto"
     width: int = 8
     lrs: list[float] | None = None
     lr_min: float = 1e-3
@@ -95,7 +100,7 @@ class SweepConfig:
     energy: str = "window"
     snr: str | None = "auto"
     snr_batches: int = 16
-    precision: str | None = None
+    precision: str | None = "auto"
     accelerator: str = "auto"
     devices: int = 1
     data_root: str = "data"
@@ -112,6 +117,16 @@ class SweepConfig:
             raise ValueError(
                 f"`model` must be one of {MODELS} or 'package.module:factory', got {self.model!r}."
             )
+        # "auto" settings take their value from the model (print_config shows the result)
+        if self.data == "auto":
+            self.data = None if self.model in SELF_CONTAINED else "digits"
+        elif self.model in SELF_CONTAINED and self.data is not None:
+            raise ValueError(f"model {self.model!r} brings its own data: leave `data` out "
+                             f"(--data auto) or pass --data none, not {self.data!r}.")
+        if self.precision in (None, "auto"):
+            self.precision = "64-true" if self.model in SELF_CONTAINED else "32-true"
+        if self.model == "langevin" and self.snr == "auto":
+            self.snr = None  # its gradient noise is injected: no mini-batches to draw
         if self.data is not None and self.data not in DATASETS and ":" not in self.data:
             raise ValueError(
                 f"`data` must be one of {DATASETS}, None or 'package.module:factory', got "
@@ -199,9 +214,9 @@ class SweepConfig:
                                                                       self.num_lrs)
 
     def resolved_precision(self) -> str:
-        if self.precision is not None:
-            return self.precision
-        return "64-true" if self.model in ("toy-up", "toy-op", "langevin") else "32-true"
+        """The Lightning precision (``"auto"`` is resolved when the config is made)."""
+        assert self.precision is not None, "resolved in __post_init__"
+        return self.precision
 
 
 # settings that do not change a run's numbers: the grid itself, and where/how it runs

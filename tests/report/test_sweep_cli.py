@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -124,6 +125,25 @@ def test_print_config_round_trips_through_config(tmp_path: Path, capsys) -> None
     assert "needs --out" in capsys.readouterr().err
 
 
+def test_auto_settings_follow_the_model(capsys) -> None:
+    # the toy and Langevin problems bring their own data: `--model langevin` alone works
+    # (it used to fail mid-run on the digits default); the printed config shows the result
+    cfg = SweepConfig(model="langevin", lrs=[0.02])
+    assert cfg.data is None and cfg.precision == "64-true" and cfg.snr is None
+    assert SweepConfig(model="toy-up", lrs=[0.1]).snr == "auto"  # its objects: exact SNR
+    net = SweepConfig(model="convnet", lrs=[0.1])
+    assert net.data == "digits" and net.precision == "32-true"
+    with pytest.raises(ValueError, match="brings its own data"):
+        SweepConfig(model="langevin", data="digits", lrs=[0.02])
+    assert main(["sweep", "--model", "langevin", "--lrs", "0.02", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["data"] is None and printed["precision"] == "64-true"
+    assert printed["snr"] is None
+    # an older sweep.json (precision null, before "auto") reads as the same settings
+    old = {**dataclasses.asdict(net), "precision": None}
+    assert SweepConfig.from_dict(old) == net
+
+
 def test_console_script_is_installed() -> None:
     out = subprocess.run([sys.executable, "-m", "thermo_lightning.cli", "--help"],
                          capture_output=True, text=True, check=True)
@@ -160,6 +180,21 @@ def test_parallel_workers(tmp_path: Path) -> None:
         # each worker's log says where its run is (the parent shows the last line)
         log = (run.parent / f"{run.name}.log").read_text()
         assert "step 20/20" in log and "window" in log
+
+
+def test_worker_warnings_are_read_from_its_log(tmp_path: Path) -> None:
+    from thermo_lightning.sweep import _warnings_in
+
+    log = tmp_path / "lr=1.00e-02.log"
+    log.write_text(
+        "lr=0.01 step 100/4000, window 10/50\n"
+        "/x/thermo_lightning/meter.py:350: ThermoMeter: the stride is capped at 36.\n"
+        "/x/thermo_lightning/meter.py:350: ThermoMeter: the stride is capped at 36.\n"
+        "/x/a.py:3: UserWarning: ThermoCallback: the network has not learned.\n"
+        "/x/lightning/trainer.py:9: UserWarning: something of Lightning's\n")
+    assert _warnings_in(log) == ["ThermoMeter: the stride is capped at 36.",
+                                 "ThermoCallback: the network has not learned."]
+    assert _warnings_in(tmp_path / "missing.log") == []
 
 
 def test_progress_inside_a_run(tmp_path: Path) -> None:
