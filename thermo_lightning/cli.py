@@ -133,7 +133,8 @@ def cmd_sweep_run(args: argparse.Namespace) -> int:
     _quiet()
     if args.parent_pid is not None:
         stop_with_parent(args.parent_pid)
-    run_one(cfg, float(args.lr), args.out, progress=lambda line: print(line, flush=True))
+    run_one(cfg, float(args.lr), args.out, seed=args.run_seed,
+            progress=lambda line: print(line, flush=True))
     return 0
 
 
@@ -242,6 +243,7 @@ def build_parser() -> argparse.ArgumentParser:
     one = sub.add_parser("sweep-run", help=argparse.SUPPRESS)
     one.add_argument("--config")
     one.add_argument("--lr", required=True)
+    one.add_argument("--run-seed", type=int, help="one of the sweep's seeds")
     one.add_argument("--out", required=True)
     one.add_argument("--parent-pid", type=int, help="stop when this process ends")
     _add_overrides(one)

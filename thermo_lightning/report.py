@@ -336,6 +336,8 @@ def summarize_run(run: RunData, tail: float = 0.15, min_points: int = 5) -> dict
     the same points."""
     h = run.history
     row: dict[str, Any] = {"run": run.name, "lr": run.lr}
+    if _number(run.hparams.get("seed")) is not None:
+        row["seed"] = int(run.hparams["seed"])
     if h.empty or U not in h or S not in h:
         return row
     good = h.dropna(subset=[U, S])

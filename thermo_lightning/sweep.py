@@ -219,8 +219,9 @@ class RunProgress(pl.Callback):
     40%`` (the window's fill after a stride change or a resume), to ``report`` (a progress
     bar's postfix, or a worker's log)."""
 
-    def __init__(self, lr: float, thermo: ThermoCallback, report: Callable[[str], Any]) -> None:
-        self.lr, self.thermo, self.report = lr, thermo, report
+    def __init__(self, lr: float, thermo: ThermoCallback, report: Callable[[str], Any],
+                 seed: int | None = None) -> None:
+        self.lr, self.thermo, self.report, self.seed = lr, thermo, report, seed
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -229,23 +230,28 @@ class RunProgress(pl.Callback):
         if step % max(1, (total or 10_000) // 100) == 0:
             buffer = self.thermo.buffer
             fill = f", window {buffer.fill_fraction:.0%}" if buffer is not None else ""
-            self.report(f"lr={self.lr:g} step {step}/{total or '?'}{fill}")
+            seed = "" if self.seed is None else f" seed={self.seed}"
+            self.report(f"lr={self.lr:g}{seed} step {step}/{total or '?'}{fill}")
 
 
-def run_one(cfg: SweepConfig, lr: float, out: str | Path, *, progress_bar: bool = False,
-            progress: Callable[[str], Any] | None = None) -> Path:
-    """Train and measure the run at ``lr`` in ``out/lr=...``; skip it when done, resume it
-    from ``checkpoints/last.ckpt`` when interrupted. Returns the run's folder. ``progress``
-    is told where the run is (:class:`RunProgress`).
+def run_one(cfg: SweepConfig, lr: float, out: str | Path, *, seed: int | None = None,
+            progress_bar: bool = False, progress: Callable[[str], Any] | None = None) -> Path:
+    """Train and measure the run at ``lr`` in ``out/lr=...`` (with ``seed``, one of the
+    sweep's ``seeds``: ``out/lr=...,seed=N``, trained with that seed); skip it when done,
+    resume it from ``checkpoints/last.ckpt`` when interrupted. Returns the run's folder.
+    ``progress`` is told where the run is (:class:`RunProgress`).
 
     Raises:
         SweepSettingsError: the folder holds this run made with other measurement settings.
         RunLockedError: another process is training this run.
     """
-    run_dir = Path(out) / run_dir_name(lr)
+    if seed is not None and (cfg.seeds is None or seed not in cfg.seeds):
+        raise ValueError(f"seed {seed} is not one of the sweep's `seeds` ({cfg.seeds}).")
+    run_dir = Path(out) / run_dir_name(lr, seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     with _run_lock(run_dir), _sigterm_interrupts() as current:
-        return _run_locked(cfg, lr, run_dir, progress_bar, current, progress)
+        return _run_locked(cfg.for_run(seed), lr, run_dir, progress_bar, current, progress,
+                           labelled=seed is not None)
 
 
 @contextlib.contextmanager
@@ -273,11 +279,13 @@ def _sigterm_interrupts() -> Iterator[dict[str, Any]]:
 
 
 def _run_locked(cfg: SweepConfig, lr: float, run_dir: Path, progress_bar: bool,
-                current: dict[str, Any], progress: Callable[[str], Any] | None = None) -> Path:
+                current: dict[str, Any], progress: Callable[[str], Any] | None = None,
+                labelled: bool = False) -> Path:
     info = _read_run(run_dir)
     hparams = {**dataclasses.asdict(cfg), "lr": lr, "precision": cfg.resolved_precision(),
                "stride": cfg.stride_for(lr)}
     hparams.pop("lrs")
+    hparams.pop("seeds")  # the grid, not this run (its own seed is `seed`)
     if info.get("hparams"):
         diff = _settings_diff(info["hparams"], hparams)
         if diff:
@@ -291,7 +299,8 @@ def _run_locked(cfg: SweepConfig, lr: float, run_dir: Path, progress_bar: bool,
     info.update(hparams=hparams, status="running", started=time.time(), pid=os.getpid())
     _write_run(run_dir, info)
     try:
-        trainer, thermo = _train(cfg, lr, run_dir, info, progress_bar, current, progress)
+        trainer, thermo = _train(cfg, lr, run_dir, info, progress_bar, current, progress,
+                                 cfg.seed if labelled else None)
     except SIGTERMException:
         info.update(status="interrupted", error="SIGTERM (resumes from its last checkpoint)")
         _write_run(run_dir, info)
@@ -314,8 +323,8 @@ def _run_locked(cfg: SweepConfig, lr: float, run_dir: Path, progress_bar: bool,
 
 
 def _train(cfg: SweepConfig, lr: float, run_dir: Path, info: dict[str, Any], progress_bar: bool,
-           current: dict[str, Any], progress: Callable[[str], Any] | None = None
-           ) -> tuple[pl.Trainer, ThermoCallback]:
+           current: dict[str, Any], progress: Callable[[str], Any] | None = None,
+           seed_label: int | None = None) -> tuple[pl.Trainer, ThermoCallback]:
     """Build the run's data, model, callback and Trainer, and fit (resuming from
     ``checkpoints/last.ckpt`` when it is there and readable)."""
     dm = _datamodule(cfg)
@@ -338,7 +347,8 @@ def _train(cfg: SweepConfig, lr: float, run_dir: Path, info: dict[str, Any], pro
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=strategy,
         precision=cfg.resolved_precision(),  # type: ignore[arg-type]
         max_steps=cfg.steps, logger=loggers,
-        callbacks=[thermo, ckpt, *([RunProgress(lr, thermo, progress)] if progress else [])],
+        callbacks=[thermo, ckpt,
+                   *([RunProgress(lr, thermo, progress, seed_label)] if progress else [])],
         enable_progress_bar=progress_bar, enable_model_summary=False,
         log_every_n_steps=max(1, min(50, cfg.steps)),
     )
@@ -411,37 +421,40 @@ def run_sweep(
     tmp = sweep_file.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(dataclasses.asdict(cfg), indent=2, default=str))
     tmp.replace(sweep_file)
-    lrs = cfg.learning_rates()
+    runs = cfg.runs()
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=len(lrs), desc="sweep", unit="run", disable=not progress)
+    bar = tqdm(total=len(runs), desc="sweep", unit="run", disable=not progress)
     failures: list[str] = []
     elsewhere: list[str] = []
     if workers <= 1:
-        for i, lr in enumerate(lrs):
+        for i, (lr, seed) in enumerate(runs):
             try:
-                run_one(cfg, lr, out, progress=bar.set_postfix_str if progress else None)
+                run_one(cfg, lr, out, seed=seed,
+                        progress=bar.set_postfix_str if progress else None)
             except SIGTERMException:
                 bar.close()
-                print(f"sweep stopped by SIGTERM during lr={lr:g}; {len(lrs) - i - 1} runs not "
-                      "started. Run the same command again to resume.", file=sys.stderr)
+                print(f"sweep stopped by SIGTERM during {run_dir_name(lr, seed)}; "
+                      f"{len(runs) - i - 1} runs not started. Run the same command again to "
+                      "resume.", file=sys.stderr)
                 raise SystemExit(128 + signal.SIGTERM) from None
             except RunLockedError as err:
                 elsewhere.append(str(err))
             except Exception as err:  # keep going; report at the end
-                failures.append(f"lr={lr:g}: {type(err).__name__}: {err}")
+                failures.append(f"{run_dir_name(lr, seed)}: {type(err).__name__}: {err}")
             bar.update()
     else:
-        failures = _run_parallel(lrs, out, workers, bar)
+        failures = _run_parallel(runs, out, workers, bar)
     bar.close()
     for message in elsewhere:
         warnings.warn(message, stacklevel=2)
     if failures:
         raise RuntimeError("some runs failed:\n" + "\n".join(failures))
-    return [out / run_dir_name(lr) for lr in lrs]
+    return [out / run_dir_name(lr, seed) for lr, seed in runs]
 
 
-def _run_parallel(lrs: Sequence[float], out: Path, workers: int, bar: Any) -> list[str]:
+def _run_parallel(runs: Sequence[tuple[float, int | None]], out: Path, workers: int, bar: Any
+                  ) -> list[str]:
     """Each run in a ``sweep-run`` child process reading ``out/sweep.json`` (the merged
     settings), at most ``workers`` at a time. Children watch this process and stop when it
     ends; SIGTERM to this process is passed on to them and ends the sweep with status 143.
@@ -457,11 +470,12 @@ def _run_parallel(lrs: Sequence[float], out: Path, workers: int, bar: Any) -> li
     for device in range(gpus):
         for _ in range(-(-workers // gpus)):  # runs share the GPUs evenly
             free_gpus.put(device)
-    running: dict[float, subprocess.Popen] = {}
+    running: dict[str, subprocess.Popen] = {}  # by run folder name
     lock = threading.Lock()
     stopping = threading.Event()
 
-    def run_child(lr: float) -> int:
+    def run_child(lr: float, seed: int | None) -> int:
+        name = run_dir_name(lr, seed)
         if stopping.is_set():
             return -signal.SIGTERM
         env = dict(os.environ)
@@ -474,17 +488,18 @@ def _run_parallel(lrs: Sequence[float], out: Path, workers: int, bar: Any) -> li
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
         cmd = [sys.executable, "-m", "thermo_lightning.cli", "sweep-run",
                "--config", str(cfg_file), "--lr", repr(lr), "--out", str(out),
-               "--parent-pid", str(os.getpid())]
+               "--parent-pid", str(os.getpid()), *(["--run-seed", str(seed)] if seed is not None
+                                                   else [])]
         try:
-            with open(out / f"{run_dir_name(lr)}.log", "w") as log, lock:
+            with open(out / f"{name}.log", "w") as log, lock:
                 if stopping.is_set():
                     return -signal.SIGTERM
                 proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-                running[lr] = proc
+                running[name] = proc
             return proc.wait()
         finally:
             with lock:
-                running.pop(lr, None)
+                running.pop(name, None)
             if device is not None:
                 free_gpus.put(device)
 
@@ -510,28 +525,28 @@ def _run_parallel(lrs: Sequence[float], out: Path, workers: int, bar: Any) -> li
         raise SystemExit(128 + signum)
 
     failures: list[str] = []
-    futures: dict[concurrent.futures.Future[int], float] = {}
+    futures: dict[concurrent.futures.Future[int], str] = {}
     previous = signal.signal(signal.SIGTERM, stop)
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers,
                                                  thread_name_prefix="sweep-run")
     try:
-        futures.update({pool.submit(run_child, lr): lr for lr in lrs})
+        futures.update({pool.submit(run_child, lr, seed): run_dir_name(lr, seed)
+                        for lr, seed in runs})
         pending = set(futures)
         while pending:
             done, pending = concurrent.futures.wait(
                 pending, timeout=0.2, return_when=concurrent.futures.FIRST_COMPLETED)
             with lock:
                 now = sorted(running)
-            bar.set_postfix_str("; ".join(_last_line(out / f"{run_dir_name(lr)}.log")
-                                          for lr in now), refresh=True)
+            bar.set_postfix_str("; ".join(_last_line(out / f"{name}.log") for name in now),
+                                refresh=True)
             for future in done:
                 bar.update()
-                lr, code = futures[future], future.result()
-                for message in _warnings_in(out / f"{run_dir_name(lr)}.log"):
-                    bar.write(f"lr={lr:g}: {message}")  # the worker's warnings, on the console
+                name, code = futures[future], future.result()
+                for message in _warnings_in(out / f"{name}.log"):
+                    bar.write(f"{name}: {message}")  # the worker's warnings, on the console
                 if code != 0:
-                    failures.append(f"lr={lr:g}: exit code {code} (see "
-                                    f"{out / (run_dir_name(lr) + '.log')})")
+                    failures.append(f"{name}: exit code {code} (see {out / (name + '.log')})")
     except BaseException:
         terminate_children()  # Ctrl-C or an error here: no orphan keeps training
         raise

@@ -38,6 +38,8 @@ FIELD_HELP: dict[str, str] = {
     "steps": "optimiser steps per run",
     "batch_size": "mini-batch size (batches drawn with replacement)",
     "seed": "seed of the initial weights and the batches (the same for every LR)",
+    "seeds": "run every learning rate once per seed (folders lr=...,seed=N; the report "
+             "groups them by LR); none: one run per LR with --seed",
     "window": "snapshots in the entropy window, or auto (steps / 200 within [50, 1000])",
     "stride": "steps between snapshots, or auto (one correlation time, from a pilot)",
     "stride_per_lr": "c: stride = ceil(c / lr) instead of --stride",
@@ -91,6 +93,7 @@ class SweepConfig:
     steps: int = 2000
     batch_size: int = 128
     seed: int = 0
+    seeds: list[int] | None = None
     window: int | str = "auto"
     stride: int | str = "auto"
     stride_per_lr: float | None = None
@@ -147,6 +150,10 @@ class SweepConfig:
         names = [run_dir_name(lr) for lr in lrs]
         if len(set(lrs)) != len(lrs) or len(set(names)) != len(names):
             raise ValueError(f"`lrs` must be distinct learning rates, got {lrs!r}.")
+        if self.seeds is not None and (not self.seeds or len(set(self.seeds)) != len(self.seeds)
+                                       or any(s < 0 for s in self.seeds)):
+            raise ValueError(f"`seeds` must be distinct non-negative integers, got "
+                             f"{self.seeds!r}.")
         if self.checkpoint_every is not None and self.checkpoint_every < 1:
             raise ValueError(
                 f"`checkpoint_every` must be a positive integer, got {self.checkpoint_every!r}.")
@@ -209,6 +216,16 @@ class SweepConfig:
             raise ValueError(f"{path} must hold a mapping of sweep settings.")
         return cls.from_dict(values)
 
+    def runs(self) -> list[tuple[float, int | None]]:
+        """Every run of the sweep as ``(lr, seed)``, by LR then seed; ``seed`` is ``None``
+        without ``seeds`` (one run per LR, with ``seed``, in an ``lr=...`` folder)."""
+        seeds: list[int | None] = list(self.seeds) if self.seeds is not None else [None]
+        return [(lr, seed) for lr in self.learning_rates() for seed in seeds]
+
+    def for_run(self, seed: int | None) -> SweepConfig:
+        """The settings of one run: ``seed`` in place of the sweep's (``None``: unchanged)."""
+        return self if seed is None else dataclasses.replace(self, seed=seed, seeds=None)
+
     def learning_rates(self) -> list[float]:
         return sorted(self.lrs) if self.lrs is not None else lr_grid(self.lr_min, self.lr_max,
                                                                       self.num_lrs)
@@ -220,8 +237,8 @@ class SweepConfig:
 
 
 # settings that do not change a run's numbers: the grid itself, and where/how it runs
-_NOT_MEASUREMENT = frozenset({"lrs", "lr_min", "lr_max", "num_lrs", "accelerator", "devices",
-                              "data_root", "download", "checkpoint_every"})
+_NOT_MEASUREMENT = frozenset({"lrs", "lr_min", "lr_max", "num_lrs", "seeds", "accelerator",
+                              "devices", "data_root", "download", "checkpoint_every"})
 _NONE_WORDS = ("none", "None", "null", "NULL", "~")
 
 
@@ -306,12 +323,14 @@ def lr_grid(lr_min: float, lr_max: float, num: int) -> list[float]:
     return [float(f"{v:.3g}") for v in np.geomspace(lr_min, lr_max, num)]
 
 
-def run_dir_name(lr: float) -> str:
+def run_dir_name(lr: float, seed: int | None = None) -> str:
     """Folder name of the run at ``lr``: ``lr=1.00e-02`` (three significant digits, as
     :func:`lr_grid` makes them), with as many more digits as ``lr`` needs to be told apart
-    from any other learning rate (``lr=1.0001e-02``)."""
+    from any other learning rate (``lr=1.0001e-02``); ``lr=1.00e-02,seed=3`` for one seed of
+    a sweep over ``seeds``."""
+    suffix = "" if seed is None else f",seed={seed}"
     for digits in range(2, 17):
         name = f"{lr:.{digits}e}"
         if float(name) == lr:
-            return f"lr={name}"
-    return f"lr={lr!r}"
+            return f"lr={name}{suffix}"
+    return f"lr={lr!r}{suffix}"

@@ -58,6 +58,43 @@ def test_sweep_writes_runs_and_skips_finished_ones(tmp_path: Path) -> None:
     assert (runs[0] / "history.csv").stat().st_mtime_ns == stamp
 
 
+def test_seeds_run_every_learning_rate_once_per_seed(tmp_path: Path, capsys) -> None:
+    from thermo_lightning.report import make_report
+
+    with pytest.raises(ValueError, match="`seeds`"):
+        SweepConfig.from_dict({**TINY, "seeds": [1, 1]})
+    with pytest.raises(ValueError, match="`seeds`"):
+        SweepConfig.from_dict({**TINY, "seeds": []})
+    cfg = SweepConfig.from_dict({**TINY, "lrs": [0.05, 0.1], "seeds": ["0", "2"]})
+    assert cfg.seeds == [0, 2]
+    assert cfg.runs() == [(0.05, 0), (0.05, 2), (0.1, 0), (0.1, 2)]
+    runs = run_sweep(cfg, tmp_path, progress=False)
+    assert [p.name for p in runs] == ["lr=5.00e-02,seed=0", "lr=5.00e-02,seed=2",
+                                      "lr=1.00e-01,seed=0", "lr=1.00e-01,seed=2"]
+    finals = {}
+    for run in runs:
+        info = json.loads((run / "run.json").read_text())
+        assert info["status"] == "done" and "seeds" not in info["hparams"]
+        assert run.name.endswith(f"seed={info['hparams']['seed']}")
+        finals[run.name] = pd.read_csv(run / "history.csv")["thermo/U"].iloc[-1]
+    # each seed its own batch sequence and start: different runs at one learning rate
+    assert finals["lr=5.00e-02,seed=0"] != finals["lr=5.00e-02,seed=2"]
+    stamp = (runs[0] / "history.csv").stat().st_mtime_ns
+    # more seeds later: the finished runs are kept, the new ones added
+    more = run_sweep(SweepConfig.from_dict({**TINY, "lrs": [0.05, 0.1], "seeds": [0, 2, 3]}),
+                     tmp_path, progress=False)
+    assert (runs[0] / "history.csv").stat().st_mtime_ns == stamp and len(more) == 6
+    result = make_report(tmp_path, tmp_path / "report", lr_range=(0.01, 1.0),
+                         tensorboard=False)
+    assert sorted(result.runs["seed"].tolist()) == [0, 0, 2, 2, 3, 3]
+    assert any("3 runs (seeds) averaged" in m for m in result.messages)
+    assert main(["sweep", "--model", "toy-up", "--lrs", "0.05", "--seeds", "4", "5",
+                 "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["seeds"] == [4, 5]
+    with pytest.raises(ValueError, match="not one of the sweep's `seeds`"):
+        run_one(cfg, 0.05, tmp_path, seed=7)
+
+
 def test_interrupted_run_resumes_from_its_checkpoint(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("THERMO_FLAKY_FLAG", str(tmp_path / "flag"))
     cfg = SweepConfig(model="tests.helpers.flaky:make", data=None, lrs=[0.05], steps=30,
@@ -180,6 +217,15 @@ def test_parallel_workers(tmp_path: Path) -> None:
         # each worker's log says where its run is (the parent shows the last line)
         log = (run.parent / f"{run.name}.log").read_text()
         assert "step 20/20" in log and "window" in log
+    # seeds through the workers: each child trains its own seed in its own folder
+    seeded = run_sweep(SweepConfig.from_dict({**TINY, "steps": 20, "lrs": [0.05],
+                                              "seeds": [1, 2]}), tmp_path / "seeds",
+                       workers=2, progress=False)
+    for run, seed in zip(seeded, (1, 2), strict=True):
+        assert run.name == f"lr=5.00e-02,seed={seed}"
+        info = json.loads((run / "run.json").read_text())
+        assert info["status"] == "done" and info["hparams"]["seed"] == seed
+        assert f"seed={seed} step 20/20" in (run.parent / f"{run.name}.log").read_text()
 
 
 def test_worker_warnings_are_read_from_its_log(tmp_path: Path) -> None:
