@@ -30,6 +30,7 @@ SECTIONS = [
                                 "SweepSettingsError", "RunLockedError", "stop_with_parent"]),
     ("thermo_lightning.report", ["make_report", "read_run", "summarize_run",
                                  "classify_regime", "find_runs", "window_spec"]),
+    ("thermo_lightning.intervals", ["seed_intervals", "SeedIntervals", "t_interval"]),
     ("thermo_lightning.paper", ["PAPER_SETUPS", "paper_lr_grid"]),
 ]
 

@@ -94,8 +94,10 @@ def _print_table(temperature: pd.DataFrame) -> None:
     if temperature.empty:
         print("  (no temperature table: too few stationary learning rates)")
         return
-    cols = ["lr", "U", "S", "T", "T_lo", "T_hi", "valid", "regime", "T_true"]
-    table = temperature[[c for c in cols if c in temperature]].copy()
+    cols = ["lr", "U", "S", "T", "T_lo", "T_hi", "T_ci_lo", "T_ci_hi", "valid", "regime",
+            "T_true"]
+    table = temperature[[c for c in cols if c in temperature and not (
+        c.startswith("T_ci") and temperature[c].isna().all())]].copy()  # no interval: 1 seed
     with pd.option_context("display.float_format", lambda v: f"{v:.4g}", "display.width", 120):
         print(table.to_string(index=False))
 
@@ -147,7 +149,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                              smoothing=None if args.smoothing <= 0 else args.smoothing,
                              lr_range=tuple(args.lr_range) if args.lr_range else None,
                              force=args.force, tensorboard=not args.no_tensorboard,
-                             include_low_ess=args.include_low_ess)
+                             include_low_ess=args.include_low_ess, ci=args.ci)
     except (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -157,7 +159,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     _print_table(result.temperature)
     if result.power_law is not None:
         b, a = result.power_law
-        print(f"T = {b:.3g} * lr^{a:.3f}")
+        fit = result.fit or {}
+        lo, hi = fit.get("a_ci_lo", math.nan), fit.get("a_ci_hi", math.nan)
+        interval = (f" (a in [{lo:.3f}, {hi:.3f}] at {args.ci:.0%}, "
+                    f"{fit.get('n_seeds', 1)} seeds)" if math.isfinite(lo) else "")
+        print(f"T = {b:.3g} * lr^{a:.3f}{interval}")
     return 0
 
 
@@ -264,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="LRs used for T(eta) instead of the automatic stationary ones")
     report.add_argument("--no-tensorboard", action="store_true",
                         help="do not write REPORT/tensorboard")
+    report.add_argument("--ci", type=float, default=0.95,
+                        help="level of the intervals over seeds (default 0.95)")
     report.add_argument("--include-low-ess", action="store_true",
                         help="keep stationary runs with a low effective sample size in T(eta)")
     report.set_defaults(func=cmd_report)

@@ -37,6 +37,7 @@ from thermo_lightning.functional.temperature import (
     infer_temperature,
     trend_temperature,
 )
+from thermo_lightning.intervals import seed_intervals
 from thermo_lightning.meter import LOW_ESS_FRACTION, WindowSpec
 
 __all__ = [
@@ -443,6 +444,23 @@ def _one_row_per_lr(chosen: pd.DataFrame, messages: list[str]) -> pd.DataFrame:
     return grouped.sort_values("lr").reset_index(drop=True)
 
 
+def _fit_rows(temperature: pd.DataFrame) -> pd.DataFrame:
+    """The rows the power law is fitted to: valid, with both bracket bounds (the end rows
+    have a one-sided bracket, a chord slope, biased)."""
+    return temperature[temperature["valid"] & temperature["T_lo"].notna()
+                       & temperature["T_hi"].notna()]
+
+
+def _power_law_or_none(temperature: pd.DataFrame) -> tuple[float, float] | None:
+    ok = _fit_rows(temperature)
+    if len(ok) < MIN_FIT_ROWS:
+        return None
+    try:
+        return fit_power_law(ok["lr"], ok["T"])
+    except ValueError:
+        return None
+
+
 @dataclass
 class ReportResult:
     """What :func:`make_report` produced: the tables, the fit, the figure paths and a
@@ -453,6 +471,9 @@ class ReportResult:
     power_law: tuple[float, float] | None
     figures: list[Path]
     messages: list[str]
+    #: what ``fit.json`` holds: ``b, a, a_ci_lo, a_ci_hi, level, rows, n_seeds`` (``None``
+    #: without a power law)
+    fit: dict[str, Any] | None = None
 
 
 def window_spec(run: RunData) -> WindowSpec | None:
@@ -507,6 +528,7 @@ def make_report(
     force: bool = False,
     tensorboard: bool = True,
     include_low_ess: bool = False,
+    ci: float = 0.95,
 ) -> ReportResult:
     """Read the runs under ``logdir`` and write the report into ``out``.
 
@@ -525,6 +547,10 @@ def make_report(
         include_low_ess: keep stationary runs whose window has a low effective sample size
             (``low_ess``: ESS below a quarter of the window) in ``T(eta)``; by default they are
             left out, with their reason.
+        ci: level of the intervals over seeds (``T_ci_lo``, ``T_ci_hi`` in
+            ``temperature.csv``; ``a_ci_lo``, ``a_ci_hi`` in ``fit.json``): Student's ``t``
+            over the seeds' own ``T(eta)`` and exponents (:mod:`thermo_lightning.intervals`);
+            ``NaN`` with one seed.
 
     Raises:
         FileNotFoundError: ``logdir`` is missing or holds no runs.
@@ -533,6 +559,8 @@ def make_report(
     from thermo_lightning import figures as fig
 
     _check_report_arguments(tail, eps, smoothing, lr_range)
+    if not (isinstance(ci, float | int) and not isinstance(ci, bool) and 0 < ci < 1):
+        raise ValueError(f"`ci` (--ci) must be a level in (0, 1), got {ci!r}.")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} is a file; the report needs a folder there.")
@@ -615,7 +643,9 @@ def make_report(
         chosen = measured.iloc[0:0]
     if not table.empty:
         table["reason"] = [_left_out_reason(r, set(chosen["run"])) for _, r in table.iterrows()]
+    chosen_runs = chosen
     chosen = _one_row_per_lr(chosen, messages)
+    fit: dict[str, Any] | None = None
     if len(chosen) >= 3:
         temperature = infer_temperature(chosen["lr"], chosen["U"], chosen["S"], eps=eps,
                                         smoothing=smoothing)
@@ -624,9 +654,7 @@ def make_report(
         truth = _known_temperatures(usable)
         if truth:
             temperature["T_true"] = [truth.get(float(lr), math.nan) for lr in temperature["lr"]]
-        # the end rows have a one-sided bracket (a chord slope, biased): left out of the fit
-        ok = temperature[temperature["valid"] & temperature["T_lo"].notna()
-                         & temperature["T_hi"].notna()]
+        ok = _fit_rows(temperature)
         if len(ok) < MIN_FIT_ROWS:
             messages.append(
                 f"power law: not fitted; it uses the valid rows with both bracket bounds (the "
@@ -637,6 +665,23 @@ def make_report(
                 power_law = fit_power_law(ok["lr"], ok["T"])
             except ValueError as err:
                 messages.append(f"power law: {err}")
+        spread = seed_intervals(
+            chosen_runs, lambda rows: infer_temperature(rows["lr"], rows["U"], rows["S"],
+                                                        eps=eps, smoothing=smoothing),
+            _power_law_or_none, level=ci)
+        bounds = spread.temperature.set_index("lr")
+        for col in ("T_ci_lo", "T_ci_hi"):
+            temperature[col] = [float(bounds[col].get(float(lr), math.nan))
+                                for lr in temperature["lr"]]
+        n_seeds = int(chosen["n_runs"].max()) if "n_runs" in chosen else 1
+        if not temperature["T_ci_lo"].notna().any():
+            messages.append("T_ci_lo/T_ci_hi: no interval (it needs at least 2 seeds per "
+                            "learning rate: run the sweep with --seeds 0 1 2)")
+        if power_law is not None:
+            fit = {"b": power_law[0], "a": power_law[1], "a_ci_lo": spread.a_ci[0],
+                   "a_ci_hi": spread.a_ci[1], "level": ci,
+                   "rows": [float(v) for v in ok["lr"]], "n_seeds": n_seeds,
+                   "seed_exponents": {str(k): v for k, v in spread.exponents.items()}}
         bad = temperature[~temperature["valid"]]
         for _, r in bad.iterrows():
             messages.append(f"lr={r['lr']:.3g}: T not valid ({r['reason']})")
@@ -661,10 +706,12 @@ def make_report(
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "runs.csv", index=False)
     temperature.to_csv(out / "temperature.csv", index=False)
+    if fit is not None:
+        (out / "fit.json").write_text(json.dumps(fit, indent=2, allow_nan=True))
     rendered = fig.render_report_figures(table, temperature, power_law, local)
     figures = fig.save_figures(rendered, out)
     if tensorboard:
         fig.write_tensorboard(out / "tensorboard", rendered, usable, table, temperature,
                               force=force)
     (out / "messages.txt").write_text("\n".join(messages) + ("\n" if messages else ""))
-    return ReportResult(table, temperature, power_law, figures, messages)
+    return ReportResult(table, temperature, power_law, figures, messages, fit)
