@@ -113,6 +113,7 @@ class ThermoCallback(pl.Callback):
         self._extra = ExtraBatches(snr_data, seed)
         #: loss of random SI weights on the first batch (``None`` until measured)
         self.random_loss: float | None = None
+        #: ``(mode, mini-batches for the noise)`` that ``snr="auto"`` chose for this fit
         self._snr_plan: tuple[str, int] | None = None
 
     # ------------------------------------------------------------------ state
@@ -196,7 +197,7 @@ class ThermoCallback(pl.Callback):
             self._loss_fn = self.loss_fn or default_loss_fn(pl_module, warn=rank_zero_warn)
         self._on_sphere = on_sphere
         self._radius = projector.radius if on_sphere else 1.0
-        self._snr_plan: tuple[str, int] | None = None  # (mode, full-set batches): snr="auto"
+        self._snr_plan = None  # snr="auto" decides again for this fit
         loggers.write_layout(trainer, self.meter.ks)
         loggers.log_hyperparams(trainer, spec.as_hparams())
 
@@ -299,11 +300,11 @@ class ThermoCallback(pl.Callback):
             except ValueError:  # no full training set to be had
                 count = None
             k = self.snr_batches
-            if count is not None and 1 <= count <= budget:
-                self._snr_plan = ("exact", max(1, budget))
+            if count is not None and 1 <= count <= budget:  # budget >= 1: K >= 2
+                self._snr_plan = ("exact", budget)
                 rank_zero_info(f"ThermoCallback: snr='auto' measures the exact SNR (the "
                                f"training set is {count} batch(es): its full gradient, plus "
-                               f"{max(1, budget)} mini-batches for the noise).")
+                               f"{budget} mini-batches for the noise).")
             else:
                 self._snr_plan = ("unbiased", k)
                 why = ("no full training set (full_data=, or full_batches() on the data "

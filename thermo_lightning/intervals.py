@@ -80,7 +80,8 @@ def seed_intervals(
         level: confidence level.
     """
     rows, exponents = [], {}
-    if "seed" in chosen and chosen["seed"].notna().any():
+    # one seed: no spread (and its T(eta) is the report's own)
+    if "seed" in chosen and chosen["seed"].nunique() >= 2:
         for seed, runs in chosen.dropna(subset=["seed"]).groupby("seed"):
             runs = runs.drop_duplicates("lr")
             if len(runs) < 3:

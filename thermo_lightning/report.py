@@ -673,7 +673,7 @@ def make_report(
         for col in ("T_ci_lo", "T_ci_hi"):
             temperature[col] = [float(bounds[col].get(float(lr), math.nan))
                                 for lr in temperature["lr"]]
-        n_seeds = int(chosen["n_runs"].max()) if "n_runs" in chosen else 1
+        n_seeds = int(chosen["n_runs"].max())
         if not temperature["T_ci_lo"].notna().any():
             messages.append("T_ci_lo/T_ci_hi: no interval (it needs at least 2 seeds per "
                             "learning rate: run the sweep with --seeds 0 1 2)")

@@ -251,7 +251,7 @@ def run_one(cfg: SweepConfig, lr: float, out: str | Path, *, seed: int | None = 
     run_dir.mkdir(parents=True, exist_ok=True)
     with _run_lock(run_dir), _sigterm_interrupts() as current:
         return _run_locked(cfg.for_run(seed), lr, run_dir, progress_bar, current, progress,
-                           labelled=seed is not None)
+                           seed)
 
 
 @contextlib.contextmanager
@@ -280,7 +280,7 @@ def _sigterm_interrupts() -> Iterator[dict[str, Any]]:
 
 def _run_locked(cfg: SweepConfig, lr: float, run_dir: Path, progress_bar: bool,
                 current: dict[str, Any], progress: Callable[[str], Any] | None = None,
-                labelled: bool = False) -> Path:
+                seed: int | None = None) -> Path:
     info = _read_run(run_dir)
     hparams = {**dataclasses.asdict(cfg), "lr": lr, "precision": cfg.resolved_precision(),
                "stride": cfg.stride_for(lr)}
@@ -300,7 +300,7 @@ def _run_locked(cfg: SweepConfig, lr: float, run_dir: Path, progress_bar: bool,
     _write_run(run_dir, info)
     try:
         trainer, thermo = _train(cfg, lr, run_dir, info, progress_bar, current, progress,
-                                 cfg.seed if labelled else None)
+                                 seed)
     except SIGTERMException:
         info.update(status="interrupted", error="SIGTERM (resumes from its last checkpoint)")
         _write_run(run_dir, info)
@@ -324,9 +324,10 @@ def _run_locked(cfg: SweepConfig, lr: float, run_dir: Path, progress_bar: bool,
 
 def _train(cfg: SweepConfig, lr: float, run_dir: Path, info: dict[str, Any], progress_bar: bool,
            current: dict[str, Any], progress: Callable[[str], Any] | None = None,
-           seed_label: int | None = None) -> tuple[pl.Trainer, ThermoCallback]:
+           seed: int | None = None) -> tuple[pl.Trainer, ThermoCallback]:
     """Build the run's data, model, callback and Trainer, and fit (resuming from
-    ``checkpoints/last.ckpt`` when it is there and readable)."""
+    ``checkpoints/last.ckpt`` when it is there and readable). ``seed``: the run's seed when
+    it is one of the sweep's ``seeds`` (shown in its progress lines)."""
     dm = _datamodule(cfg)
     model = _model(cfg, lr, dm)
     if "random_loss" not in info:
@@ -348,7 +349,7 @@ def _train(cfg: SweepConfig, lr: float, run_dir: Path, info: dict[str, Any], pro
         precision=cfg.resolved_precision(),  # type: ignore[arg-type]
         max_steps=cfg.steps, logger=loggers,
         callbacks=[thermo, ckpt,
-                   *([RunProgress(lr, thermo, progress, seed_label)] if progress else [])],
+                   *([RunProgress(lr, thermo, progress, seed)] if progress else [])],
         enable_progress_bar=progress_bar, enable_model_summary=False,
         log_every_n_steps=max(1, min(50, cfg.steps)),
     )

@@ -40,11 +40,14 @@ __all__ = ["GradientSNRAccumulator", "gradient_snr"]
 
 @dataclass
 class _SNRState:
-    count: int
-    sum_grad: Tensor  # (D,) float64: sum_i g_i
-    sum_sq_norm: float  # sum_i ||g_i||^2
-    sum_norm: float  # sum_i ||g_i||
-    sum_sq_dev: float  # sum_i ||g_i - g||^2 (only with a full gradient)
+    """The running sums, float64 tensors on the gradients' device (no host sync while
+    gradients are folded in; :func:`_snr_compute` reads them once)."""
+
+    count: Tensor  # (): number of gradients
+    sum_grad: Tensor  # (D,): sum_i g_i
+    sum_sq_norm: Tensor  # (): sum_i ||g_i||^2
+    sum_norm: Tensor  # (): sum_i ||g_i||
+    sum_sq_dev: Tensor  # (): sum_i ||g_i - g||^2 (only with a full gradient)
 
 
 def _as_grads(x: Tensor | np.ndarray, name: str) -> Tensor:
@@ -61,30 +64,30 @@ def _snr_update(state: _SNRState | None, grads: Tensor, full_grad: Tensor | None
     g = grads.to(torch.float64)
     sq_norms = g.square().sum(dim=1)
     if state is None:
-        state = _SNRState(0, torch.zeros(g.shape[1], dtype=torch.float64, device=g.device),
-                          0.0, 0.0, 0.0)
-    state.count += g.shape[0]
-    state.sum_grad += g.sum(dim=0)
-    state.sum_sq_norm += float(sq_norms.sum())
-    state.sum_norm += float(sq_norms.sqrt().sum())
-    if full_grad is not None:
-        state.sum_sq_dev += float((g - full_grad.to(torch.float64)).square().sum())
-    return state
+        zero = torch.zeros((), dtype=torch.float64, device=g.device)
+        state = _SNRState(zero, torch.zeros(g.shape[1], dtype=torch.float64, device=g.device),
+                          zero, zero, zero)
+    dev = (torch.zeros_like(state.sum_sq_dev) if full_grad is None
+           else (g - full_grad.to(torch.float64)).square().sum())
+    return _SNRState(state.count + g.shape[0], state.sum_grad + g.sum(dim=0),
+                     state.sum_sq_norm + sq_norms.sum(), state.sum_norm + sq_norms.sqrt().sum(),
+                     state.sum_sq_dev + dev)
 
 
 def _snr_compute(state: _SNRState, full_grad: Tensor | None) -> dict[str, float]:
-    k = state.count
-    mean_stoch = state.sum_norm / k
+    k = round(float(state.count))
+    sum_sq_norm, sum_sq_dev = float(state.sum_sq_norm), float(state.sum_sq_dev)
+    mean_stoch = float(state.sum_norm) / k
     sum_sq = float(state.sum_grad.square().sum())  # ||sum_i g_i||^2
     if full_grad is not None:
         g_sq = float(full_grad.to(torch.float64).square().sum())
-        noise_sq = state.sum_sq_dev / k
+        noise_sq = sum_sq_dev / k
         g_sq_unbiased = g_sq
     else:
         if k < 2:
             raise ValueError("the unbiased estimate needs at least K=2 batch gradients.")
-        g_sq_unbiased = (sum_sq - state.sum_sq_norm) / (k * (k - 1))
-        noise_sq = max((state.sum_sq_norm - sum_sq / k) / (k - 1), 0.0)
+        g_sq_unbiased = (sum_sq - sum_sq_norm) / (k * (k - 1))
+        noise_sq = max((sum_sq_norm - sum_sq / k) / (k - 1), 0.0)
         # not positive: the signal is below what K batches resolve. NaN says so; a 0 would
         # be averaged in as a measurement (and the positive draws bias the mean up)
         g_sq = g_sq_unbiased if g_sq_unbiased > 0 else math.nan
@@ -206,10 +209,12 @@ class GradientSNRAccumulator(Metric):
         return round(float(self.n))
 
     def _state(self) -> _SNRState | None:
-        if self.count == 0:
+        """The metric's states as the running sums; ``None`` before the first gradient
+        (``sum_grad`` is still the scalar 0 then, as after ``reset()``)."""
+        if self.sum_grad.ndim == 0:
             return None
-        return _SNRState(self.count, self.sum_grad, float(self.sum_sq_norm),
-                         float(self.sum_norm), float(self.sum_sq_dev))
+        return _SNRState(self.n, self.sum_grad, self.sum_sq_norm, self.sum_norm,
+                         self.sum_sq_dev)
 
     def update(self, grad: Tensor) -> None:
         """Add one flattened gradient ``(D,)`` (or a block ``(K, D)``)."""
@@ -221,14 +226,9 @@ class GradientSNRAccumulator(Metric):
                 f"`grad` has D={g.shape[1]}, earlier gradients had D={self.sum_grad.shape[0]}."
             )
         fg = None if self.full_grad is None else self.full_grad.to(g.device)
-        if self.sum_grad.ndim == 0:
-            self.sum_grad = torch.zeros(g.shape[1], dtype=torch.float64, device=g.device)
         state = _snr_update(self._state(), g, fg)
-        self.n = torch.tensor(float(state.count), dtype=torch.float64, device=self.n.device)
-        self.sum_grad = state.sum_grad
-        for name in ("sum_sq_norm", "sum_norm", "sum_sq_dev"):
-            setattr(self, name, torch.tensor(getattr(state, name), dtype=torch.float64,
-                                             device=self.n.device))
+        self.n, self.sum_grad, self.sum_sq_norm, self.sum_norm, self.sum_sq_dev = (
+            state.count, state.sum_grad, state.sum_sq_norm, state.sum_norm, state.sum_sq_dev)
 
     def compute(self) -> dict[str, float]:
         """The same dictionary as :func:`gradient_snr`."""
