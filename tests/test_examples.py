@@ -96,6 +96,11 @@ def test_digits_up_vs_op_example(tmp_path: Path) -> None:
         ["--quick", "--out", str(tmp_path)])
     assert set(results) == {"UP", "OP"}
     assert (tmp_path / "up_w1" / "report" / "runs.csv").exists()
+    # the under-parameterised sweep runs 3 seeds by default: one folder per (LR, seed)
+    runs = results["UP"].runs
+    assert sorted(runs["seed"].unique()) == [0, 1, 2] and len(runs) == 9
+    assert not (runs["run"].str.contains("seed").any() and results["OP"].runs["run"].str
+                .contains("seed").any())
 
 
 def _fake_cifar10(root: Path, n: int = 64) -> None:

@@ -44,13 +44,23 @@ def _legend_regimes(ax: Any, table: pd.DataFrame) -> None:
     _legend(ax)
 
 
-def _fig_u_s(table: pd.DataFrame) -> Any:
+def _fig_u_s(table: pd.DataFrame, temperature: pd.DataFrame | None = None) -> Any:
     fig = Figure(figsize=(9, 3.5))
     axes = fig.subplots(1, 2)
     colors = _regime_colors(table)
     for ax, col, label in ((axes[0], "U", "U (stationary loss)"), (axes[1], "S", "S (entropy)")):
         ax.plot(table["lr"], table[col], color="0.7", lw=1)
         ax.scatter(table["lr"], table[col], c=colors, zorder=3)
+        se = f"{col}_se"
+        if se in table and table[se].notna().any():  # the runs' tail bootstraps
+            ax.errorbar(table["lr"], table[col], yerr=table[se], fmt="none", ecolor="0.3",
+                        elinewidth=0.8, capsize=2, label="$\\pm$1 s.e. (within run)")
+        if temperature is not None and se in temperature and "n_runs" in temperature:
+            seeds = temperature[temperature["n_runs"] >= 2]
+            if len(seeds):
+                ax.errorbar(seeds["lr"], seeds[f"{col}_raw"] if f"{col}_raw" in seeds
+                            else seeds[col], yerr=seeds[se], fmt="D", ms=3, color="k",
+                            capsize=2, zorder=4, label="seed mean $\\pm$1 s.e.")
         ax.set_xscale("log")
         ax.set_xlabel("learning rate $\\eta$")
         ax.set_ylabel(label)
@@ -79,7 +89,8 @@ def _fig_u_vs_s(table: pd.DataFrame, temperature: pd.DataFrame) -> Any:
     return fig
 
 
-def _fig_temperature(temperature: pd.DataFrame, power_law: tuple[float, float] | None) -> Any:
+def _fig_temperature(temperature: pd.DataFrame, power_law: tuple[float, float] | None,
+                     fit: Mapping[str, Any] | None = None) -> Any:
     fig = Figure(figsize=(5, 4))
     ax = fig.subplots()
     t = temperature
@@ -90,7 +101,28 @@ def _fig_temperature(temperature: pd.DataFrame, power_law: tuple[float, float] |
         ax.fill_between(t["lr"][band], lo[band], hi[band], color="tab:orange", alpha=0.25,
                         label="bracket [T_lo, T_hi]")
     ok = t["valid"].astype(bool) & (t["T"] > 0)
-    ax.scatter(t["lr"][ok], t["T"][ok], color="tab:orange", zorder=3, label="T (valid)")
+    interior = ok & band
+    ax.scatter(t["lr"][interior], t["T"][interior], color="tab:orange", zorder=3,
+               label="T (valid)")
+    end = ok & ~band
+    if end.any():
+        ax.scatter(t["lr"][end], t["T"][end], facecolors="none", edgecolors="tab:orange",
+                   zorder=3, label="T (end row: one-sided chord)")
+    if {"T_ci_lo", "T_ci_hi"} <= set(t.columns):
+        has_ci = ok & t["T_ci_lo"].notna() & t["T_ci_hi"].notna() & (t["T_ci_lo"] > 0)
+        if has_ci.any():
+            c = t[has_ci]
+            level = fit.get("level", 0.95) if fit else 0.95
+            # segments, not error bars about T: an interval over seeds is centred on the
+            # seeds' mean and a bootstrap one on its draws, either may leave T off-centre
+            label = f"{level:.0%} interval" + (f" ({fit['ci_method']})" if fit and fit.get(
+                "ci_method") else "")
+            ax.vlines(c["lr"], c["T_ci_lo"], c["T_ci_hi"], color="tab:red", lw=1, zorder=4,
+                      label=label)
+            for col in ("T_ci_lo", "T_ci_hi"):
+                ax.scatter(c["lr"], c[col], marker="_", color="tab:red", s=40, zorder=4)
+    if "T_true" in t and t["T_true"].notna().any():
+        ax.plot(t["lr"], t["T_true"], color="tab:green", lw=1, label="true T (known problem)")
     marks = t["T"].where(t["T"] > 0).fillna(t["T_lo"].abs()).fillna(t["T_hi"].abs())
     shown = ~ok & (marks > 0)  # a log axis cannot show zero or negative values
     if shown.any():
@@ -99,7 +131,11 @@ def _fig_temperature(temperature: pd.DataFrame, power_law: tuple[float, float] |
     if power_law is not None:
         b, a = power_law
         grid = np.geomspace(t["lr"].min(), t["lr"].max(), 50)
-        ax.plot(grid, b * grid**a, "k--", lw=1, label=f"T = {b:.2g} $\\eta^{{{a:.2f}}}$")
+        label = f"T = {b:.2g} $\\eta^{{{a:.2f}}}$"
+        if fit and _scalar(fit.get("a_ci_lo")) is not None and _scalar(
+                fit.get("a_ci_hi")) is not None:
+            label += f", a in [{fit['a_ci_lo']:.2f}, {fit['a_ci_hi']:.2f}]"
+        ax.plot(grid, b * grid**a, "k--", lw=1, label=label)
     ax.set_xscale("log")
     if ok.any() or band.any() or shown.any():
         ax.set_yscale("log")
@@ -184,14 +220,16 @@ def render_report_figures(
     temperature: pd.DataFrame,
     power_law: tuple[float, float] | None,
     local: Mapping[float, tuple[np.ndarray, np.ndarray]],
+    fit: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The report's figures by name (figures whose data is missing are left out)."""
+    """The report's figures by name (figures whose data is missing are left out); ``fit``
+    (``fit.json``'s content) puts the exponent's interval in the legend."""
     makers: list[tuple[str, Any]] = []
     if {"U", "S"} <= set(table.columns) and len(table):
-        makers += [("u_s_vs_lr", lambda: _fig_u_s(table)),
+        makers += [("u_s_vs_lr", lambda: _fig_u_s(table, temperature)),
                    ("u_vs_s", lambda: _fig_u_vs_s(table, temperature))]
     if len(temperature):
-        makers += [("temperature", lambda: _fig_temperature(temperature, power_law)),
+        makers += [("temperature", lambda: _fig_temperature(temperature, power_law, fit)),
                    ("free_energy", lambda: _fig_free_energy(temperature))]
     makers += [("local_temperature", lambda: _fig_local_temperature(local))]
     if len(table):
@@ -251,7 +289,7 @@ def write_tensorboard(
     force: bool = False,
 ) -> None:
     """The report's figures as TensorBoard images and an hparams table (hyperparameters ->
-    ``U, S, T, snr``) in ``folder``."""
+    ``U, S`` with their standard errors, ``T`` with its interval, ``snr``) in ``folder``."""
     from torch.utils.tensorboard import SummaryWriter
 
     if folder.exists():
@@ -261,7 +299,7 @@ def write_tensorboard(
     with SummaryWriter(str(folder)) as writer:
         for name, figure in figures.items():
             writer.add_figure(f"report/{name}", figure, close=False)
-        t_by_lr = dict(zip(temperature["lr"], temperature["T"], strict=True))
+        by_lr = temperature.set_index("lr") if "lr" in temperature else pd.DataFrame()
         for run in runs:
             row = table[table["run"] == run.name]
             if row.empty or "U" not in row:
@@ -274,8 +312,11 @@ def write_tensorboard(
                   for k, v in hp.items() if v is not None}
             if "k" in run.hparams:
                 hp["k"] = str(run.hparams["k"])
-            metrics = {f"hparam/{k}": _scalar(r.get(k)) for k in ("U", "S", "snr")}
-            metrics["hparam/T"] = _scalar(t_by_lr.get(r["lr"]))
+            metrics = {f"hparam/{k}": _scalar(r.get(k)) for k in ("U", "S", "U_se", "S_se",
+                                                                 "snr")}
+            for col in ("T", "T_ci_lo", "T_ci_hi"):
+                metrics[f"hparam/{col}"] = _scalar(by_lr[col].get(r["lr"])) if col in by_lr \
+                    else None
             metrics = {k: v for k, v in metrics.items() if v is not None}
             if metrics:
                 writer.add_hparams(hp, metrics, run_name=run.name)

@@ -37,7 +37,14 @@ from thermo_lightning.functional.temperature import (
     infer_temperature,
     trend_temperature,
 )
-from thermo_lightning.intervals import seed_intervals
+from thermo_lightning.intervals import (
+    MIN_BLOCKS,
+    SeedIntervals,
+    TailBootstrap,
+    bootstrap_intervals,
+    seed_intervals,
+    tail_bootstrap,
+)
 from thermo_lightning.meter import LOW_ESS_FRACTION, WindowSpec
 
 __all__ = [
@@ -49,6 +56,7 @@ __all__ = [
     "make_report",
     "read_run",
     "summarize_run",
+    "tail_bootstrap_of",
 ]
 
 U, S, SNR = keys.ENERGY, keys.ENTROPY, keys.SNR
@@ -330,6 +338,42 @@ def classify_regime(
     return "stationary"
 
 
+def _tail(run: RunData, tail: float, min_points: int) -> pd.DataFrame | str:
+    """The run's last ``tail`` of the logging points with ``U`` and ``S`` at its final
+    stride (at least ``min_points``), or why there are too few."""
+    good = run.history.dropna(subset=[U, S])
+    if keys.STRIDE in good and good[keys.STRIDE].notna().any():
+        good = good[good[keys.STRIDE] == good[keys.STRIDE].dropna().iloc[-1]]
+    if len(good) < min_points:
+        return f"only {len(good)} logging points with U and S (at the final stride)"
+    return good.iloc[-max(min_points, round(tail * len(good))):]
+
+
+def _window_span(run: RunData, part: pd.DataFrame) -> float | None:
+    """Steps one entropy window covers at the tail, ``window * stride`` (``None``: unknown)."""
+    spec = window_spec(run)
+    if spec is None:
+        return None
+    stride = (float(part[keys.STRIDE].iloc[-1]) if keys.STRIDE in part
+              and part[keys.STRIDE].notna().any() else _number(spec.stride))
+    return None if stride is None else spec.window * stride
+
+
+def tail_bootstrap_of(run: RunData, tail: float = 0.15, min_points: int = 5, *,
+                      draws: int = 400, seed: int = 0) -> TailBootstrap | None:
+    """The moving-block bootstrap of the run's tail means of ``U`` and ``S``
+    (:func:`~thermo_lightning.intervals.tail_bootstrap`; blocks at least one entropy window
+    long), or ``None`` when the run has too few points."""
+    if run.history.empty or U not in run.history or S not in run.history:
+        return None
+    part = _tail(run, tail, min_points)
+    if isinstance(part, str):
+        return None
+    return tail_bootstrap(part["step"].to_numpy(float), part[[U, S]].to_numpy(float),
+                          span=_window_span(run, part), draws=draws,
+                          rng=np.random.default_rng(seed))
+
+
 def summarize_run(run: RunData, tail: float = 0.15, min_points: int = 5) -> dict[str, Any]:
     """``U``, ``S`` (and SNR, gradient norms, accuracy) averaged over the last ``tail`` of the
     logging points that have an entropy, measured with the run's final stride (windows of an
@@ -341,14 +385,11 @@ def summarize_run(run: RunData, tail: float = 0.15, min_points: int = 5) -> dict
         row["seed"] = int(run.hparams["seed"])
     if h.empty or U not in h or S not in h:
         return row
-    good = h.dropna(subset=[U, S])
-    if keys.STRIDE in good and good[keys.STRIDE].notna().any():
-        good = good[good[keys.STRIDE] == good[keys.STRIDE].dropna().iloc[-1]]
-    if len(good) < min_points:
-        row["problem"] = f"only {len(good)} logging points with U and S (at the final stride)"
+    part = _tail(run, tail, min_points)
+    if isinstance(part, str):
+        row["problem"] = part
         return row
-    n_tail = max(min_points, round(tail * len(good)))
-    part = good.iloc[-n_tail:]
+    n_tail = len(part)
     steps = part["step"].to_numpy(float)
     row.update(U=part[U].mean(), S=part[S].mean(), U_std=part[U].std(ddof=1),
                S_std=part[S].std(ddof=1), tail_points=n_tail, first_tail_step=steps[0],
@@ -437,8 +478,13 @@ def _one_row_per_lr(chosen: pd.DataFrame, messages: list[str]) -> pd.DataFrame:
     if chosen.empty:
         return chosen.assign(n_runs=pd.Series(dtype=int))
     counts = chosen.groupby("lr")["run"].count()
-    for lr, n in counts[counts > 1].items():
-        messages.append(f"lr={lr:.3g}: {n} runs (seeds) averaged into one T(eta) row")
+    several = counts[counts > 1]
+    if len(several) and several.nunique() == 1 and len(several) == len(counts):
+        messages.append(f"every learning rate: {several.iloc[0]} runs (seeds) averaged into "
+                        "one T(eta) row")
+    else:
+        for lr, n in several.items():
+            messages.append(f"lr={lr:.3g}: {n} runs (seeds) averaged into one T(eta) row")
     grouped = chosen.groupby("lr", as_index=False).agg(
         U=("U", "mean"), S=("S", "mean"), regime=("regime", "first"), n_runs=("run", "count"))
     return grouped.sort_values("lr").reset_index(drop=True)
@@ -459,6 +505,49 @@ def _power_law_or_none(temperature: pd.DataFrame) -> tuple[float, float] | None:
         return fit_power_law(ok["lr"], ok["T"])
     except ValueError:
         return None
+
+
+def _intervals(chosen_runs: pd.DataFrame, resampled: dict[str, np.ndarray], eps: float,
+               smoothing: float | None, level: float, messages: list[str]
+               ) -> tuple[SeedIntervals | None, str | None]:
+    """The intervals of ``T(eta)`` and the exponent: over seeds where the runs have 2 or
+    more, else from the runs' tail bootstraps; ``(None, None)`` (said in ``messages``) when
+    neither is possible."""
+    def infer(rows: pd.DataFrame) -> pd.DataFrame:
+        return infer_temperature(rows["lr"], rows["U"], rows["S"], eps=eps, smoothing=smoothing)
+
+    if "seed" in chosen_runs and chosen_runs["seed"].nunique() >= 2:
+        return seed_intervals(chosen_runs, infer, _power_law_or_none, level=level), "seeds"
+    short = [name for name in chosen_runs["run"] if name not in resampled]
+    if short:
+        which = ("no run's tail holds that many" if len(short) == len(chosen_runs)
+                 else f"{', '.join(short)} hold fewer")
+        messages.append(
+            "T_ci_lo/T_ci_hi: no interval. One seed: the within-run bootstrap needs at least "
+            f"{MIN_BLOCKS} independent blocks (entropy windows) in each run's tail, and "
+            f"{which} (runs.csv: blocks). Run seeds (--seeds 0 1 2), train longer, or "
+            "average a longer tail (--tail)")
+        return None, None
+    return bootstrap_intervals(chosen_runs, resampled, infer, _power_law_or_none,
+                               level=level), "bootstrap"
+
+
+def _standard_errors(chosen_runs: pd.DataFrame, lrs: pd.Series) -> tuple[list[float],
+                                                                          list[float]]:
+    """Standard errors of each learning rate's ``U`` and ``S``: over its runs (seeds:
+    ``std / sqrt(n)``) where there are 2 or more, else the run's tail bootstrap (``NaN``
+    without one)."""
+    out: tuple[list[float], list[float]] = ([], [])
+    for lr in lrs:
+        group = chosen_runs[chosen_runs["lr"] == lr]
+        for values, col in zip(out, ("U", "S"), strict=True):
+            if len(group) >= 2:
+                values.append(float(group[col].std(ddof=1)) / math.sqrt(len(group)))
+            elif f"{col}_se" in group and len(group):
+                values.append(float(group[f"{col}_se"].iloc[0]))
+            else:
+                values.append(math.nan)
+    return out
 
 
 @dataclass
@@ -592,6 +681,7 @@ def make_report(
     usable = [r for r in runs if r.lr is not None and not r.history.empty]
     s_uniform, dim = _uniform_reference(usable)
     rows = []
+    resampled: dict[str, np.ndarray] = {}  # run -> (draws, 2) bootstrap tail means of U, S
     for run in usable:
         row = summarize_run(run, tail=tail)
         if "problem" in row:
@@ -619,6 +709,13 @@ def make_report(
                                 "left out of T(eta) unless --include-low-ess. Train longer, "
                                 "or use a smaller window (fewer snapshots, farther apart; "
                                 "with stride='auto')")
+        if "U" in row and row["regime"] != "invalid":
+            boot = tail_bootstrap_of(run, tail)
+            if boot is not None:
+                row["blocks"] = boot.blocks
+                if boot.means is not None:
+                    row["U_se"], row["S_se"] = (float(v) for v in boot.se)
+                    resampled[run.name] = boot.means
         row["path"] = str(run.path)
         rows.append(row)
     table = pd.DataFrame(rows)
@@ -665,23 +762,23 @@ def make_report(
                 power_law = fit_power_law(ok["lr"], ok["T"])
             except ValueError as err:
                 messages.append(f"power law: {err}")
-        spread = seed_intervals(
-            chosen_runs, lambda rows: infer_temperature(rows["lr"], rows["U"], rows["S"],
-                                                        eps=eps, smoothing=smoothing),
-            _power_law_or_none, level=ci)
-        bounds = spread.temperature.set_index("lr")
+        spread, ci_method = _intervals(chosen_runs, resampled, eps, smoothing, ci, messages)
         for col in ("T_ci_lo", "T_ci_hi"):
-            temperature[col] = [float(bounds[col].get(float(lr), math.nan))
-                                for lr in temperature["lr"]]
+            temperature[col] = ([float(spread.temperature.set_index("lr")[col].get(float(lr),
+                                                                                   math.nan))
+                                 for lr in temperature["lr"]] if spread is not None
+                                else math.nan)
+        temperature["ci_method"] = ci_method or ""
+        temperature["U_se"], temperature["S_se"] = _standard_errors(chosen_runs,
+                                                                    temperature["lr"])
         n_seeds = int(chosen["n_runs"].max())
-        if not temperature["T_ci_lo"].notna().any():
-            messages.append("T_ci_lo/T_ci_hi: no interval (it needs at least 2 seeds per "
-                            "learning rate: run the sweep with --seeds 0 1 2)")
         if power_law is not None:
-            fit = {"b": power_law[0], "a": power_law[1], "a_ci_lo": spread.a_ci[0],
-                   "a_ci_hi": spread.a_ci[1], "level": ci,
+            a_ci = spread.a_ci if spread is not None else (math.nan, math.nan)
+            fit = {"b": power_law[0], "a": power_law[1], "a_ci_lo": a_ci[0],
+                   "a_ci_hi": a_ci[1], "level": ci, "ci_method": ci_method,
                    "rows": [float(v) for v in ok["lr"]], "n_seeds": n_seeds,
-                   "seed_exponents": {str(k): v for k, v in spread.exponents.items()}}
+                   "seed_exponents": ({str(k): v for k, v in spread.exponents.items()}
+                                      if ci_method == "seeds" else {})}
         bad = temperature[~temperature["valid"]]
         for _, r in bad.iterrows():
             messages.append(f"lr={r['lr']:.3g}: T not valid ({r['reason']})")
@@ -708,7 +805,7 @@ def make_report(
     temperature.to_csv(out / "temperature.csv", index=False)
     if fit is not None:
         (out / "fit.json").write_text(json.dumps(fit, indent=2, allow_nan=True))
-    rendered = fig.render_report_figures(table, temperature, power_law, local)
+    rendered = fig.render_report_figures(table, temperature, power_law, local, fit)
     figures = fig.save_figures(rendered, out)
     if tensorboard:
         fig.write_tensorboard(out / "tensorboard", rendered, usable, table, temperature,

@@ -35,6 +35,25 @@ def test_energy_matches_equipartition(thinned) -> None:
     np.testing.assert_allclose(u, expected, rtol=0.07)
 
 
+def test_chain_temperature_is_the_slope_of_the_chains_own_energy_and_entropy() -> None:
+    # large steps (eta lambda_max = 0.4), where the chain's dU/dS is 10-20% above
+    # eta sigma^2 / 2: the per-mode AR(1) variances from simulate() give U and the Gaussian S
+    problem = LangevinSphere(dim=4, noise_std=0.05, curvatures=torch.tensor([2.0, 3.0, 4.0]))
+    lrs = [0.07, 0.08, 0.09, 0.1]
+    runs = problem.simulate(lrs, n_samples=4000, stride=4, n_chains=8, seed=1)
+    tangent = runs.samples[..., 1:].reshape(len(lrs), -1, 3)
+    var = tangent.pow(2).mean(dim=1).numpy()  # per-mode variances (mean 0 at the minimum)
+    u = runs.energies.mean(dim=(1, 2)).numpy()
+    s = 0.5 * np.log(var).sum(axis=1)
+    for i in (1, 2):  # central differences along eta
+        measured = (u[i + 1] - u[i - 1]) / (s[i + 1] - s[i - 1])
+        expected = problem.chain_temperature(lrs[i])
+        assert expected / problem.temperature(lrs[i]) > 1.1
+        assert measured == pytest.approx(expected, rel=0.04)
+    with pytest.raises(ValueError, match="stable chain"):
+        problem.chain_temperature(0.6)
+
+
 @pytest.mark.parametrize(("estimator", "k"), [("knn_graph", 10), ("kozachenko_leonenko", 5)])
 def test_thinned_windows_recover_the_known_temperature(thinned, estimator: str, k: int) -> None:
     windows = thinned.windows()

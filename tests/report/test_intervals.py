@@ -1,4 +1,5 @@
-"""Intervals over seeds: Student's t on the seeds' own T(eta) and exponents."""
+"""Intervals: over seeds (pooled Student's t on ln T, t on the exponents) and within one run
+(the moving-block bootstrap of the tail, through the whole bracket construction)."""
 
 from __future__ import annotations
 
@@ -7,11 +8,22 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.signal import lfilter
 from scipy.stats import t as student_t
 
 from thermo_lightning.functional import infer_temperature
-from thermo_lightning.intervals import seed_intervals, t_interval
-from thermo_lightning.report import _power_law_or_none
+from thermo_lightning.intervals import (
+    MIN_BLOCKS,
+    bootstrap_intervals,
+    pooled_log_intervals,
+    seed_intervals,
+    t_interval,
+    tail_block_length,
+    tail_bootstrap,
+)
+from thermo_lightning.report import _power_law_or_none, make_report
+
+from .synthetic import canonical, write_run
 
 LRS = [0.01, 0.02, 0.04, 0.08, 0.16]
 
@@ -39,15 +51,141 @@ def test_seed_intervals_spread_over_seeds() -> None:
         chosen, lambda r: infer_temperature(r["lr"], r["U"], r["S"], smoothing=None),
         _power_law_or_none)
     assert set(out.per_seed["seed"]) == {0, 1, 2}
-    half = student_t.ppf(0.975, 2) * 0.1 / math.sqrt(3)
-    for _, row in out.temperature.iloc[1:-1].iterrows():  # the interior rows
+    # every seed's T is k times the same construction's value (U and S of a Gibbs family
+    # scale exactly), so ln T deviates by ln k - mean at every LR: the pooled standard
+    # deviation is that of ln(0.9, 1.0, 1.1), with 5 * 2 degrees of freedom
+    logs = np.log([0.9, 1.0, 1.1])
+    half = student_t.ppf(0.975, 10) * logs.std(ddof=1) / math.sqrt(3)
+    one = infer_temperature(LRS, *(_gibbs_rows(1.0, 0)[c] for c in ("U", "S")),
+                            smoothing=None)["T"].to_numpy()
+    geo = np.exp(logs.mean())
+    for i, row in out.temperature.iterrows():
         assert row["n_seeds"] == 3
-        # each seed's T is its k lr to the construction's 2% (geometric-mean chords)
-        assert row["T_ci_lo"] == pytest.approx(row["lr"] * (1 - half), rel=0.03)
-        assert row["T_ci_hi"] == pytest.approx(row["lr"] * (1 + half), rel=0.03)
+        assert row["T_seed_mean"] == pytest.approx(geo * one[i], rel=1e-9)
+        assert row["T_ci_lo"] == pytest.approx(geo * one[i] * math.exp(-half), rel=1e-9)
+        assert row["T_ci_hi"] == pytest.approx(geo * one[i] * math.exp(half), rel=1e-9)
     assert out.exponents.keys() == {0, 1, 2}
     lo, hi = out.a_ci
     assert lo <= 1.0 <= hi and hi - lo < 1e-6  # the same exponent for every seed
     single = seed_intervals(chosen[chosen["seed"] == 0], lambda r: infer_temperature(
         r["lr"], r["U"], r["S"]), _power_law_or_none)
     assert single.temperature["T_ci_lo"].isna().all() and math.isnan(single.a_ci[0])
+
+
+def test_pooled_intervals_do_not_collapse_where_seeds_agree_by_chance() -> None:
+    # at lr 0.02 the three seeds agree exactly; the other LRs carry the spread: the pooled
+    # interval there is as wide as anywhere, where a per-row t interval would be empty
+    rows = []
+    for lr, ks in ((0.01, (0.9, 1.0, 1.1)), (0.02, (1.0, 1.0, 1.0)), (0.04, (0.85, 1.0, 1.1))):
+        rows += [{"seed": s, "lr": lr, "T": k * lr, "valid": True} for s, k in enumerate(ks)]
+    rows.append({"seed": 3, "lr": 0.08, "T": 0.08, "valid": True})  # one seed: no interval
+    rows.append({"seed": 0, "lr": 0.16, "T": 0.16, "valid": False})
+    out = pooled_log_intervals(pd.DataFrame(rows)).set_index("lr")
+    width = np.log(out["T_ci_hi"] / out["T_ci_lo"])
+    assert width[0.02] == pytest.approx(width[0.01]) and width[0.02] > 0.1
+    assert out.loc[0.02, "T_seed_mean"] == pytest.approx(0.02)
+    assert out.loc[0.08, "n_seeds"] == 1 and math.isnan(out.loc[0.08, "T_ci_lo"])
+    assert out.loc[0.16, "n_seeds"] == 0 and math.isnan(out.loc[0.16, "T_seed_mean"])
+
+
+def test_block_length_covers_window_overlap_and_autocorrelation() -> None:
+    steps = np.arange(100) * 10.0
+    white = np.random.default_rng(0).standard_normal(100)
+    assert tail_block_length(steps, white) <= 3  # 2 tau, tau about 1
+    assert tail_block_length(steps, white, span=95.0) == 10  # a window spans 10 points
+    ar = lfilter([1.0], [1.0, -0.9], np.random.default_rng(1).standard_normal(20_000))
+    # AR(1) with phi = 0.9: tau = (1 + phi) / (1 - phi) = 19; L = 2 tau
+    assert 30 <= tail_block_length(np.arange(20_000.0), ar) <= 50
+
+
+@pytest.mark.parametrize("phi", [0.0, 0.8])
+def test_tail_bootstrap_standard_error(phi: float) -> None:
+    # the bootstrap's standard error of the mean against the exact one of an AR(1):
+    # sigma_x sqrt(tau / n), tau = (1 + phi) / (1 - phi)
+    rng = np.random.default_rng(2)
+    n, reps = 3000, 40
+    ratios = []
+    for _ in range(reps):
+        x = lfilter([1.0], [1.0, -phi], rng.standard_normal(n))
+        boot = tail_bootstrap(np.arange(n, dtype=float), np.c_[x, -x], draws=300, rng=rng)
+        assert boot.means is not None and boot.means.shape == (300, 2)
+        exact = math.sqrt(1 / (1 - phi**2)) * math.sqrt((1 + phi) / (1 - phi) / n)
+        ratios.append(boot.se[0] / exact)
+        assert boot.se[1] == pytest.approx(boot.se[0])
+    assert 0.85 < float(np.median(ratios)) < 1.1
+
+
+def test_tail_bootstrap_refuses_a_tail_of_few_blocks() -> None:
+    steps = np.arange(20) * 100.0
+    boot = tail_bootstrap(steps, np.random.default_rng(0).standard_normal((20, 2)),
+                          span=1000.0)  # a window spans 10 points: 2 blocks
+    assert boot.block == 10 and boot.blocks == 2 < MIN_BLOCKS
+    assert boot.means is None and boot.se is None
+
+
+def test_bootstrap_intervals_rerun_the_construction_on_every_draw() -> None:
+    # 5 runs of a Gibbs family with T = lr; each run's resampled tail means scatter by 1% in
+    # U and 0.01 in S about the exact values: the intervals hold T and the exponent 1
+    rng = np.random.default_rng(3)
+    lrs = np.array(LRS)
+    draws = 200
+    means = {}
+    for lr in lrs:
+        u, s = 3 * lr, 3 * np.log(lr)
+        means[f"r{lr}"] = np.c_[u * (1 + 0.01 * rng.standard_normal(draws)),
+                                s + 0.01 * rng.standard_normal(draws)]
+    runs = pd.DataFrame({"run": [f"r{lr}" for lr in lrs], "lr": lrs})
+    out = bootstrap_intervals(
+        runs, means, lambda r: infer_temperature(r["lr"], r["U"], r["S"], smoothing=None),
+        _power_law_or_none)
+    assert out.per_seed["seed"].nunique() == draws
+    exact = infer_temperature(lrs, 3 * lrs, 3 * np.log(lrs), smoothing=None)["T"].to_numpy()
+    t = out.temperature
+    assert (t["T_ci_lo"] < exact).all() and (exact < t["T_ci_hi"]).all()
+    assert ((t["T_ci_hi"] - t["T_ci_lo"]) / exact < 0.2).all()
+    assert out.a_ci[0] < 1.0 < out.a_ci[1]
+
+
+def _noisy_history(lr: float, seed: int, points: int = 400) -> pd.DataFrame:
+    _, u, s = canonical(lr)
+    rng = np.random.default_rng(seed)
+    steps = np.arange(1, points + 1) * 10.0
+    return pd.DataFrame({"step": steps, "thermo/U": u * (1 + 0.01 * rng.standard_normal(points)),
+                         "thermo/S": s + 0.05 * rng.standard_normal(points)})
+
+
+def test_report_one_seed_gets_bootstrap_intervals(tmp_path) -> None:
+    lrs = [0.01, 0.02, 0.04, 0.08, 0.16]
+    for i, lr in enumerate(lrs):
+        write_run(tmp_path / "runs", lr, _noisy_history(lr, i))
+    result = make_report(tmp_path / "runs", tmp_path / "report", tensorboard=False)
+    runs, t = result.runs, result.temperature
+    assert (runs["blocks"] >= MIN_BLOCKS).all() and runs["U_se"].notna().all()
+    # 60 tail points of white noise: the standard error is sd / sqrt(60)
+    assert runs["S_se"].median() == pytest.approx(0.05 / math.sqrt(60), rel=0.3)
+    assert (t["ci_method"] == "bootstrap").all()
+    assert t["U_se"].tolist() == pytest.approx(runs["U_se"].tolist())
+    truth = np.array([canonical(lr)[0] for lr in lrs])
+    interior = slice(1, -1)
+    assert ((t["T_ci_lo"] <= truth * 1.03) & (truth <= t["T_ci_hi"] * 1.03))[interior].all()
+    assert result.fit is not None and result.fit["ci_method"] == "bootstrap"
+    assert result.fit["a_ci_lo"] < 0.85 < result.fit["a_ci_hi"]
+
+
+def test_report_says_why_one_seed_has_no_interval(tmp_path) -> None:
+    lrs = [0.01, 0.02, 0.04, 0.08]
+    for i, lr in enumerate(lrs):
+        # a window of 200 snapshots at stride 20 spans 4000 steps: the 60-point tail
+        # (600 steps) is a fraction of one window
+        write_run(tmp_path / "runs", lr, _noisy_history(lr, i),
+                  info={"window_spec": {"thermo_spec/window": 200,
+                                        "thermo_spec/num_parameters": 10,
+                                        "thermo_spec/dim": 9, "thermo_spec/k": [5],
+                                        "thermo_spec/stride": 20, "thermo_spec/radius": None,
+                                        "thermo_spec/estimator": "knn_graph",
+                                        "thermo_spec/sketch_dim": None,
+                                        "thermo_spec/shards": 1}})
+    result = make_report(tmp_path / "runs", tmp_path / "report", tensorboard=False)
+    assert (result.runs["blocks"] == 0).all()
+    assert result.temperature["T_ci_lo"].isna().all()
+    assert any("within-run bootstrap needs at least 3" in m for m in result.messages)

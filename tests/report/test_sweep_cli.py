@@ -263,6 +263,11 @@ def test_demo_quick(tmp_path: Path, capsys) -> None:
     assert "known-temperature" in out and "digits-convnet" in out
     for name in ("known-temperature", "digits-convnet"):
         assert (tmp_path / name / "report" / "runs.csv").exists()
+    # the known-temperature sweep runs 3 seeds: its rows carry intervals, printed
+    t = pd.read_csv(tmp_path / "known-temperature" / "report" / "temperature.csv")
+    assert len(t) == 5 and (t["n_runs"] == 3).all()
+    assert t["T_ci_lo"].notna().sum() >= 3 and (t["T_ci_lo"] <= t["T_ci_hi"]).all()
+    assert "T_ci_lo" in out
 
 
 def test_a_window_that_cannot_fill_is_refused_before_any_run(tmp_path: Path) -> None:

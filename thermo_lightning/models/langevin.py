@@ -105,6 +105,34 @@ class LangevinSphere:
         """The known temperature ``T = lr * sigma^2 / 2``."""
         return float(lr) * self.noise_std**2 / 2.0
 
+    def chain_temperature(self, lr: float) -> float:
+        """``dU/dS`` of the discrete chain's stationary law at step ``lr``: what a sweep
+        measures, ``T = lr sigma^2 / 2`` up to ``O(lr lambda)``.
+
+        At small ``T`` each tangent mode ``j`` is an AR(1), ``x <- (1 - eta lambda_j) x - eta
+        sigma xi``, of variance ``v_j = eta sigma^2 / (lambda_j (2 - eta lambda_j))``; so
+        ``U = sum_j lambda_j v_j / 2`` and ``S = sum_j ln(v_j) / 2 + const``, and along
+        ``eta``
+
+        .. math::  T_\\text{chain}(\\eta) = \\frac{dU/d\\eta}{dS/d\\eta}
+                   = \\frac{\\sum_j \\sigma^2 / (2 - \\eta\\lambda_j)^2}
+                          {\\sum_j 1 / (\\eta (2 - \\eta\\lambda_j))} .
+
+        Example:
+            >>> problem = LangevinSphere(dim=3, noise_std=1.0)
+            >>> round(problem.chain_temperature(1e-6) / problem.temperature(1e-6), 4)
+            1.0
+        """
+        eta = float(lr)
+        lam = self.curvatures[1:].double()
+        rate = eta * lam
+        if not (eta > 0 and bool((rate < 2).all())):
+            raise ValueError(f"`lr` * lambda_max must be in (0, 2) for a stable chain, got "
+                             f"{eta * float(lam.max())}.")
+        num = (self.noise_std**2 / (2 - rate) ** 2).sum()
+        den = (1 / (eta * (2 - rate))).sum()
+        return float(num / den)
+
     def equipartition_energy(self, temperature: float) -> float:
         """Small-``T`` mean loss of the Gibbs law: ``(n - 1) T / 2`` (one ``T/2`` per
         tangent direction)."""
