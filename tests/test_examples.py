@@ -131,3 +131,12 @@ def test_cifar_examples_with_fake_data(tmp_path: Path, monkeypatch, name: str) -
     # 6 steps log too few points for a tail: the report says so instead of failing
     assert set(runs["regime"]) == {"unmeasured"}
     assert any("T(eta) needs" in m for m in results["up"].messages)
+
+
+def test_batch_size_example(tmp_path: Path) -> None:
+    report = load_script("examples", "batch_size").main(
+        ["--quick", "--out", str(tmp_path), "--workers", "1"])
+    runs = report.runs
+    assert sorted(runs["batch_size"].unique()) == [32, 64] and len(runs) == 6
+    assert (tmp_path / "lr=1.50e-02,batch_size=32" / "run.json").exists()
+    assert "group" in report.temperature

@@ -83,19 +83,22 @@ def _add_overrides(p: argparse.ArgumentParser) -> None:
         if kind == "bool":
             p.add_argument(flag, dest=f.name, action="store_true", default=None,
                            help=f"{text} (default: {default})")
+        elif kind.startswith("dict"):
+            p.add_argument(flag, dest=f.name, action="append", metavar="KEY=VALUE",
+                           help=f"{text} (default: {default})")
         else:
             p.add_argument(flag, dest=f.name, nargs="+" if kind.startswith("list") else None,
                            metavar=f.name.upper(), help=f"{text} (default: {default})")
 
 
-def _print_table(temperature: pd.DataFrame) -> None:
+def _print_table(temperature: pd.DataFrame, along: str = "lr") -> None:
     import pandas as pd
 
     if temperature.empty:
         print("  (no temperature table: too few stationary learning rates)")
         return
-    cols = ["lr", "U", "S", "T", "T_lo", "T_hi", "T_ci_lo", "T_ci_hi", "valid", "regime",
-            "T_true"]
+    cols = ["group", along, "U", "S", "T", "T_lo", "T_hi", "T_ci_lo", "T_ci_hi", "valid",
+            "regime", "T_true"]
     table = temperature[[c for c in cols if c in temperature and not (
         c.startswith("T_ci") and temperature[c].isna().all())]].copy()  # no interval: 1 seed
     with pd.option_context("display.float_format", lambda v: f"{v:.4g}", "display.width", 120):
@@ -129,14 +132,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep_run(args: argparse.Namespace) -> int:
-    from thermo_lightning.sweep import run_one, stop_with_parent
+    from thermo_lightning.sweep import run_one, run_spec, stop_with_parent
 
     cfg = _config(args)
     _quiet()
     if args.parent_pid is not None:
         stop_with_parent(args.parent_pid)
-    run_one(cfg, float(args.lr), args.out, seed=args.run_seed,
-            progress=lambda line: print(line, flush=True))
+    if (args.run is None) == (args.lr is None):
+        print("error: sweep-run needs --run NAME (a run folder of the sweep) or --lr",
+              file=sys.stderr)
+        return 2
+    if args.run is not None:
+        try:
+            spec = cfg.run_named(args.run)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        run_spec(cfg, spec, args.out, progress=lambda line: print(line, flush=True))
+    else:
+        run_one(cfg, float(args.lr), args.out, seed=args.run_seed,
+                progress=lambda line: print(line, flush=True))
     return 0
 
 
@@ -149,16 +164,24 @@ def cmd_report(args: argparse.Namespace) -> int:
                              smoothing=None if args.smoothing <= 0 else args.smoothing,
                              lr_range=tuple(args.lr_range) if args.lr_range else None,
                              force=args.force, tensorboard=not args.no_tensorboard,
-                             include_low_ess=args.include_low_ess, ci=args.ci)
+                             include_low_ess=args.include_low_ess, ci=args.ci,
+                             along=args.along)
     except (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for message in result.messages:
         print(f"note: {message}")
     print(f"report written to {out} ({len(result.runs)} runs)")
-    _print_table(result.temperature)
+    _print_table(result.temperature, args.along)
     if result.power_law is not None:
         print(fit_line(result))
+    for label, fit in ((result.fit or {}).get("groups") or {}).items():
+        lo, hi = fit.get("a_ci_lo"), fit.get("a_ci_hi")
+        interval = f" (a in [{lo:.3f}, {hi:.3f}])" if lo is not None and math.isfinite(
+            lo) else ""
+        print(f"{label}: T = {fit['b']:.3g} * {args.along}^{fit['a']:.3f}{interval}")
+    if result.collapse is not None:
+        print(result.collapse["verdict"])
     return 0
 
 
@@ -256,7 +279,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     one = sub.add_parser("sweep-run", help=argparse.SUPPRESS)
     one.add_argument("--config")
-    one.add_argument("--lr", required=True)
+    one.add_argument("--run", help="the run's folder name (lr=...,seed=...)")
+    one.add_argument("--lr")
     one.add_argument("--run-seed", type=int, help="one of the sweep's seeds")
     one.add_argument("--out", required=True)
     one.add_argument("--parent-pid", type=int, help="stop when this process ends")
@@ -279,7 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--no-tensorboard", action="store_true",
                         help="do not write REPORT/tensorboard")
     report.add_argument("--ci", type=float, default=0.95,
-                        help="level of the intervals over seeds (default 0.95)")
+                        help="level of the intervals, over seeds or from the within-run "
+                             "bootstrap (default 0.95)")
+    report.add_argument("--along", default="lr",
+                        help="the sweep axis T is inferred along (default lr); the other axes "
+                             "of a grid become groups")
     report.add_argument("--include-low-ess", action="store_true",
                         help="keep stationary runs with a low effective sample size in T(eta)")
     report.set_defaults(func=cmd_report)

@@ -149,6 +149,66 @@ def _fig_temperature(temperature: pd.DataFrame, power_law: tuple[float, float] |
     return fig
 
 
+def _fig_temperature_groups(temperature: pd.DataFrame, along: str) -> Any:
+    """``T`` against ``along``, one coloured series per group, with intervals."""
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.subplots()
+    labels = temperature["group"] if "group" in temperature else pd.Series(
+        [""] * len(temperature), index=temperature.index)
+    cmap = matplotlib.colormaps["viridis"]
+    names = list(dict.fromkeys(labels))
+    for i, name in enumerate(names):
+        t = temperature[labels == name]
+        ok = t["valid"].astype(bool) & (t["T"] > 0)
+        color = cmap(i / max(1, len(names) - 1))
+        ax.plot(t[along][ok], t["T"][ok], "o-", color=color, ms=4, lw=1,
+                label=name or "T (valid)")
+        if {"T_ci_lo", "T_ci_hi"} <= set(t.columns):
+            c = t[ok & t["T_ci_lo"].notna() & (t["T_ci_lo"] > 0)]
+            ax.vlines(c[along], c["T_ci_lo"], c["T_ci_hi"], color=color, lw=1)
+        if "T_true" in t and t["T_true"].notna().any():
+            ax.plot(t[along], t["T_true"], ":", color=color, lw=1)
+    if "T_true" in temperature and temperature["T_true"].notna().any():
+        ax.plot([], [], "k:", lw=1, label="true T (known problem)")
+    ax.set_xscale("log")
+    if (temperature["T"] > 0).any():
+        ax.set_yscale("log")
+    ax.set_xlabel(along if along != "lr" else "learning rate $\\eta$")
+    ax.set_ylabel("temperature T")
+    ax.set_title("temperature of SGD, per group (bars: intervals)")
+    _legend(ax)
+    fig.tight_layout()
+    return fig
+
+
+def _fig_collapse(temperature: pd.DataFrame, collapse: Mapping[str, Any]) -> Any:
+    """``T`` against ``eta / B`` for every batch size, with the joint power law."""
+    fig = Figure(figsize=(5.5, 4))
+    ax = fig.subplots()
+    t = temperature[temperature["valid"].astype(bool) & (temperature["T"] > 0)]
+    cmap = matplotlib.colormaps["viridis"]
+    sizes = sorted(t["batch_size"].unique())
+    for i, b in enumerate(sizes):
+        g = t[t["batch_size"] == b]
+        ax.plot(g["lr"] / b, g["T"], "o", color=cmap(i / max(1, len(sizes) - 1)), ms=5,
+                label=f"B = {b}")
+    if len(t):
+        x = t["lr"] / t["batch_size"]
+        grid = np.geomspace(float(x.min()), float(x.max()), 50)
+        ax.plot(grid, collapse["b"] * grid ** collapse["a"], "k--", lw=1,
+                label=f"T = {collapse['b']:.2g} $(\\eta/B)^{{{collapse['a']:.2f}}}$, a in "
+                      f"[{collapse['a_ci_lo']:.2f}, {collapse['a_ci_hi']:.2f}]")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("$\\eta / B$")
+    ax.set_ylabel("temperature T")
+    ax.set_title(f"collapse in $\\eta/B$: groups {collapse['spread']:.1%} apart "
+                 f"(in $\\eta$ alone: {collapse['spread_lr_only']:.0%})", fontsize=10)
+    _legend(ax)
+    fig.tight_layout()
+    return fig
+
+
 def _fig_free_energy(temperature: pd.DataFrame) -> Any:
     fig = Figure(figsize=(5, 4))
     ax = fig.subplots()
@@ -221,16 +281,28 @@ def render_report_figures(
     power_law: tuple[float, float] | None,
     local: Mapping[float, tuple[np.ndarray, np.ndarray]],
     fit: Mapping[str, Any] | None = None,
+    *,
+    along: str = "lr",
+    collapse: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The report's figures by name (figures whose data is missing are left out); ``fit``
-    (``fit.json``'s content) puts the exponent's interval in the legend."""
+    (``fit.json``'s content) puts the exponent's interval in the legend. With groups (a
+    ``group`` column: a grid of several axes) or ``along`` another axis than ``lr``,
+    ``temperature`` draws one series per group against ``along`` and the free-energy curves
+    are left out; ``collapse`` (:func:`~thermo_lightning.report.batch_size_collapse`) adds
+    ``collapse.png``."""
     makers: list[tuple[str, Any]] = []
+    grouped = "group" in temperature or along != "lr"
     if {"U", "S"} <= set(table.columns) and len(table):
-        makers += [("u_s_vs_lr", lambda: _fig_u_s(table, temperature)),
+        makers += [("u_s_vs_lr", lambda: _fig_u_s(table, None if grouped else temperature)),
                    ("u_vs_s", lambda: _fig_u_vs_s(table, temperature))]
-    if len(temperature):
+    if len(temperature) and grouped:
+        makers += [("temperature", lambda: _fig_temperature_groups(temperature, along))]
+    elif len(temperature):
         makers += [("temperature", lambda: _fig_temperature(temperature, power_law, fit)),
                    ("free_energy", lambda: _fig_free_energy(temperature))]
+    if collapse is not None:
+        makers += [("collapse", lambda: _fig_collapse(temperature, collapse))]
     makers += [("local_temperature", lambda: _fig_local_temperature(local))]
     if len(table):
         makers += [("snr", lambda: _fig_snr(table))]
@@ -299,7 +371,6 @@ def write_tensorboard(
     with SummaryWriter(str(folder)) as writer:
         for name, figure in figures.items():
             writer.add_figure(f"report/{name}", figure, close=False)
-        by_lr = temperature.set_index("lr") if "lr" in temperature else pd.DataFrame()
         for run in runs:
             row = table[table["run"] == run.name]
             if row.empty or "U" not in row:
@@ -307,16 +378,16 @@ def write_tensorboard(
             r = row.iloc[0]
             hp = {k: v for k, v in run.hparams.items()
                   if k in ("lr", "model", "width", "seed", "steps", "window", "stride",
-                           "estimator", "batch_size", "data")}
+                           "estimator", "batch_size", "weight_decay", "data")}
+            hp.update({k: v for k, v in run.axes.items() if k not in hp})
             hp = {k: (v if isinstance(v, int | float | str | bool) else str(v))
                   for k, v in hp.items() if v is not None}
             if "k" in run.hparams:
                 hp["k"] = str(run.hparams["k"])
             metrics = {f"hparam/{k}": _scalar(r.get(k)) for k in ("U", "S", "U_se", "S_se",
                                                                  "snr")}
-            for col in ("T", "T_ci_lo", "T_ci_hi"):
-                metrics[f"hparam/{col}"] = _scalar(by_lr[col].get(r["lr"])) if col in by_lr \
-                    else None
+            for col in ("T", "T_ci_lo", "T_ci_hi"):  # the run's row of T(eta), in runs.csv
+                metrics[f"hparam/{col}"] = _scalar(r.get(col))
             metrics = {k: v for k, v in metrics.items() if v is not None}
             if metrics:
                 writer.add_hparams(hp, metrics, run_name=run.name)

@@ -51,6 +51,7 @@ __all__ = [
     "REGIMES",
     "ReportResult",
     "RunData",
+    "batch_size_collapse",
     "classify_regime",
     "find_runs",
     "make_report",
@@ -85,6 +86,18 @@ class RunData:
         """The learning rate, or ``None`` when it is missing or not a positive number."""
         lr = _number(self.hparams.get("lr"))
         return lr if lr is not None and lr > 0 else None
+
+    @property
+    def axes(self) -> dict[str, Any]:
+        """The run's values on the sweep's axes (``run.json``'s ``axes``: ``lr``, the grid's
+        axes, ``seed``); older runs: ``lr`` (and ``seed`` when set)."""
+        axes = self.info.get("axes")
+        if isinstance(axes, dict) and axes:
+            return dict(axes)
+        out: dict[str, Any] = {"lr": self.lr}
+        if _number(self.hparams.get("seed")) is not None:
+            out["seed"] = int(self.hparams["seed"])
+        return out
 
 
 def _number(value: Any) -> float | None:
@@ -383,6 +396,12 @@ def summarize_run(run: RunData, tail: float = 0.15, min_points: int = 5) -> dict
     row: dict[str, Any] = {"run": run.name, "lr": run.lr}
     if _number(run.hparams.get("seed")) is not None:
         row["seed"] = int(run.hparams["seed"])
+    for axis, value in run.axes.items():  # the grid's other axes, one column each
+        if axis not in ("lr", "seed"):
+            row[axis] = value
+    truth = _known_temperature(run)
+    if truth is not None:
+        row["T_true"] = truth
     if h.empty or U not in h or S not in h:
         return row
     part = _tail(run, tail, min_points)
@@ -461,15 +480,14 @@ def _left_out_reason(row: pd.Series, used: set[str]) -> str:
     return _REGIME_REASONS.get(str(row.get("regime")), "outside --lr-range")
 
 
-def _known_temperatures(runs: Iterable[RunData]) -> dict[float, float]:
-    """``{lr: T}`` for runs of the known-temperature problem (``model: langevin`` with its
-    ``noise_std`` in the hyperparameters): ``T = lr sigma^2 / 2``."""
-    out = {}
-    for run in runs:
-        sigma = _number(run.hparams.get("noise_std"))
-        if run.hparams.get("model") == "langevin" and sigma is not None and run.lr is not None:
-            out[run.lr] = run.lr * sigma**2 / 2.0
-    return out
+def _known_temperature(run: RunData) -> float | None:
+    """``T = lr sigma^2 / 2`` for a run of the known-temperature problem (``model:
+    langevin``), with ``sigma`` its gradient noise (``gradient_noise_std``: ``noise_std /
+    sqrt(batch_size)``; older runs: ``noise_std``); else ``None``."""
+    sigma = _number(run.hparams.get("gradient_noise_std", run.hparams.get("noise_std")))
+    if run.hparams.get("model") == "langevin" and sigma is not None and run.lr is not None:
+        return run.lr * sigma**2 / 2.0
+    return None
 
 
 def _one_row_per_lr(chosen: pd.DataFrame, messages: list[str]) -> pd.DataFrame:
@@ -522,11 +540,19 @@ def _intervals(chosen_runs: pd.DataFrame, resampled: dict[str, np.ndarray], eps:
     if short:
         which = ("no run's tail holds that many" if len(short) == len(chosen_runs)
                  else f"{', '.join(short)} hold fewer")
+        need = (chosen_runs["tail_for_bootstrap"].max() if "tail_for_bootstrap" in chosen_runs
+                else math.nan)
+        hint = (f"; --tail {min(1.0, math.ceil(need * 100) / 100):.2f} would give every run "
+                "enough (a longer tail "
+                "also averages more of the run: check that it is stationary there)"
+                if math.isfinite(need) and need <= 1 else
+                "; not even the whole run at its final stride holds that many" if
+                math.isfinite(need) else "")
         messages.append(
             "T_ci_lo/T_ci_hi: no interval. One seed: the within-run bootstrap needs at least "
             f"{MIN_BLOCKS} independent blocks (entropy windows) in each run's tail, and "
-            f"{which} (runs.csv: blocks). Run seeds (--seeds 0 1 2), train longer, or "
-            "average a longer tail (--tail)")
+            f"{which} (runs.csv: blocks){hint}. Run seeds for intervals (--seeds 0 1 2): at "
+            "the default window a run's tail spans about one window, whatever its length")
         return None, None
     return bootstrap_intervals(chosen_runs, resampled, infer, _power_law_or_none,
                                level=level), "bootstrap"
@@ -550,6 +576,213 @@ def _standard_errors(chosen_runs: pd.DataFrame, lrs: pd.Series) -> tuple[list[fl
     return out
 
 
+def _json_ready(value: Any) -> Any:
+    """``value`` with NaN/Inf as ``null`` (strict JSON)."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _axis_columns(table: pd.DataFrame, runs: Sequence[RunData]) -> list[str]:
+    """The sweep's axes, ``lr`` first: every axis a run names, plus ``seed`` when the table
+    has one."""
+    axes: dict[str, None] = {"lr": None}
+    for run in runs:
+        axes.update(dict.fromkeys(run.axes))
+    if "seed" in table:
+        axes["seed"] = None
+    return [a for a in axes if a in table.columns]
+
+
+def _temperatures(
+    chosen: pd.DataFrame,
+    along: str,
+    groups: list[str],
+    resampled: dict[str, np.ndarray],
+    *,
+    eps: float,
+    smoothing: float | None,
+    ci: float,
+    messages: list[str],
+) -> tuple[pd.DataFrame, tuple[float, float] | None, dict[str, Any] | None]:
+    """``T`` along ``along`` for every group of the other axes (one group without them):
+    the temperature table (group columns first), the power law and ``fit.json``'s content
+    (with several groups: no single power law, and ``fit`` holds one entry per group)."""
+    empty = pd.DataFrame(columns=[*groups, along, "U", "S", "T", "T_lo", "T_hi", "valid",
+                                  "regime"])
+    if not groups:
+        t, law, fit = _temperature_one(chosen, along, resampled, eps, smoothing, ci, messages,
+                                       "")
+        return (empty if t is None else t), law, fit
+    tables, fits = [], {}
+    said: dict[str, list[str]] = {}  # message -> the groups that gave it
+    for key, runs in chosen.groupby(groups, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        label = ",".join(f"{g}={_label_value(v)}" for g, v in zip(groups, key, strict=True))
+        own: list[str] = []
+        t, _, fit = _temperature_one(runs, along, resampled, eps, smoothing, ci, own, "")
+        for m in own:
+            said.setdefault(m, []).append(label)
+        if t is None:
+            continue
+        for g, v in reversed(list(zip(groups, key, strict=True))):
+            t.insert(0, g, v)
+        t.insert(0, "group", label)
+        tables.append(t)
+        if fit is not None:
+            fits[label] = fit
+    n_groups = chosen.groupby(groups).ngroups
+    for m, labels in said.items():  # one line for what every group says
+        messages.append(f"every group: {m}" if len(labels) == n_groups and n_groups > 1
+                        else "; ".join(labels) + f": {m}")
+    if not tables:
+        return empty, None, None
+    temperature = pd.concat(tables, ignore_index=True)
+    return temperature, None, ({"along": along, "groups": fits} if fits else None)
+
+
+def _label_value(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _temperature_one(
+    runs: pd.DataFrame,
+    along: str,
+    resampled: dict[str, np.ndarray],
+    eps: float,
+    smoothing: float | None,
+    ci: float,
+    messages: list[str],
+    prefix: str,
+) -> tuple[pd.DataFrame | None, tuple[float, float] | None, dict[str, Any] | None]:
+    """``T`` along ``along`` over ``runs`` (one group): the bracket construction on the runs
+    averaged per value of ``along``, the power law, and the intervals."""
+    chosen_runs = runs.copy()
+    if along != "lr":  # the construction orders and smooths by the column named lr
+        chosen_runs = chosen_runs.drop(columns=["lr"]).rename(columns={along: "lr"})
+    chosen_runs["lr"] = chosen_runs["lr"].astype(float)
+    group_messages: list[str] = []
+    chosen = _one_row_per_lr(chosen_runs, group_messages)
+    messages += [prefix + m for m in group_messages]
+    if len(chosen) < 3:
+        what = ("T(eta) needs at least 3 stationary learning rates" if along == "lr" else
+                f"T({along}) needs at least 3 stationary values of {along}")
+        messages.append(
+            f"{prefix}{what}, found "
+            f"{len(chosen)}; runs.csv and the per-run figures are still written (runs.csv "
+            "says why each other run was left out; --lr-range uses runs of any regime, "
+            "--include-low-ess keeps low-ESS ones)")
+        return None, None, None
+    power_law, fit = None, None
+    name = "learning rates" if along == "lr" else along
+    temperature = infer_temperature(chosen["lr"], chosen["U"], chosen["S"], eps=eps,
+                                    smoothing=smoothing)
+    temperature["regime"] = chosen["regime"].to_numpy()
+    temperature["n_runs"] = chosen["n_runs"].to_numpy()
+    if "T_true" in chosen_runs and chosen_runs["T_true"].notna().any():
+        truth = chosen_runs.groupby("lr")["T_true"].mean()
+        temperature["T_true"] = [float(truth.get(x, math.nan)) for x in temperature["lr"]]
+    ok = _fit_rows(temperature)
+    if len(ok) < MIN_FIT_ROWS:
+        messages.append(
+            f"{prefix}power law: not fitted; it uses the valid rows with both bracket bounds "
+            f"(the interior {name}; the end rows are one-sided chords), found {len(ok)}, "
+            f"needs {MIN_FIT_ROWS}")
+    else:
+        try:
+            power_law = fit_power_law(ok["lr"], ok["T"])
+        except ValueError as err:
+            messages.append(f"{prefix}power law: {err}")
+    interval_messages: list[str] = []
+    spread, ci_method = _intervals(chosen_runs, resampled, eps, smoothing, ci,
+                                   interval_messages)
+    messages += [prefix + m for m in interval_messages]
+    bounds = spread.temperature.set_index("lr") if spread is not None else None
+    for col in ("T_ci_lo", "T_ci_hi"):
+        temperature[col] = ([float(bounds[col].get(float(x), math.nan))
+                             for x in temperature["lr"]] if bounds is not None else math.nan)
+    temperature["ci_method"] = ci_method or ""
+    temperature["U_se"], temperature["S_se"] = _standard_errors(chosen_runs, temperature["lr"])
+    if power_law is not None:
+        a_ci = spread.a_ci if spread is not None else (math.nan, math.nan)
+        fit = {"b": power_law[0], "a": power_law[1], "a_ci_lo": a_ci[0], "a_ci_hi": a_ci[1],
+               "level": ci, "ci_method": ci_method, "rows": [float(v) for v in ok["lr"]],
+               "n_seeds": int(chosen["n_runs"].max()),
+               "seed_exponents": ({str(k): v for k, v in spread.exponents.items()}
+                                  if spread is not None and ci_method == "seeds" else {})}
+        if along != "lr":
+            fit["along"] = along
+    for _, r in temperature[~temperature["valid"]].iterrows():
+        messages.append(f"{prefix}{along}={r['lr']:.3g}: T not valid ({r['reason']})")
+    if along != "lr":
+        temperature = temperature.rename(columns={"lr": along})
+    return temperature, power_law, fit
+
+
+def batch_size_collapse(temperature: pd.DataFrame, level: float = 0.95
+                        ) -> dict[str, Any] | None:
+    """Whether ``T`` depends on the learning rate and batch size through ``eta / B`` alone.
+
+    Takes the valid interior rows of every batch size's ``T(eta)`` (``temperature`` with
+    ``batch_size`` and ``lr`` columns) and fits one power law ``T = b (eta/B)^a`` to all of
+    them (least squares in logs; ``a``'s interval from its standard error, Student's ``t``
+    with ``n - 2`` degrees of freedom). Each batch size's offset is the mean of its rows'
+    log residuals; the groups' **spread** is the standard deviation of those offsets (a
+    relative spread in ``T``), with a chi-square interval (``k - 1`` degrees of freedom for
+    ``k`` groups). The same spread for one power law in ``eta`` alone is the reference: the
+    groups collapse in ``eta / B`` when the upper end of the spread's interval lies below it.
+
+    Returns ``None`` with fewer than 2 batch sizes or 3 rows, else a dict: ``variable``,
+    ``b``, ``a``, ``a_ci_lo``, ``a_ci_hi``, ``level``, ``rows``, ``offsets`` (per batch
+    size), ``spread``, ``spread_ci_lo``, ``spread_ci_hi``, ``spread_lr_only``,
+    ``collapses`` and a one-line ``verdict``.
+    """
+    from scipy.stats import chi2, linregress
+    from scipy.stats import t as student_t
+
+    ok = _fit_rows(temperature)
+    ok = ok[ok["T"] > 0]
+    sizes = sorted(ok["batch_size"].unique())
+    if len(sizes) < 2 or len(ok) < 3:
+        return None
+    log_t = np.log(ok["T"].to_numpy(float))
+
+    def spread_of(x: np.ndarray) -> tuple[Any, np.ndarray]:
+        fit = linregress(np.log(x), log_t)
+        resid = log_t - (fit.intercept + fit.slope * np.log(x))
+        offsets = np.array([resid[ok["batch_size"].to_numpy() == b].mean() for b in sizes])
+        return fit, offsets
+
+    x = ok["lr"].to_numpy(float) / ok["batch_size"].to_numpy(float)
+    fit, offsets = spread_of(x)
+    _, offsets_lr = spread_of(ok["lr"].to_numpy(float))
+    k, n = len(sizes), len(ok)
+    spread = float(offsets.std(ddof=1))
+    spread_lr = float(offsets_lr.std(ddof=1))
+    lo = spread * math.sqrt((k - 1) / chi2.ppf(0.5 + level / 2, k - 1))
+    hi = spread * math.sqrt((k - 1) / chi2.ppf(0.5 - level / 2, k - 1))
+    half = (float(student_t.ppf(0.5 + level / 2, n - 2)) * float(fit.stderr) if n > 2
+            else math.nan)
+    collapses = bool(hi < spread_lr)
+    verdict = (
+        f"batch-size collapse: T = {math.exp(fit.intercept):.3g} (lr/B)^{fit.slope:.3f} "
+        f"(a in [{fit.slope - half:.3f}, {fit.slope + half:.3f}]) over {k} batch sizes; the "
+        f"groups lie {spread:.1%} apart in ln T (interval {lo:.1%}-{hi:.1%}) against "
+        f"{spread_lr:.1%} in lr alone: "
+        + ("they collapse onto one curve in lr/B" if collapses else
+           "no collapse shown (the spread in lr/B is not clearly below that in lr)"))
+    return {"variable": "lr/batch_size", "b": float(math.exp(fit.intercept)),
+            "a": float(fit.slope), "a_ci_lo": float(fit.slope - half),
+            "a_ci_hi": float(fit.slope + half), "level": level, "rows": n,
+            "offsets": {str(b): float(o) for b, o in zip(sizes, offsets, strict=True)},
+            "spread": spread, "spread_ci_lo": lo, "spread_ci_hi": hi,
+            "spread_lr_only": spread_lr, "collapses": collapses, "verdict": verdict}
+
+
 @dataclass
 class ReportResult:
     """What :func:`make_report` produced: the tables, the fit, the figure paths and a
@@ -561,8 +794,10 @@ class ReportResult:
     figures: list[Path]
     messages: list[str]
     #: what ``fit.json`` holds: ``b, a, a_ci_lo, a_ci_hi, level, rows, n_seeds`` (``None``
-    #: without a power law)
+    #: without a power law; with groups, ``{"along": ..., "groups": {label: fit}}``)
     fit: dict[str, Any] | None = None
+    #: what ``collapse.json`` holds (an ``lr`` x ``batch_size`` grid): :func:`batch_size_collapse`
+    collapse: dict[str, Any] | None = None
 
 
 def window_spec(run: RunData) -> WindowSpec | None:
@@ -608,7 +843,7 @@ def _uniform_reference(runs: Iterable[RunData], estimator_default: str = "knn_gr
 
 def make_report(
     logdir: str | Path,
-    out: str | Path,
+    out: str | Path | None = None,
     *,
     tail: float = 0.15,
     eps: float = 0.0,
@@ -618,8 +853,10 @@ def make_report(
     tensorboard: bool = True,
     include_low_ess: bool = False,
     ci: float = 0.95,
+    along: str = "lr",
 ) -> ReportResult:
-    """Read the runs under ``logdir`` and write the report into ``out``.
+    """Read the runs under ``logdir`` and write the report into ``out`` (default
+    ``logdir/report``).
 
     Writes ``temperature.csv`` (``lr, U, S, T, T_lo, T_hi, valid, regime`` and more; the
     power law ``T = b lr^a`` is fitted to the valid rows with both bounds),
@@ -636,10 +873,13 @@ def make_report(
         include_low_ess: keep stationary runs whose window has a low effective sample size
             (``low_ess``: ESS below a quarter of the window) in ``T(eta)``; by default they are
             left out, with their reason.
-        ci: level of the intervals over seeds (``T_ci_lo``, ``T_ci_hi`` in
-            ``temperature.csv``; ``a_ci_lo``, ``a_ci_hi`` in ``fit.json``): Student's ``t``
-            over the seeds' own ``T(eta)`` and exponents (:mod:`thermo_lightning.intervals`);
-            ``NaN`` with one seed.
+        ci: level of the intervals (``T_ci_lo``, ``T_ci_hi`` in ``temperature.csv``;
+            ``a_ci_lo``, ``a_ci_hi`` in ``fit.json``): over the seeds' own ``T(eta)`` and
+            exponents, or one seed's within-run bootstrap (:mod:`thermo_lightning.intervals`).
+        along: the sweep axis ``T`` is inferred along (default ``lr``); the sweep's other
+            axes (but ``seed``) become groups, each with its own ``T`` rows (a ``group``
+            column and one column per axis in ``temperature.csv``). An ``lr`` x
+            ``batch_size`` grid also gets the ``eta / B`` collapse (``collapse.json``).
 
     Raises:
         FileNotFoundError: ``logdir`` is missing or holds no runs.
@@ -648,6 +888,7 @@ def make_report(
     from thermo_lightning import figures as fig
 
     _check_report_arguments(tail, eps, smoothing, lr_range)
+    out = Path(logdir) / "report" if out is None else out
     if not (isinstance(ci, float | int) and not isinstance(ci, bool) and 0 < ci < 1):
         raise ValueError(f"`ci` (--ci) must be a level in (0, 1), got {ci!r}.")
     out = Path(out)
@@ -704,29 +945,37 @@ def make_report(
             row["window"] = spec.window
             row["low_ess"] = bool(row["ess"] < LOW_ESS_FRACTION * spec.window)
             if row["low_ess"]:
+                fate = ("kept in T(eta) (--include-low-ess)" if include_low_ess else
+                        "left out of T(eta) unless --include-low-ess")
                 messages.append(f"{run.name}: low ESS ({row['ess']:.0f} of {spec.window}); the "
                                 "window is too correlated for S to be trusted (S biased low); "
-                                "left out of T(eta) unless --include-low-ess. Train longer, "
-                                "or use a smaller window (fewer snapshots, farther apart; "
-                                "with stride='auto')")
+                                f"{fate}. Train longer, or use a smaller window (fewer "
+                                "snapshots, farther apart; with stride='auto')")
         if "U" in row and row["regime"] != "invalid":
             boot = tail_bootstrap_of(run, tail)
             if boot is not None:
                 row["blocks"] = boot.blocks
+                # the --tail that would hold MIN_BLOCKS blocks of this length
+                row["tail_for_bootstrap"] = (MIN_BLOCKS * boot.block * tail
+                                             / max(1, row["tail_points"]))
                 if boot.means is not None:
                     row["U_se"], row["S_se"] = (float(v) for v in boot.se)
                     resampled[run.name] = boot.means
         row["path"] = str(run.path)
         rows.append(row)
     table = pd.DataFrame(rows)
-    if not table.empty:
-        table = table.sort_values("lr").reset_index(drop=True)
+    if "U" in table:  # empty where the tail holds too few blocks for the bootstrap
+        for col in ("U_se", "S_se"):
+            if col not in table:
+                table[col] = math.nan
+    if not table.empty:  # by learning rate, then the other axes, then seed
+        order = ["lr", *[c for c in _axis_columns(table, usable) if c not in ("lr", "seed")],
+                 *(["seed"] if "seed" in table else [])]
+        table = table.sort_values(order, kind="stable").reset_index(drop=True)
     if s_uniform is not None:
         table["S_uniform"] = s_uniform
 
     # T(eta) on the stationary runs (or the given LR range)
-    temperature = pd.DataFrame(columns=["lr", "U", "S", "T", "T_lo", "T_hi", "valid", "regime"])
-    power_law = None
     measured = table.dropna(subset=["U", "S"]) if {"U", "S"} <= set(table.columns) else table
     if "regime" in measured:
         measured = measured[measured["regime"] != "invalid"]
@@ -740,56 +989,22 @@ def make_report(
         chosen = measured.iloc[0:0]
     if not table.empty:
         table["reason"] = [_left_out_reason(r, set(chosen["run"])) for _, r in table.iterrows()]
-    chosen_runs = chosen
-    chosen = _one_row_per_lr(chosen, messages)
-    fit: dict[str, Any] | None = None
-    if len(chosen) >= 3:
-        temperature = infer_temperature(chosen["lr"], chosen["U"], chosen["S"], eps=eps,
-                                        smoothing=smoothing)
-        temperature["regime"] = chosen["regime"].to_numpy()
-        temperature["n_runs"] = chosen["n_runs"].to_numpy()
-        truth = _known_temperatures(usable)
-        if truth:
-            temperature["T_true"] = [truth.get(float(lr), math.nan) for lr in temperature["lr"]]
-        ok = _fit_rows(temperature)
-        if len(ok) < MIN_FIT_ROWS:
-            messages.append(
-                f"power law: not fitted; it uses the valid rows with both bracket bounds (the "
-                f"interior learning rates; the end rows are one-sided chords), found {len(ok)}, "
-                f"needs {MIN_FIT_ROWS}")
-        else:
-            try:
-                power_law = fit_power_law(ok["lr"], ok["T"])
-            except ValueError as err:
-                messages.append(f"power law: {err}")
-        spread, ci_method = _intervals(chosen_runs, resampled, eps, smoothing, ci, messages)
-        for col in ("T_ci_lo", "T_ci_hi"):
-            temperature[col] = ([float(spread.temperature.set_index("lr")[col].get(float(lr),
-                                                                                   math.nan))
-                                 for lr in temperature["lr"]] if spread is not None
-                                else math.nan)
-        temperature["ci_method"] = ci_method or ""
-        temperature["U_se"], temperature["S_se"] = _standard_errors(chosen_runs,
-                                                                    temperature["lr"])
-        n_seeds = int(chosen["n_runs"].max())
-        if power_law is not None:
-            a_ci = spread.a_ci if spread is not None else (math.nan, math.nan)
-            fit = {"b": power_law[0], "a": power_law[1], "a_ci_lo": a_ci[0],
-                   "a_ci_hi": a_ci[1], "level": ci, "ci_method": ci_method,
-                   "rows": [float(v) for v in ok["lr"]], "n_seeds": n_seeds,
-                   "seed_exponents": ({str(k): v for k, v in spread.exponents.items()}
-                                      if ci_method == "seeds" else {})}
-        bad = temperature[~temperature["valid"]]
-        for _, r in bad.iterrows():
-            messages.append(f"lr={r['lr']:.3g}: T not valid ({r['reason']})")
-    else:
-        messages.append(
-            f"T(eta) needs at least 3 stationary learning rates, found {len(chosen)}; "
-            "runs.csv and the per-run figures are still written"
-            + ("" if lr_range else " (runs.csv says why each other run was left out; "
-               "--lr-range uses runs of any regime, --include-low-ess keeps low-ESS ones)")
-        )
-
+    axes = _axis_columns(table, usable) if not table.empty else ["lr"]
+    if along not in axes:
+        raise ValueError(f"`along` (--along) must be one of the sweep's axes {axes}, got "
+                         f"{along!r}.")
+    groups = [a for a in axes if a not in (along, "seed")]
+    temperature, power_law, fit = _temperatures(chosen, along, groups, resampled, eps=eps,
+                                                smoothing=smoothing, ci=ci, messages=messages)
+    collapse = None
+    if along == "lr" and groups == ["batch_size"] and len(temperature):
+        collapse = batch_size_collapse(temperature, level=ci)
+        if collapse is not None:
+            messages.append(collapse["verdict"])
+    if len(temperature) and not table.empty:  # each run's T (its group's row) in runs.csv
+        keys = [*groups, along]
+        cols = [c for c in ("T", "T_ci_lo", "T_ci_hi") if c in temperature]
+        table = table.merge(temperature[keys + cols], on=keys, how="left")
     # local temperature along converging runs
     local = {}
     for run in usable:
@@ -804,11 +1019,14 @@ def make_report(
     table.to_csv(out / "runs.csv", index=False)
     temperature.to_csv(out / "temperature.csv", index=False)
     if fit is not None:
-        (out / "fit.json").write_text(json.dumps(fit, indent=2, allow_nan=True))
-    rendered = fig.render_report_figures(table, temperature, power_law, local, fit)
+        (out / "fit.json").write_text(json.dumps(_json_ready(fit), indent=2))
+    if collapse is not None:
+        (out / "collapse.json").write_text(json.dumps(_json_ready(collapse), indent=2))
+    rendered = fig.render_report_figures(table, temperature, power_law, local, fit,
+                                         along=along, collapse=collapse)
     figures = fig.save_figures(rendered, out)
     if tensorboard:
         fig.write_tensorboard(out / "tensorboard", rendered, usable, table, temperature,
                               force=force)
     (out / "messages.txt").write_text("\n".join(messages) + ("\n" if messages else ""))
-    return ReportResult(table, temperature, power_law, figures, messages, fit)
+    return ReportResult(table, temperature, power_law, figures, messages, fit, collapse)

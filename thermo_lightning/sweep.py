@@ -15,6 +15,7 @@ import contextlib
 import dataclasses
 import importlib
 import json
+import math
 import os
 import queue
 import re
@@ -25,7 +26,7 @@ import threading
 import time
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from thermo_lightning.sweep_config import (  # noqa: F401 (re-exported: the swee
     DATASETS,
     FIELD_HELP,
     MODELS,
+    RunSpec,
     SweepConfig,
     _coerce,
     lr_grid,
@@ -51,11 +53,14 @@ from thermo_lightning.sweep_config import (  # noqa: F401 (re-exported: the swee
 __all__ = [
     "RunLockedError",
     "RunProgress",
+    "RunSpec",
     "SweepConfig",
     "SweepSettingsError",
+    "langevin_noise_std",
     "lr_grid",
     "run_dir_name",
     "run_one",
+    "run_spec",
     "run_sweep",
     "stop_with_parent",
 ]
@@ -66,10 +71,29 @@ HISTORY_FILE = "history.csv"
 
 
 def _import(path: str) -> Callable[..., Any]:
+    """``package.module:factory``, found on ``sys.path`` or else in the current folder (the
+    ``thermo-lightning`` command does not put it on ``sys.path``, ``python -m`` does)."""
     module, _, attr = path.partition(":")
     if not attr:
         raise ValueError(f"an import path looks like 'package.module:factory', got {path!r}.")
-    return getattr(importlib.import_module(module), attr)
+    try:
+        found = importlib.import_module(module)
+    except ModuleNotFoundError as err:
+        if err.name != module.split(".")[0]:
+            raise  # the factory's module itself imports something missing
+        if os.getcwd() not in sys.path:
+            sys.path.append(os.getcwd())
+        try:
+            found = importlib.import_module(module)
+        except ModuleNotFoundError:
+            raise ModuleNotFoundError(
+                f"cannot import {module!r} for {path!r}: not on the Python path nor in the "
+                f"current folder {os.getcwd()}; run from the folder that holds it, or add "
+                "that folder to PYTHONPATH.", name=err.name) from None
+    try:
+        return getattr(found, attr)
+    except AttributeError:
+        raise AttributeError(f"{module!r} has no {attr!r} (from {path!r}).") from None
 
 
 def _datamodule(cfg: SweepConfig) -> pl.LightningDataModule | None:
@@ -83,7 +107,7 @@ def _datamodule(cfg: SweepConfig) -> pl.LightningDataModule | None:
         return CIFARDataModule(cfg.data, root=cfg.data_root, download=cfg.download,
                                batch_size=cfg.batch_size, seed=cfg.seed,
                                on_device=cfg.accelerator in ("gpu", "cuda"))
-    return _import(cfg.data)(batch_size=cfg.batch_size, seed=cfg.seed)
+    return _import(cfg.data)(batch_size=cfg.batch_size, seed=cfg.seed, **(cfg.data_args or {}))
 
 
 def _model(cfg: SweepConfig, lr: float, dm: pl.LightningDataModule | None) -> pl.LightningModule:
@@ -101,13 +125,21 @@ def _model(cfg: SweepConfig, lr: float, dm: pl.LightningDataModule | None) -> pl
         assert dm is not None, "validated in SweepConfig"
         cls = ScaleInvariantConvNet if cfg.model == "convnet" else ScaleInvariantResNet18
         net = cls(cfg.width, num_classes=dm.num_classes, in_channels=dm.in_channels)
-        return ClassificationTask(net, lr=lr)
+        return ClassificationTask(net, lr=lr, weight_decay=cfg.weight_decay)
     if cfg.model in ("toy-up", "toy-op"):
         return ToySphereModule(kind=cfg.model[-2:], lr=lr, seed=cfg.seed)
     if cfg.model == "langevin":
-        problem = LangevinSphere(dim=cfg.dim, noise_std=cfg.noise_std)
+        problem = LangevinSphere(dim=cfg.dim, noise_std=langevin_noise_std(cfg))
         return LangevinSphereModule(problem, lr=lr, seed=cfg.seed, init_seed=cfg.seed)
-    return _import(cfg.model)(lr=lr, width=cfg.width, datamodule=dm, seed=cfg.seed)
+    return _import(cfg.model)(lr=lr, width=cfg.width, datamodule=dm, seed=cfg.seed,
+                              **(cfg.model_args or {}))
+
+
+def langevin_noise_std(cfg: SweepConfig) -> float:
+    """The gradient noise of the Langevin problem's runs: ``noise_std / sqrt(batch_size)``
+    (the mean of ``batch_size`` independent draws), so that ``T = lr noise_std^2 /
+    (2 batch_size)``; ``batch_size`` is 1 unless set."""
+    return cfg.noise_std / math.sqrt(int(cfg.batch_size))
 
 
 def _random_loss(model: pl.LightningModule, dm: pl.LightningDataModule | None,
@@ -220,8 +252,9 @@ class RunProgress(pl.Callback):
     bar's postfix, or a worker's log)."""
 
     def __init__(self, lr: float, thermo: ThermoCallback, report: Callable[[str], Any],
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, label: str = "") -> None:
         self.lr, self.thermo, self.report, self.seed = lr, thermo, report, seed
+        self.label = label  # the run's other axes: " batch_size=64"
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -231,27 +264,47 @@ class RunProgress(pl.Callback):
             buffer = self.thermo.buffer
             fill = f", window {buffer.fill_fraction:.0%}" if buffer is not None else ""
             seed = "" if self.seed is None else f" seed={self.seed}"
-            self.report(f"lr={self.lr:g}{seed} step {step}/{total or '?'}{fill}")
+            self.report(f"lr={self.lr:g}{self.label}{seed} step {step}/{total or '?'}{fill}")
 
 
 def run_one(cfg: SweepConfig, lr: float, out: str | Path, *, seed: int | None = None,
-            progress_bar: bool = False, progress: Callable[[str], Any] | None = None) -> Path:
-    """Train and measure the run at ``lr`` in ``out/lr=...`` (with ``seed``, one of the
-    sweep's ``seeds``: ``out/lr=...,seed=N``, trained with that seed); skip it when done,
-    resume it from ``checkpoints/last.ckpt`` when interrupted. Returns the run's folder.
-    ``progress`` is told where the run is (:class:`RunProgress`).
+            values: Mapping[str, Any] | None = None, progress_bar: bool = False,
+            progress: Callable[[str], Any] | None = None) -> Path:
+    """Train and measure one run of the sweep in ``out/<its name>`` (``lr=...``; with
+    ``seed``, one of the sweep's ``seeds``, ``lr=...,seed=N``; with ``values`` on its
+    ``grid`` axes, ``lr=...,batch_size=64,...``); skip it when done, resume it from
+    ``checkpoints/last.ckpt`` when interrupted. Returns the run's folder. ``progress`` is
+    told where the run is (:class:`RunProgress`).
 
     Raises:
+        ValueError: ``seed`` or ``values`` are not those of one of the sweep's runs.
         SweepSettingsError: the folder holds this run made with other measurement settings.
         RunLockedError: another process is training this run.
     """
-    if seed is not None and (cfg.seeds is None or seed not in cfg.seeds):
-        raise ValueError(f"seed {seed} is not one of the sweep's `seeds` ({cfg.seeds}).")
-    run_dir = Path(out) / run_dir_name(lr, seed)
+    spec = RunSpec(float(lr), seed, tuple((values or {}).items()))
+    return run_spec(cfg, spec, out, progress_bar=progress_bar, progress=progress)
+
+
+def run_spec(cfg: SweepConfig, spec: RunSpec, out: str | Path, *, progress_bar: bool = False,
+             progress: Callable[[str], Any] | None = None) -> Path:
+    """:func:`run_one` for a :class:`~thermo_lightning.sweep_config.RunSpec` of ``cfg``."""
+    if spec.seed is not None and (cfg.seeds is None or spec.seed not in cfg.seeds):
+        raise ValueError(f"seed {spec.seed} is not one of the sweep's `seeds` ({cfg.seeds}).")
+    grid = cfg.grid or {}
+    given = dict(spec.values)
+    if set(given) != set(grid):
+        raise ValueError(f"the run's axis values {given} must name every `grid` axis "
+                         f"({sorted(grid)}).")
+    for axis, value in spec.values:
+        if value not in grid[axis]:
+            raise ValueError(f"{axis}={value!r} is not one of the sweep's values "
+                             f"{grid[axis]!r}.")
+    # the grid's order, whatever order the values came in
+    spec = RunSpec(spec.lr, spec.seed, tuple((axis, given[axis]) for axis in grid))
+    run_dir = Path(out) / spec.name
     run_dir.mkdir(parents=True, exist_ok=True)
     with _run_lock(run_dir), _sigterm_interrupts() as current:
-        return _run_locked(cfg.for_run(seed), lr, run_dir, progress_bar, current, progress,
-                           seed)
+        return _run_locked(cfg.for_run(spec), spec, run_dir, progress_bar, current, progress)
 
 
 @contextlib.contextmanager
@@ -278,14 +331,16 @@ def _sigterm_interrupts() -> Iterator[dict[str, Any]]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _run_locked(cfg: SweepConfig, lr: float, run_dir: Path, progress_bar: bool,
-                current: dict[str, Any], progress: Callable[[str], Any] | None = None,
-                seed: int | None = None) -> Path:
+def _run_locked(cfg: SweepConfig, spec: RunSpec, run_dir: Path, progress_bar: bool,
+                current: dict[str, Any], progress: Callable[[str], Any] | None = None) -> Path:
+    lr = spec.lr
     info = _read_run(run_dir)
     hparams = {**dataclasses.asdict(cfg), "lr": lr, "precision": cfg.resolved_precision(),
                "stride": cfg.stride_for(lr)}
-    hparams.pop("lrs")
-    hparams.pop("seeds")  # the grid, not this run (its own seed is `seed`)
+    for key in ("lrs", "seeds", "grid"):  # the sweep's grid, not this run (its values are
+        hparams.pop(key)                  # in the settings and in `axes`)
+    if cfg.model == "langevin":
+        hparams["gradient_noise_std"] = langevin_noise_std(cfg)
     if info.get("hparams"):
         diff = _settings_diff(info["hparams"], hparams)
         if diff:
@@ -296,11 +351,11 @@ def _run_locked(cfg: SweepConfig, lr: float, run_dir: Path, progress_bar: bool,
             )
     if info.get("status") == "done":
         return run_dir
-    info.update(hparams=hparams, status="running", started=time.time(), pid=os.getpid())
+    info.update(hparams=hparams, axes=spec.axes(), status="running", started=time.time(),
+                pid=os.getpid())
     _write_run(run_dir, info)
     try:
-        trainer, thermo = _train(cfg, lr, run_dir, info, progress_bar, current, progress,
-                                 seed)
+        trainer, thermo = _train(cfg, spec, run_dir, info, progress_bar, current, progress)
     except SIGTERMException:
         info.update(status="interrupted", error="SIGTERM (resumes from its last checkpoint)")
         _write_run(run_dir, info)
@@ -322,12 +377,13 @@ def _run_locked(cfg: SweepConfig, lr: float, run_dir: Path, progress_bar: bool,
     return run_dir
 
 
-def _train(cfg: SweepConfig, lr: float, run_dir: Path, info: dict[str, Any], progress_bar: bool,
-           current: dict[str, Any], progress: Callable[[str], Any] | None = None,
-           seed: int | None = None) -> tuple[pl.Trainer, ThermoCallback]:
+def _train(cfg: SweepConfig, spec: RunSpec, run_dir: Path, info: dict[str, Any],
+           progress_bar: bool, current: dict[str, Any],
+           progress: Callable[[str], Any] | None = None) -> tuple[pl.Trainer, ThermoCallback]:
     """Build the run's data, model, callback and Trainer, and fit (resuming from
-    ``checkpoints/last.ckpt`` when it is there and readable). ``seed``: the run's seed when
-    it is one of the sweep's ``seeds`` (shown in its progress lines)."""
+    ``checkpoints/last.ckpt`` when it is there and readable). ``cfg``: the run's own
+    settings (:meth:`SweepConfig.for_run`)."""
+    lr = spec.lr
     dm = _datamodule(cfg)
     model = _model(cfg, lr, dm)
     if "random_loss" not in info:
@@ -349,7 +405,8 @@ def _train(cfg: SweepConfig, lr: float, run_dir: Path, info: dict[str, Any], pro
         precision=cfg.resolved_precision(),  # type: ignore[arg-type]
         max_steps=cfg.steps, logger=loggers,
         callbacks=[thermo, ckpt,
-                   *([RunProgress(lr, thermo, progress, seed)] if progress else [])],
+                   *([RunProgress(lr, thermo, progress, spec.seed, "".join(
+                       f" {k}={v}" for k, v in spec.values))] if progress else [])],
         enable_progress_bar=progress_bar, enable_model_summary=False,
         log_every_n_steps=max(1, min(50, cfg.steps)),
     )
@@ -422,6 +479,9 @@ def run_sweep(
     tmp = sweep_file.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(dataclasses.asdict(cfg), indent=2, default=str))
     tmp.replace(sweep_file)
+    for path in (cfg.model, cfg.data):  # a factory that cannot be imported fails no run
+        if isinstance(path, str) and ":" in path:
+            _import(path)
     runs = cfg.runs()
     from tqdm.auto import tqdm
 
@@ -429,20 +489,19 @@ def run_sweep(
     failures: list[str] = []
     elsewhere: list[str] = []
     if workers <= 1:
-        for i, (lr, seed) in enumerate(runs):
+        for i, spec in enumerate(runs):
             try:
-                run_one(cfg, lr, out, seed=seed,
-                        progress=bar.set_postfix_str if progress else None)
+                run_spec(cfg, spec, out, progress=bar.set_postfix_str if progress else None)
             except SIGTERMException:
                 bar.close()
-                print(f"sweep stopped by SIGTERM during {run_dir_name(lr, seed)}; "
+                print(f"sweep stopped by SIGTERM during {spec.name}; "
                       f"{len(runs) - i - 1} runs not started. Run the same command again to "
                       "resume.", file=sys.stderr)
                 raise SystemExit(128 + signal.SIGTERM) from None
             except RunLockedError as err:
                 elsewhere.append(str(err))
             except Exception as err:  # keep going; report at the end
-                failures.append(f"{run_dir_name(lr, seed)}: {type(err).__name__}: {err}")
+                failures.append(f"{spec.name}: {type(err).__name__}: {err}")
             bar.update()
     else:
         failures = _run_parallel(runs, out, workers, bar)
@@ -451,11 +510,10 @@ def run_sweep(
         warnings.warn(message, stacklevel=2)
     if failures:
         raise RuntimeError("some runs failed:\n" + "\n".join(failures))
-    return [out / run_dir_name(lr, seed) for lr, seed in runs]
+    return [out / spec.name for spec in runs]
 
 
-def _run_parallel(runs: Sequence[tuple[float, int | None]], out: Path, workers: int, bar: Any
-                  ) -> list[str]:
+def _run_parallel(runs: Sequence[RunSpec], out: Path, workers: int, bar: Any) -> list[str]:
     """Each run in a ``sweep-run`` child process reading ``out/sweep.json`` (the merged
     settings), at most ``workers`` at a time. Children watch this process and stop when it
     ends; SIGTERM to this process is passed on to them and ends the sweep with status 143.
@@ -475,8 +533,8 @@ def _run_parallel(runs: Sequence[tuple[float, int | None]], out: Path, workers: 
     lock = threading.Lock()
     stopping = threading.Event()
 
-    def run_child(lr: float, seed: int | None) -> int:
-        name = run_dir_name(lr, seed)
+    def run_child(spec: RunSpec) -> int:
+        name = spec.name
         if stopping.is_set():
             return -signal.SIGTERM
         env = dict(os.environ)
@@ -488,9 +546,8 @@ def _run_parallel(runs: Sequence[tuple[float, int | None]], out: Path, workers: 
             # (two 2-thread runs on 2 cores: several times slower than one each)
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
         cmd = [sys.executable, "-m", "thermo_lightning.cli", "sweep-run",
-               "--config", str(cfg_file), "--lr", repr(lr), "--out", str(out),
-               "--parent-pid", str(os.getpid()), *(["--run-seed", str(seed)] if seed is not None
-                                                   else [])]
+               "--config", str(cfg_file), "--run", name, "--out", str(out),
+               "--parent-pid", str(os.getpid())]
         try:
             with open(out / f"{name}.log", "w") as log, lock:
                 if stopping.is_set():
@@ -531,8 +588,7 @@ def _run_parallel(runs: Sequence[tuple[float, int | None]], out: Path, workers: 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers,
                                                  thread_name_prefix="sweep-run")
     try:
-        futures.update({pool.submit(run_child, lr, seed): run_dir_name(lr, seed)
-                        for lr, seed in runs})
+        futures.update({pool.submit(run_child, spec): spec.name for spec in runs})
         pending = set(futures)
         while pending:
             done, pending = concurrent.futures.wait(

@@ -19,7 +19,8 @@ import numpy as np
 if TYPE_CHECKING:
     from thermo_lightning.callback import ThermoCallback
 
-__all__ = ["DATASETS", "FIELD_HELP", "MODELS", "SweepConfig", "lr_grid", "run_dir_name"]
+__all__ = ["DATASETS", "FIELD_HELP", "MODELS", "RunSpec", "SweepConfig", "lr_grid",
+           "run_dir_name"]
 
 MODELS = ("convnet", "resnet18", "toy-up", "toy-op", "langevin")
 DATASETS = ("digits", "cifar10", "cifar100")
@@ -36,7 +37,15 @@ FIELD_HELP: dict[str, str] = {
     "lr_max": "largest learning rate of the log-spaced grid",
     "num_lrs": "learning rates in the grid",
     "steps": "optimiser steps per run",
-    "batch_size": "mini-batch size (batches drawn with replacement)",
+    "batch_size": "mini-batch size (batches drawn with replacement); langevin: the gradient "
+                  "noise is the mean of batch_size draws (sigma^2 / B); auto: 1 for langevin, "
+                  "else 128",
+    "weight_decay": "SGD weight decay of the built-in models (convnet, resnet18)",
+    "grid": "more sweep axes besides lr and seeds, as AXIS=V1,V2,... (repeat the flag): a "
+            "setting such as batch_size, width or weight_decay, or model_args.NAME / "
+            "data_args.NAME for an argument of your factory",
+    "model_args": "extra keyword arguments of a model factory, as NAME=VALUE",
+    "data_args": "extra keyword arguments of a data factory, as NAME=VALUE",
     "seed": "seed of the initial weights and the batches (the same for every LR)",
     "seeds": "run every learning rate once per seed (folders lr=...,seed=N; the report "
              "groups them by LR); none: one run per LR with --seed",
@@ -91,9 +100,13 @@ class SweepConfig:
     lr_max: float = 1.0
     num_lrs: int = 10
     steps: int = 2000
-    batch_size: int = 128
+    batch_size: int | str = "auto"
+    weight_decay: float = 0.0
     seed: int = 0
     seeds: list[int] | None = None
+    grid: dict[str, list[Any]] | None = None
+    model_args: dict[str, Any] | None = None
+    data_args: dict[str, Any] | None = None
     window: int | str = "auto"
     stride: int | str = "auto"
     stride_per_lr: float | None = None
@@ -126,6 +139,22 @@ class SweepConfig:
         elif self.model in SELF_CONTAINED and self.data is not None:
             raise ValueError(f"model {self.model!r} brings its own data: leave `data` out "
                              f"(--data auto) or pass --data none, not {self.data!r}.")
+        if self.batch_size == "auto":
+            self.batch_size = 1 if self.model == "langevin" else 128
+        elif isinstance(self.batch_size, str):
+            raise ValueError(f"`batch_size` must be a positive integer or 'auto', got "
+                             f"{self.batch_size!r}.")
+        if self.weight_decay and self.model not in ("convnet", "resnet18"):
+            raise ValueError(
+                f"`weight_decay` applies to the built-in networks; for {self.model!r} pass it "
+                "to your factory as model_args.weight_decay (or --model-args weight_decay=...).")
+        if self.model_args and ":" not in self.model:
+            raise ValueError("`model_args` are passed to a model factory "
+                             "('package.module:factory'); the built-in models take none.")
+        if self.data_args and (self.data is None or ":" not in self.data):
+            raise ValueError("`data_args` are passed to a data factory "
+                             "('package.module:factory'); the built-in data sets take none.")
+        self._check_grid()
         if self.precision in (None, "auto"):
             self.precision = "64-true" if self.model in SELF_CONTAINED else "32-true"
         if self.model == "langevin" and self.snr == "auto":
@@ -137,7 +166,7 @@ class SweepConfig:
             )
         if self.model in ("convnet", "resnet18") and self.data is None:
             raise ValueError(f"model {self.model!r} needs `data` (digits, cifar10, cifar100).")
-        if self.steps < 1 or self.batch_size < 1 or self.width < 1 or self.devices < 1:
+        if self.steps < 1 or int(self.batch_size) < 1 or self.width < 1 or self.devices < 1:
             raise ValueError("`steps`, `batch_size`, `width` and `devices` must be positive.")
         if self.lrs is not None:
             if not self.lrs or any(not (lr > 0) for lr in self.lrs):
@@ -162,6 +191,95 @@ class SweepConfig:
                 self._check_window_fills(self.callback(lr), lr)
             except ValueError as err:
                 raise ValueError(f"{err} (sweep setting at lr={lr:g})") from err
+
+    def _check_grid(self) -> None:
+        """``grid``: axis -> distinct values, each axis a per-run setting or a factory
+        argument; values converted to the setting's type."""
+        if self.grid is None:
+            return
+        if not isinstance(self.grid, dict) or not self.grid:
+            raise ValueError(f"`grid` must map axis names to lists of values, got "
+                             f"{self.grid!r}.")
+        hints = typing.get_type_hints(type(self))
+        checked: dict[str, list[Any]] = {}
+        for axis, values in self.grid.items():
+            if axis in ("lr", "lrs", "seed", "seeds"):
+                raise ValueError(f"`grid` axis {axis!r}: the learning rates and seeds have "
+                                 "their own settings (lrs / lr_min..lr_max, seeds).")
+            prefix = axis.split(".", 1)[0]
+            if "." in axis:
+                if prefix not in ("model_args", "data_args") or not axis.split(".", 1)[1]:
+                    raise ValueError(f"`grid` axis {axis!r}: a dotted axis is "
+                                     "model_args.NAME or data_args.NAME.")
+                if (prefix == "model_args" and ":" not in self.model) or (
+                        prefix == "data_args" and (self.data is None or ":" not in self.data)):
+                    raise ValueError(f"`grid` axis {axis!r} needs a {prefix[:-5]} factory "
+                                     "('package.module:factory').")
+            elif axis not in hints or axis in GRID_FIXED:
+                allowed = sorted(set(hints) - GRID_FIXED)
+                raise ValueError(f"`grid` axis {axis!r} is not a per-run setting; use one of "
+                                 f"{allowed}, or model_args.NAME / data_args.NAME.")
+            items = values if isinstance(values, list | tuple) else [values]
+            if not items:
+                raise ValueError(f"`grid` axis {axis!r} has no values.")
+            if "." in axis:
+                items = [_yaml_scalar(v) for v in items]
+            else:
+                items = [_coerce(axis, v, hints[axis]) for v in items]
+            names = [_value_text(v) for v in items]
+            if len(set(names)) != len(names):
+                raise ValueError(f"`grid` axis {axis!r} repeats a value: {items!r}.")
+            checked[axis] = items
+        self.grid = checked
+        for axis, items in checked.items():  # every value through the settings' own checks
+            if "." in axis:
+                continue
+            for value in items:
+                try:
+                    dataclasses.replace(self, grid=None, **{axis: value})
+                except ValueError as err:
+                    raise ValueError(f"`grid` axis {axis}={value!r}: {err}") from err
+
+    def runs(self) -> list[RunSpec]:
+        """Every run of the sweep, by learning rate, then the other axes of ``grid`` (in
+        their order), then seed; ``seed`` is ``None`` without ``seeds``."""
+        seeds: list[int | None] = list(self.seeds) if self.seeds is not None else [None]
+        axes = list((self.grid or {}).items())
+        combos = [()]
+        for axis, values in axes:
+            combos = [(*c, (axis, v)) for c in combos for v in values]
+        return [RunSpec(lr, seed, combo) for lr in self.learning_rates() for combo in combos
+                for seed in seeds]
+
+    def run_named(self, name: str) -> RunSpec:
+        """The run of the sweep whose folder is ``name``."""
+        for spec in self.runs():
+            if spec.name == name:
+                return spec
+        raise ValueError(f"no run named {name!r} in this sweep (its runs: "
+                         f"{', '.join(r.name for r in self.runs()[:4])}, ...).")
+
+    def for_run(self, spec: RunSpec | int | None) -> SweepConfig:
+        """The settings of one run: its seed and axis values in place of the sweep's
+        (an ``int``: a seed alone; ``None``: unchanged)."""
+        if spec is None:
+            return self
+        if not isinstance(spec, RunSpec):
+            spec = RunSpec(math.nan, int(spec))
+        changes: dict[str, Any] = {"seeds": None, "grid": None}
+        if spec.seed is not None:
+            changes["seed"] = spec.seed
+        model_args, data_args = dict(self.model_args or {}), dict(self.data_args or {})
+        for axis, value in spec.values:
+            if axis.startswith("model_args."):
+                model_args[axis.split(".", 1)[1]] = value
+            elif axis.startswith("data_args."):
+                data_args[axis.split(".", 1)[1]] = value
+            else:
+                changes[axis] = value
+        changes["model_args"] = model_args or None
+        changes["data_args"] = data_args or None
+        return dataclasses.replace(self, **changes)
 
     def _check_window_fills(self, cb: ThermoCallback, lr: float) -> None:
         """A window that cannot fill within ``steps`` measures no entropy: refuse it before
@@ -216,16 +334,6 @@ class SweepConfig:
             raise ValueError(f"{path} must hold a mapping of sweep settings.")
         return cls.from_dict(values)
 
-    def runs(self) -> list[tuple[float, int | None]]:
-        """Every run of the sweep as ``(lr, seed)``, by LR then seed; ``seed`` is ``None``
-        without ``seeds`` (one run per LR, with ``seed``, in an ``lr=...`` folder)."""
-        seeds: list[int | None] = list(self.seeds) if self.seeds is not None else [None]
-        return [(lr, seed) for lr in self.learning_rates() for seed in seeds]
-
-    def for_run(self, seed: int | None) -> SweepConfig:
-        """The settings of one run: ``seed`` in place of the sweep's (``None``: unchanged)."""
-        return self if seed is None else dataclasses.replace(self, seed=seed, seeds=None)
-
     def learning_rates(self) -> list[float]:
         return sorted(self.lrs) if self.lrs is not None else lr_grid(self.lr_min, self.lr_max,
                                                                       self.num_lrs)
@@ -237,8 +345,83 @@ class SweepConfig:
 
 
 # settings that do not change a run's numbers: the grid itself, and where/how it runs
-_NOT_MEASUREMENT = frozenset({"lrs", "lr_min", "lr_max", "num_lrs", "seeds", "accelerator",
-                              "devices", "data_root", "download", "checkpoint_every"})
+_NOT_MEASUREMENT = frozenset({"lrs", "lr_min", "lr_max", "num_lrs", "seeds", "grid",
+                              "accelerator", "devices", "data_root", "download",
+                              "checkpoint_every"})
+#: settings that cannot be a ``grid`` axis (what the sweep is, and where it runs)
+GRID_FIXED = frozenset({"model", "data", "lrs", "lr_min", "lr_max", "num_lrs", "seed", "seeds",
+                        "grid", "model_args", "data_args", "accelerator", "devices",
+                        "data_root", "download", "checkpoint_every", "precision"})
+
+
+def _yaml_scalar(value: Any) -> Any:
+    """A factory argument from the command line (``"3"``, ``"0.1"``, ``"true"``) as YAML reads
+    it; other values unchanged."""
+    if isinstance(value, str):
+        import yaml
+
+        try:
+            return yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+    return value
+
+
+def _value_text(value: Any) -> str:
+    """An axis value as written in a run's folder name: integers and strings as they are,
+    floats in their shortest exact form (``0.0001`` -> ``1e-04``)."""
+    if isinstance(value, bool) or value is None:
+        return str(value).lower()
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e6:
+            return str(int(value)) + ".0"
+        for digits in range(1, 17):
+            text = f"{value:.{digits}g}"
+            if float(text) == value:
+                return text
+        return repr(value)
+    text = str(value)
+    if any(c in text for c in "/,=\\ ") or not text:
+        raise ValueError(f"a grid value must not be empty or hold '/', ',', '=', '\\' or "
+                         f"spaces (it names a folder), got {value!r}.")
+    return text
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run of a sweep.
+
+    Attributes:
+        lr: its learning rate.
+        seed: its seed when the sweep runs ``seeds`` (``None``: the sweep's ``seed``).
+        values: its values on the other ``grid`` axes, ``((axis, value), ...)`` in the grid's
+            order.
+    """
+
+    lr: float
+    seed: int | None = None
+    values: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def name(self) -> str:
+        """Its folder: ``lr=1.00e-02``, ``lr=1.00e-02,batch_size=64,seed=1``."""
+        return run_dir_name(self.lr, self.seed, dict(self.values))
+
+    def axes(self) -> dict[str, Any]:
+        """``{"lr": ..., <grid axes>..., "seed": ...}`` (``seed`` only with ``seeds``)."""
+        out: dict[str, Any] = {"lr": self.lr, **dict(self.values)}
+        if self.seed is not None:
+            out["seed"] = self.seed
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "lr": self.lr, "seed": self.seed,
+                "values": dict(self.values)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> RunSpec:
+        return cls(float(values["lr"]), values.get("seed"),
+                   tuple((values.get("values") or {}).items()))
 _NONE_WORDS = ("none", "None", "null", "NULL", "~")
 
 
@@ -269,6 +452,8 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     if origin is list:
         items = value if isinstance(value, list | tuple) else [value]
         return [_coerce(name, v, args[0]) for v in items]
+    if origin is dict:
+        return _mapping(name, value, many=typing.get_origin(args[1]) is list)
     if hint is bool:
         if isinstance(value, bool):
             return value
@@ -297,9 +482,30 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
     raise ValueError(f"`{name}` must be {_type_name(hint)}, got {value!r}.")
 
 
+def _mapping(name: str, value: Any, many: bool) -> dict[str, Any]:
+    """A mapping setting from YAML (a mapping) or the command line (``KEY=VALUE`` items; with
+    ``many``, ``KEY=V1,V2,...`` for a list of values, each read as YAML reads it)."""
+    if isinstance(value, dict):
+        return {str(k): v for k, v in value.items()}
+    items = value if isinstance(value, list | tuple) else [value]
+    out: dict[str, Any] = {}
+    for item in items:
+        if not isinstance(item, str) or "=" not in item:
+            raise ValueError(f"`{name}` takes KEY=VALUE{',VALUE...' if many else ''} items, got "
+                             f"{item!r}.")
+        key, text = item.split("=", 1)
+        if many:
+            out[key.strip()] = [_yaml_scalar(v.strip()) for v in text.split(",") if v.strip()]
+        else:
+            out[key.strip()] = _yaml_scalar(text.strip())
+    return out
+
+
 def _is_instance(value: Any, hint: Any) -> bool:
     if typing.get_origin(hint) is list:
         return isinstance(value, list | tuple)
+    if typing.get_origin(hint) is dict:
+        return isinstance(value, dict)
     if hint in (int, float) and isinstance(value, bool):
         return False
     return isinstance(value, hint)
@@ -309,6 +515,8 @@ def _type_name(hint: Any) -> str:
     args = typing.get_args(hint)
     if typing.get_origin(hint) is list:
         return f"a list of {_type_name(args[0])}"
+    if typing.get_origin(hint) is dict:
+        return "a mapping (KEY=VALUE items)"
     if args:
         return " or ".join("None" if a is type(None) else _type_name(a) for a in args)
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
@@ -323,12 +531,14 @@ def lr_grid(lr_min: float, lr_max: float, num: int) -> list[float]:
     return [float(f"{v:.3g}") for v in np.geomspace(lr_min, lr_max, num)]
 
 
-def run_dir_name(lr: float, seed: int | None = None) -> str:
+def run_dir_name(lr: float, seed: int | None = None,
+                 values: dict[str, Any] | None = None) -> str:
     """Folder name of the run at ``lr``: ``lr=1.00e-02`` (three significant digits, as
     :func:`lr_grid` makes them), with as many more digits as ``lr`` needs to be told apart
-    from any other learning rate (``lr=1.0001e-02``); ``lr=1.00e-02,seed=3`` for one seed of
-    a sweep over ``seeds``."""
-    suffix = "" if seed is None else f",seed={seed}"
+    from any other learning rate (``lr=1.0001e-02``); then its other axis ``values``
+    (``,batch_size=64``) and ``,seed=3`` for one seed of a sweep over ``seeds``."""
+    suffix = "".join(f",{k}={_value_text(v)}" for k, v in (values or {}).items())
+    suffix += "" if seed is None else f",seed={seed}"
     for digits in range(2, 17):
         name = f"{lr:.{digits}e}"
         if float(name) == lr:

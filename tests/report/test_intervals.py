@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -173,7 +174,7 @@ def test_report_one_seed_gets_bootstrap_intervals(tmp_path) -> None:
 
 
 def test_report_says_why_one_seed_has_no_interval(tmp_path) -> None:
-    lrs = [0.01, 0.02, 0.04, 0.08]
+    lrs = [0.01, 0.02, 0.04, 0.08, 0.16]
     for i, lr in enumerate(lrs):
         # a window of 200 snapshots at stride 20 spans 4000 steps: the 60-point tail
         # (600 steps) is a fraction of one window
@@ -185,7 +186,33 @@ def test_report_says_why_one_seed_has_no_interval(tmp_path) -> None:
                                         "thermo_spec/estimator": "knn_graph",
                                         "thermo_spec/sketch_dim": None,
                                         "thermo_spec/shards": 1}})
-    result = make_report(tmp_path / "runs", tmp_path / "report", tensorboard=False)
+    result = make_report(tmp_path / "runs", tensorboard=False)  # into runs/report
     assert (result.runs["blocks"] == 0).all()
+    assert result.runs[["U_se", "S_se"]].isna().all().all()  # the columns, empty
     assert result.temperature["T_ci_lo"].isna().all()
-    assert any("within-run bootstrap needs at least 3" in m for m in result.messages)
+    said = [m for m in result.messages if "within-run bootstrap needs at least 3" in m]
+    # one block is 400 points (a window spans 4000 steps, 10 apart); the run has 400
+    assert len(said) == 1 and "not even the whole run" in said[0] and "--seeds" in said[0]
+    # fit.json is strict JSON: the missing interval is null, not NaN
+    text = (tmp_path / "runs" / "report" / "fit.json").read_text()
+    fit = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in fit.json"))
+    assert fit["a_ci_lo"] is None and fit["ci_method"] is None
+
+
+def test_report_says_which_tail_gives_the_bootstrap_its_blocks(tmp_path) -> None:
+    lrs = [0.01, 0.02, 0.04, 0.08]
+    spec = {"thermo_spec/window": 10, "thermo_spec/num_parameters": 10, "thermo_spec/dim": 9,
+            "thermo_spec/k": [5], "thermo_spec/stride": 10, "thermo_spec/radius": None,
+            "thermo_spec/estimator": "knn_graph", "thermo_spec/sketch_dim": None,
+            "thermo_spec/shards": 1}
+    for i, lr in enumerate(lrs):
+        # a window spans 100 steps, 10 points: the 60-point tail holds 6 blocks, a 0.05
+        # tail (20 points) only 2
+        write_run(tmp_path / "runs", lr, _noisy_history(lr, i), info={"window_spec": spec})
+    short = make_report(tmp_path / "runs", tmp_path / "a", tail=0.05, tensorboard=False)
+    # 3 blocks of 10 points need 30 of the 400: a tail of 0.075, rounded up
+    said = [m for m in short.messages if "within-run bootstrap" in m]
+    assert len(said) == 1 and "--tail 0.08 would give every run enough" in said[0]
+    full = make_report(tmp_path / "runs", tmp_path / "b", tail=0.15, tensorboard=False)
+    assert (full.runs["blocks"] == 6).all() and (full.temperature["ci_method"] == "bootstrap"
+                                                  ).all()

@@ -67,7 +67,7 @@ def test_seeds_run_every_learning_rate_once_per_seed(tmp_path: Path, capsys) -> 
         SweepConfig.from_dict({**TINY, "seeds": []})
     cfg = SweepConfig.from_dict({**TINY, "lrs": [0.05, 0.1], "seeds": ["0", "2"]})
     assert cfg.seeds == [0, 2]
-    assert cfg.runs() == [(0.05, 0), (0.05, 2), (0.1, 0), (0.1, 2)]
+    assert [(r.lr, r.seed) for r in cfg.runs()] == [(0.05, 0), (0.05, 2), (0.1, 0), (0.1, 2)]
     runs = run_sweep(cfg, tmp_path, progress=False)
     assert [p.name for p in runs] == ["lr=5.00e-02,seed=0", "lr=5.00e-02,seed=2",
                                       "lr=1.00e-01,seed=0", "lr=1.00e-01,seed=2"]
