@@ -144,3 +144,15 @@ def test_strategy_names_are_registered_whichever_is_imported_first(order: str) -
                   "print('sphere_projection' in StrategyRegistry,"
                   " 'ddp_sphere_projection' in StrategyRegistry)")
     assert out == "True True"
+
+
+def test_nothing_imports_ray_or_submitit_until_a_launcher_needs_them() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, thermo_lightning, thermo_lightning.sweep, thermo_lightning.report, "
+            "thermo_lightning.launchers, thermo_lightning.cli; "
+            "print(sorted(m for m in ('ray', 'submitit') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == "[]"

@@ -1,8 +1,10 @@
-"""``thermo-lightning demo | sweep | report``: learning-rate sweeps and their report.
+"""``thermo-lightning demo | sweep | sweep-run | report``: sweeps and their report.
 
     thermo-lightning demo [--out DIR] [--quick]
     thermo-lightning sweep [--config sweep.yaml] --out runs/ [--workers N] [--lrs ...] [...]
+    thermo-lightning sweep ... --out runs/ --launcher ray|slurm [--plan | --dry-run] [...]
     thermo-lightning sweep [--config sweep.yaml] [--lrs ...] --print-config > sweep.yaml
+    thermo-lightning sweep-run --config runs/sweep.json --run NAME --out runs/
     thermo-lightning report runs/ --out report/ [--force] [--tail 0.15] [--lr-range A B]
 """
 
@@ -60,6 +62,12 @@ def _config(args: argparse.Namespace):
         if not isinstance(loaded, dict | None):
             raise SystemExit(f"error: --config {path} must hold a mapping of sweep settings")
         values = dict(loaded or {})
+        section = values.pop("launcher", None)  # where to run: not a sweep setting
+        if section is not None:
+            if not isinstance(section, dict):
+                raise SystemExit(f"error: `launcher` in {path} must be a mapping (name: "
+                                 "local|ray|slurm and its options)")
+            args.launcher_section = section
     for f in _sweep_fields():
         value = getattr(args, f.name, None)
         if value is not None:
@@ -114,7 +122,44 @@ def print_config(cfg: SweepConfig) -> None:
           end="")
 
 
+def _launcher(args: argparse.Namespace) -> Any:
+    """The launcher of ``--launcher`` (or the config file's ``launcher: {name: ...}``), its
+    options from that section, overridden by the flags."""
+    from thermo_lightning.launchers import LAUNCHERS
+
+    section = dict(getattr(args, "launcher_section", None) or {})
+    name = args.launcher or section.pop("name", "local")
+    section.pop("name", None)
+    if name not in LAUNCHERS:
+        raise SystemExit(f"error: --launcher must be one of {sorted(LAUNCHERS)}, got {name!r}")
+    flags = {
+        "local": {"workers": args.workers},
+        "ray": {"address": args.ray_address, "cpus_per_run": args.cpus_per_run,
+                "gpus_per_run": args.gpus_per_run, "num_cpus": args.ray_num_cpus},
+        "slurm": {"partition": args.slurm_partition, "time_min": args.slurm_time,
+                  "gpus_per_run": args.gpus_per_run, "cpus_per_run": args.cpus_per_run,
+                  "mem": args.slurm_mem, "array_parallelism": args.slurm_parallelism,
+                  "extra": dict(o.split("=", 1) for o in args.slurm_option or []) or None,
+                  "setup": args.slurm_setup, "executor": args.slurm_executor,
+                  "wait": False if args.no_wait else None},
+    }[name]
+    cls = LAUNCHERS[name]
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(section) - known)
+    if unknown:
+        raise SystemExit(f"error: unknown options {unknown} for the {name} launcher; known: "
+                         f"{sorted(k for k in known if not k.startswith('_'))}")
+    options = {**section, **{k: v for k, v in flags.items() if v is not None}}
+    if name == "local" and args.workers == 1 and "workers" in section:
+        options["workers"] = section["workers"]
+    try:
+        return cls(**options)
+    except TypeError as err:
+        raise SystemExit(f"error: the {name} launcher's options: {err}") from err
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from thermo_lightning.launchers import SlurmLauncher, write_plan
     from thermo_lightning.sweep import run_sweep
 
     cfg = _config(args)
@@ -124,8 +169,22 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.out is None:
         print("error: sweep needs --out (the folder of the runs)", file=sys.stderr)
         return 2
+    launcher = _launcher(args)
+    if args.plan or args.dry_run:
+        plan = write_plan(cfg, args.out)
+        print(f"plan: {len(plan.runs)} runs in {plan.out / 'plan.json'}")
+        for spec in plan.runs:
+            print("  " + " ".join(plan.command(spec)))
+        if args.dry_run:
+            if isinstance(launcher, SlurmLauncher):
+                print(launcher.script(plan))
+            else:
+                print(f"(--dry-run: the {args.launcher or 'local'} launcher would run the "
+                      "commands above)")
+        return 0
     _quiet()
-    runs = run_sweep(cfg, args.out, workers=args.workers, progress=not args.no_progress)
+    runs = run_sweep(cfg, args.out, workers=args.workers, progress=not args.no_progress,
+                     launcher=launcher)
     print(f"{len(runs)} runs in {args.out}; next: thermo-lightning report {args.out} --out "
           f"{Path(args.out) / 'report'}")
     return 0
@@ -255,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "weight entropy S, temperature T, free energy, gradient SNR), and their "
                     "report.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{demo,sweep,report}")
+    sub = parser.add_subparsers(dest="command", required=True,
+                                metavar="{demo,sweep,sweep-run,report}")
 
     demo = sub.add_parser("demo", help="small sweeps on embedded data, then their reports")
     demo.add_argument("--out", default="thermo_demo", help="output folder (default thermo_demo)")
@@ -264,7 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(func=cmd_demo)
 
-    sweep = sub.add_parser("sweep", help="train one run per learning rate")
+    sweep = sub.add_parser(
+        "sweep", help="train every run of a sweep (learning rates x grid x seeds)")
     sweep.add_argument("--config", help="YAML file of sweep settings (the flags below override "
                        "it)")
     sweep.add_argument("--out", help="folder of the runs (required unless --print-config)")
@@ -274,20 +335,52 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--workers", type=int, default=1,
                        help="runs in parallel processes (default: 1)")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    where = sweep.add_argument_group(
+        "where the runs execute", "--launcher local (processes here), ray (a Ray cluster) or "
+        "slurm (a job array through submitit); also a `launcher:` section in --config")
+    where.add_argument("--launcher", choices=["local", "ray", "slurm"],
+                       help="default: local")
+    where.add_argument("--plan", action="store_true",
+                       help="write sweep.json and plan.json (the runs and their commands) "
+                            "into --out, print them, and exit")
+    where.add_argument("--dry-run", action="store_true",
+                       help="--plan, and with --launcher slurm print the job script; submit "
+                            "nothing")
+    where.add_argument("--cpus-per-run", type=float, help="ray/slurm: CPUs per run (1)")
+    where.add_argument("--gpus-per-run", type=float, help="ray/slurm: GPUs per run (0)")
+    where.add_argument("--ray-address", help="ray: an existing cluster (default: start a "
+                       "local one)")
+    where.add_argument("--ray-num-cpus", type=int, help="ray: CPUs of a local cluster")
+    where.add_argument("--slurm-partition", help="slurm: partition")
+    where.add_argument("--slurm-time", type=int, help="slurm: minutes per run (60)")
+    where.add_argument("--slurm-mem", help="slurm: memory per run, e.g. 16G")
+    where.add_argument("--slurm-parallelism", type=int,
+                       help="slurm: array tasks at once (64)")
+    where.add_argument("--slurm-option", action="append", metavar="KEY=VALUE",
+                       help="slurm: another #SBATCH option (account=..., qos=...)")
+    where.add_argument("--slurm-setup", action="append", metavar="LINE",
+                       help="slurm: a shell line run before each task (module load ...)")
+    where.add_argument("--slurm-executor", choices=["slurm", "local"],
+                       help="slurm: 'local' runs the array as local processes (a test)")
+    where.add_argument("--no-wait", action="store_true",
+                       help="slurm: return once the array is submitted")
     _add_overrides(sweep)
     sweep.set_defaults(func=cmd_sweep)
 
-    one = sub.add_parser("sweep-run", help=argparse.SUPPRESS)
-    one.add_argument("--config")
-    one.add_argument("--run", help="the run's folder name (lr=...,seed=...)")
-    one.add_argument("--lr")
-    one.add_argument("--run-seed", type=int, help="one of the sweep's seeds")
-    one.add_argument("--out", required=True)
+    one = sub.add_parser(
+        "sweep-run", help="train one run of a planned sweep (what every launcher runs)",
+        description="Train one run of a sweep into OUT/<run>: skip it when done, resume it "
+                    "from its last checkpoint when interrupted; an exclusive lock on its "
+                    "run.lock keeps two processes from training it at once. The sweep's "
+                    "settings come from --config (OUT/sweep.json, written by sweep --plan).")
+    one.add_argument("--config", help="the sweep's settings (OUT/sweep.json)")
+    one.add_argument("--run", help="the run's folder name (lr=...,seed=...), as in plan.json")
+    one.add_argument("--lr", help="instead of --run: the run at this learning rate")
+    one.add_argument("--run-seed", type=int, help="with --lr: one of the sweep's seeds")
+    one.add_argument("--out", required=True, help="the sweep's folder")
     one.add_argument("--parent-pid", type=int, help="stop when this process ends")
     _add_overrides(one)
     one.set_defaults(func=cmd_sweep_run)
-    # the worker command stays out of the help listing
-    sub._choices_actions = [a for a in sub._choices_actions if a.dest != "sweep-run"]
 
     report = sub.add_parser("report", help="T(eta), free-energy curves and regimes of a sweep")
     report.add_argument("logdir", help="folder of runs")

@@ -28,7 +28,7 @@ import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightning.pytorch as pl
 import torch
@@ -37,6 +37,9 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from thermo_lightning.callback import ThermoCallback
+
+if TYPE_CHECKING:
+    from thermo_lightning.launchers import Launcher, SweepPlan
 from thermo_lightning.strategy import DDPSphereProjectionStrategy, SphereProjectionStrategy
 from thermo_lightning.sweep_config import (  # noqa: F401 (re-exported: the sweep's settings)
     _NOT_MEASUREMENT,
@@ -441,50 +444,50 @@ def run_sweep(
     *,
     workers: int = 1,
     progress: bool = True,
+    launcher: Launcher | None = None,
 ) -> list[Path]:
-    """Run every learning rate of ``cfg`` into ``out``.
+    """Run every run of ``cfg`` (learning rates x grid x seeds) into ``out``.
 
     Args:
-        workers: runs in parallel processes (each ``thermo-lightning sweep-run`` on the
-            sweep's own ``sweep.json``; one GPU each when there are GPUs). ``1`` runs them one
-            after the other in this process. Workers stop when this process ends.
+        workers: with the default local launcher, runs in parallel processes (each
+            ``thermo-lightning sweep-run`` on the sweep's own ``sweep.json``; one GPU each
+            when there are GPUs). ``1`` runs them one after the other in this process.
+            Workers stop when this process ends.
         progress: a progress bar over runs.
+        launcher: where the runs execute (:mod:`thermo_lightning.launchers`: local
+            processes, a Ray cluster, a SLURM job array); default
+            ``LocalLauncher(workers)``.
 
-    A run that another process is training (its lock is held) is left to it, with a warning.
-    SIGTERM (a scheduler's stop) ends the sweep with exit status 143 after marking the run
-    in progress ``interrupted``; running the sweep again resumes it.
+    The sweep is planned first (``sweep.json``, ``plan.json``). A run that another process
+    is training (its lock is held) is left to it, with a warning. SIGTERM (a scheduler's
+    stop) ends a local sweep with exit status 143 after marking the run in progress
+    ``interrupted``; running the sweep again resumes it.
 
     Raises:
         SweepSettingsError: ``out`` holds a sweep made with other measurement settings.
+        RuntimeError: some runs failed (the others finish first), listed.
 
     Returns:
-        The run folders, in LR order. Failed runs are reported at the end (the others finish).
+        The run folders, in the plan's order.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    sweep_file = out / "sweep.json"
-    if sweep_file.exists():  # refuse before anything is rewritten
-        try:
-            old = SweepConfig.from_dict(json.loads(sweep_file.read_text()))
-        except (ValueError, TypeError) as err:
-            raise SweepSettingsError(f"{sweep_file} is unreadable ({err}); write this sweep "
-                                     "to another --out.") from err
-        diff = _settings_diff(old.measurement_settings(), cfg.measurement_settings())
-        if diff:
-            raise SweepSettingsError(
-                f"{out} holds a sweep made with other settings ({'; '.join(diff)}). Its "
-                "finished runs would be skipped as if they matched: write this sweep to "
-                "another --out, or delete the folder to redo it."
-            )
-    tmp = sweep_file.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(dataclasses.asdict(cfg), indent=2, default=str))
-    tmp.replace(sweep_file)
+    from thermo_lightning.launchers import LocalLauncher, write_plan
+
     for path in (cfg.model, cfg.data):  # a factory that cannot be imported fails no run
         if isinstance(path, str) and ":" in path:
             _import(path)
-    runs = cfg.runs()
+    plan = write_plan(cfg, out)
+    failures = (launcher or LocalLauncher(workers)).launch(plan, progress=progress)
+    if failures:
+        raise RuntimeError("some runs failed:\n" + "\n".join(failures))
+    return [Path(out) / spec.name for spec in plan.runs]
+
+
+def _run_local(plan: SweepPlan, workers: int, progress: bool) -> list[str]:
+    """The local launcher: the plan's runs in this process one after the other, or in
+    ``workers`` child processes (:func:`_run_parallel`); the failures."""
     from tqdm.auto import tqdm
 
+    cfg, runs, out = plan.config(), list(plan.runs), plan.out
     bar = tqdm(total=len(runs), desc="sweep", unit="run", disable=not progress)
     failures: list[str] = []
     elsewhere: list[str] = []
@@ -507,10 +510,8 @@ def run_sweep(
         failures = _run_parallel(runs, out, workers, bar)
     bar.close()
     for message in elsewhere:
-        warnings.warn(message, stacklevel=2)
-    if failures:
-        raise RuntimeError("some runs failed:\n" + "\n".join(failures))
-    return [out / spec.name for spec in runs]
+        warnings.warn(message, stacklevel=3)
+    return failures
 
 
 def _run_parallel(runs: Sequence[RunSpec], out: Path, workers: int, bar: Any) -> list[str]:

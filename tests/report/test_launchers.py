@@ -1,0 +1,156 @@
+"""Launchers: the plan, the local processes, a real local Ray cluster, and SLURM through
+submitit's local executor (real subprocesses, the same code path apart from sbatch)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from thermo_lightning.cli import main
+from thermo_lightning.launchers import (
+    Launcher,
+    LocalLauncher,
+    RayLauncher,
+    SlurmLauncher,
+    read_plan,
+    write_plan,
+)
+from thermo_lightning.report import make_report
+from thermo_lightning.sweep import SweepConfig, SweepSettingsError, run_sweep
+
+TINY = ["--model", "toy-up", "--lrs", "0.05", "0.1", "--steps", "40", "--window", "10",
+        "--k", "3", "--snr", "none", "--schedule", "5", "--seeds", "0", "1"]
+KNOWN_T = {"model": "langevin", "dim": 5, "noise_std": 0.5, "lrs": [0.02, 0.04, 0.08],
+           "steps": 600, "window": 20, "k": [3], "schedule": 20}
+
+
+def test_plan_lists_every_run_and_its_command(tmp_path: Path, capsys) -> None:
+    assert main(["sweep", *TINY, "--out", str(tmp_path), "--plan"]) == 0
+    out = capsys.readouterr().out
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    names = [r["name"] for r in plan["runs"]]
+    assert names == ["lr=5.00e-02,seed=0", "lr=5.00e-02,seed=1", "lr=1.00e-01,seed=0",
+                     "lr=1.00e-01,seed=1"]
+    assert plan["runs"][1]["axes"] == {"lr": 0.05, "seed": 1}
+    assert plan["runs"][1]["command"][-4:] == ["--run", names[1], "--out", str(tmp_path)]
+    assert "plan: 4 runs" in out and out.count("sweep-run") == 4
+    assert not any(p.is_dir() for p in tmp_path.iterdir())  # nothing ran
+    loaded = read_plan(tmp_path)
+    assert [s.name for s in loaded.runs] == names and len(loaded.pending()) == 4
+    # a plan over a sweep made with other settings is refused, as a sweep is
+    with pytest.raises(SweepSettingsError):
+        write_plan(SweepConfig(model="toy-up", lrs=[0.05], steps=80, window=10, k=[3],
+                               snr=None, schedule=5), tmp_path)
+
+
+def test_slurm_dry_run_prints_the_array_script(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("submitit")
+    assert main(["sweep", *TINY, "--out", str(tmp_path), "--launcher", "slurm",
+                 "--slurm-partition", "gpu", "--gpus-per-run", "1", "--cpus-per-run", "4",
+                 "--slurm-time", "240", "--slurm-mem", "16G", "--slurm-parallelism", "2",
+                 "--slurm-option", "account=proj", "--slurm-setup", "module load cuda",
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    for line in ("#SBATCH --array=0-3%2", "#SBATCH --partition=gpu",
+                 "#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=4",
+                 "#SBATCH --time=240", "#SBATCH --mem=16G", "#SBATCH --account=proj",
+                 "module load cuda"):
+        assert line in out, line
+    assert not (tmp_path / "slurm").exists() and not any(p.is_dir() for p in tmp_path.iterdir())
+
+
+def test_launcher_options_from_the_config_file(tmp_path: Path, capsys) -> None:
+    pytest.importorskip("submitit")
+    config = tmp_path / "sweep.yaml"
+    config.write_text("model: toy-up\nlrs: [0.05]\nsteps: 40\nwindow: 10\nk: [3]\nsnr: none\n"
+                      "schedule: 5\nlauncher: {name: slurm, partition: big, time_min: 30}\n")
+    assert main(["sweep", "--config", str(config), "--out", str(tmp_path / "o"),
+                 "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "#SBATCH --partition=big" in out and "#SBATCH --time=30" in out
+    config.write_text("model: toy-up\nlrs: [0.05]\nlauncher: {name: slurm, nonsense: 1}\n")
+    with pytest.raises(SystemExit, match="unknown options \\['nonsense'\\]"):
+        main(["sweep", "--config", str(config), "--out", str(tmp_path / "p"), "--plan"])
+    assert isinstance(LocalLauncher(), Launcher) and isinstance(RayLauncher(), Launcher)
+
+
+def _numbers(folder: Path) -> pd.DataFrame:
+    runs = pd.read_csv(folder / "report" / "runs.csv").set_index("run")
+    return runs[["U", "S"]].sort_index()
+
+
+@pytest.mark.slow
+def test_slurm_launcher_through_submitits_local_executor(tmp_path: Path) -> None:
+    pytest.importorskip("submitit")
+    cfg = SweepConfig.from_dict(KNOWN_T)
+    local = run_sweep(cfg, tmp_path / "local", progress=False)
+    slurm = run_sweep(cfg, tmp_path / "slurm", progress=False,
+                      launcher=SlurmLauncher(executor="local", time_min=10))
+    assert [p.name for p in slurm] == [p.name for p in local]
+    for folder in slurm:
+        assert json.loads((folder / "run.json").read_text())["status"] == "done"
+    assert list((tmp_path / "slurm" / "slurm").iterdir())  # submitit's job folders
+    for name in ("local", "slurm"):
+        make_report(tmp_path / name, tensorboard=False, lr_range=(0.01, 1.0))
+    pd.testing.assert_frame_equal(_numbers(tmp_path / "slurm"), _numbers(tmp_path / "local"),
+                                  rtol=1e-9)
+
+
+@pytest.mark.slow
+def test_ray_launcher_on_a_local_cluster_and_a_killed_worker(tmp_path: Path) -> None:
+    ray = pytest.importorskip("ray")
+    cfg = SweepConfig.from_dict(KNOWN_T)
+    run_sweep(cfg, tmp_path / "local", progress=False)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        run_sweep(cfg, tmp_path / "ray", progress=False, launcher=RayLauncher())
+        for name in ("local", "ray"):
+            make_report(tmp_path / name, tensorboard=False, lr_range=(0.01, 1.0))
+        pd.testing.assert_frame_equal(_numbers(tmp_path / "ray"), _numbers(tmp_path / "local"),
+                                      rtol=1e-9)
+
+        # a run whose worker dies mid-run is retried and resumes: no run is lost
+        long = SweepConfig.from_dict({**KNOWN_T, "lrs": [0.04], "steps": 6000,
+                                      "checkpoint_every": 300})
+        out = tmp_path / "killed"
+        launcher = RayLauncher(_pid_files=True)
+        errors: list[BaseException] = []
+
+        def sweep() -> None:
+            try:
+                run_sweep(long, out, progress=False, launcher=launcher)
+            except BaseException as err:  # pragma: no cover - reported below
+                errors.append(err)
+
+        thread = threading.Thread(target=sweep)
+        thread.start()
+        name = "lr=4.00e-02"
+        pid_file, ckpt = out / f"{name}.worker", out / name / "checkpoints" / "last.ckpt"
+        deadline = time.time() + 120
+        while not (pid_file.exists() and ckpt.exists()) and time.time() < deadline:
+            time.sleep(0.2)
+        assert ckpt.exists(), "the run never wrote a checkpoint"
+        first_worker = int(pid_file.read_text())
+        os.kill(first_worker, signal.SIGKILL)
+        thread.join(timeout=300)
+        assert not thread.is_alive() and not errors, errors
+        info = json.loads((out / name / "run.json").read_text())
+        assert info["status"] == "done" and info["global_step"] == 6000
+        assert int(pid_file.read_text()) != first_worker  # a second worker ran it
+        # the second attempt resumed from last.ckpt: Lightning's CSV logger starts a new
+        # version folder on a resume (tests/report/test_sweep_reliability.py checks the
+        # resume itself)
+        assert (out / name / "csv" / "version_1").is_dir()
+        history = pd.read_csv(out / name / "history.csv")
+        assert history["step"].max() == info["last_logged_step"]
+        assert np.isfinite(history["thermo/U"]).all()
+    finally:
+        ray.shutdown()
