@@ -170,6 +170,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print("error: sweep needs --out (the folder of the runs)", file=sys.stderr)
         return 2
     launcher = _launcher(args)
+    from thermo_lightning.sweep import check_factories
+
+    try:
+        check_factories(cfg)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     if args.plan or args.dry_run:
         plan = write_plan(cfg, args.out)
         print(f"plan: {len(plan.runs)} runs in {plan.out / 'plan.json'}")
@@ -239,8 +246,6 @@ def cmd_report(args: argparse.Namespace) -> int:
         interval = f" (a in [{lo:.3f}, {hi:.3f}])" if lo is not None and math.isfinite(
             lo) else ""
         print(f"{label}: T = {fit['b']:.3g} * {args.along}^{fit['a']:.3f}{interval}")
-    if result.collapse is not None:
-        print(result.collapse["verdict"])
     return 0
 
 

@@ -48,8 +48,10 @@ def _fig_u_s(table: pd.DataFrame, temperature: pd.DataFrame | None = None) -> An
     fig = Figure(figsize=(9, 3.5))
     axes = fig.subplots(1, 2)
     colors = _regime_colors(table)
+    several = bool(table["lr"].duplicated().any())  # seeds or grid groups: no single line
     for ax, col, label in ((axes[0], "U", "U (stationary loss)"), (axes[1], "S", "S (entropy)")):
-        ax.plot(table["lr"], table[col], color="0.7", lw=1)
+        if not several:
+            ax.plot(table["lr"], table[col], color="0.7", lw=1)
         ax.scatter(table["lr"], table[col], c=colors, zorder=3)
         se = f"{col}_se"
         if se in table and table[se].notna().any():  # the runs' tail bootstraps
@@ -175,7 +177,8 @@ def _fig_temperature_groups(temperature: pd.DataFrame, along: str) -> Any:
         ax.set_yscale("log")
     ax.set_xlabel(along if along != "lr" else "learning rate $\\eta$")
     ax.set_ylabel("temperature T")
-    ax.set_title("temperature of SGD, per group (bars: intervals)")
+    has_ci = "T_ci_lo" in temperature and temperature["T_ci_lo"].notna().any()
+    ax.set_title("temperature of SGD, per group" + (" (bars: intervals)" if has_ci else ""))
     _legend(ax)
     fig.tight_layout()
     return fig
@@ -186,12 +189,16 @@ def _fig_collapse(temperature: pd.DataFrame, collapse: Mapping[str, Any]) -> Any
     fig = Figure(figsize=(5.5, 4))
     ax = fig.subplots()
     t = temperature[temperature["valid"].astype(bool) & (temperature["T"] > 0)]
+    fitted = t["T_lo"].notna() & t["T_hi"].notna()  # the rows of the joint fit
     cmap = matplotlib.colormaps["viridis"]
     sizes = sorted(t["batch_size"].unique())
     for i, b in enumerate(sizes):
-        g = t[t["batch_size"] == b]
-        ax.plot(g["lr"] / b, g["T"], "o", color=cmap(i / max(1, len(sizes) - 1)), ms=5,
-                label=f"B = {b}")
+        color = cmap(i / max(1, len(sizes) - 1))
+        g, inner = t[t["batch_size"] == b], fitted[t["batch_size"] == b]
+        ax.plot(g["lr"][inner] / b, g["T"][inner], "o", color=color, ms=5, label=f"B = {b}")
+        ax.plot(g["lr"][~inner] / b, g["T"][~inner], "o", mfc="none", color=color, ms=5)
+    if (~fitted).any():
+        ax.plot([], [], "o", mfc="none", color="0.4", label="end rows (not fitted)")
     if len(t):
         x = t["lr"] / t["batch_size"]
         grid = np.geomspace(float(x.min()), float(x.max()), 50)

@@ -233,7 +233,7 @@ def tail_bootstrap(
     values: np.ndarray,
     *,
     span: float | None = None,
-    draws: int = 400,
+    draws: int = 200,
     rng: np.random.Generator | None = None,
 ) -> TailBootstrap:
     """Moving-block bootstrap of the tail means of ``values`` (``(n, m)``, one row per
@@ -292,15 +292,19 @@ def bootstrap_intervals(
         names = runs.loc[runs["lr"] == lr, "run"]
         stacks.append(np.mean([means[name] for name in names], axis=0))
     draws = np.stack(stacks, axis=1)  # (draws, lrs, 2)
-    rows, exponents = [], {}
+    exponents = {}
+    temps = np.empty(draws.shape[:2])
+    valid = np.empty(draws.shape[:2], dtype=bool)
     for d in range(draws.shape[0]):
         table = infer(pd.DataFrame({"lr": lrs, "U": draws[d, :, 0], "S": draws[d, :, 1]}))
-        rows += [{"seed": d, "lr": float(r["lr"]), "T": float(r["T"]), "valid": bool(r["valid"])}
-                 for _, r in table.iterrows()]
+        temps[d], valid[d] = table["T"].to_numpy(float), table["valid"].to_numpy(bool)
         law = fit(table)
         if law is not None:
             exponents[d] = float(law[1])
-    per_draw = pd.DataFrame(rows, columns=["seed", "lr", "T", "valid"])
+    n_draws = draws.shape[0]
+    per_draw = pd.DataFrame({"seed": np.repeat(np.arange(n_draws), len(lrs)),
+                             "lr": np.tile(np.asarray(table["lr"], float), n_draws),
+                             "T": temps.reshape(-1), "valid": valid.reshape(-1)})
     out = []
     for lr, group in per_draw.groupby("lr"):
         values = group.loc[group["valid"], "T"].to_numpy(float)

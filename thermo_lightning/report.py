@@ -373,7 +373,7 @@ def _window_span(run: RunData, part: pd.DataFrame) -> float | None:
 
 
 def tail_bootstrap_of(run: RunData, tail: float = 0.15, min_points: int = 5, *,
-                      draws: int = 400, seed: int = 0) -> TailBootstrap | None:
+                      draws: int = 200, seed: int = 0) -> TailBootstrap | None:
     """The moving-block bootstrap of the run's tail means of ``U`` and ``S``
     (:func:`~thermo_lightning.intervals.tail_bootstrap`; blocks at least one entropy window
     long), or ``None`` when the run has too few points."""
@@ -720,6 +720,8 @@ def _temperature_one(
         messages.append(f"{prefix}{along}={r['lr']:.3g}: T not valid ({r['reason']})")
     if along != "lr":
         temperature = temperature.rename(columns={"lr": along})
+        if pd.api.types.is_integer_dtype(runs[along]):  # batch sizes stay integers
+            temperature[along] = temperature[along].round().astype(runs[along].dtype)
     return temperature, power_law, fit
 
 
@@ -990,6 +992,9 @@ def make_report(
     if not table.empty:
         table["reason"] = [_left_out_reason(r, set(chosen["run"])) for _, r in table.iterrows()]
     axes = _axis_columns(table, usable) if not table.empty else ["lr"]
+    if along == "seed":
+        raise ValueError("`along` (--along) cannot be seed: seeds are repeats of one "
+                         "setting (they give the intervals), not an axis to infer T along.")
     if along not in axes:
         raise ValueError(f"`along` (--along) must be one of the sweep's axes {axes}, got "
                          f"{along!r}.")

@@ -472,14 +472,42 @@ def run_sweep(
     """
     from thermo_lightning.launchers import LocalLauncher, write_plan
 
-    for path in (cfg.model, cfg.data):  # a factory that cannot be imported fails no run
-        if isinstance(path, str) and ":" in path:
-            _import(path)
+    check_factories(cfg)
     plan = write_plan(cfg, out)
     failures = (launcher or LocalLauncher(workers)).launch(plan, progress=progress)
     if failures:
         raise RuntimeError("some runs failed:\n" + "\n".join(failures))
     return [Path(out) / spec.name for spec in plan.runs]
+
+
+def check_factories(cfg: SweepConfig) -> None:
+    """Before any run: the model and data factories (``package.module:factory``) import, and
+    accept the keyword arguments the sweep will pass them (``model_args``, ``data_args`` and
+    their ``grid`` axes). Raises ValueError saying what is wrong."""
+    import inspect
+
+    for kind, path, fixed in (("model", cfg.model, {"lr", "width", "datamodule", "seed"}),
+                              ("data", cfg.data, {"batch_size", "seed"})):
+        if not (isinstance(path, str) and ":" in path):
+            continue
+        try:
+            factory = _import(path)
+        except (ImportError, AttributeError) as err:
+            raise ValueError(f"the {kind} factory: {err}") from None
+        given = set(getattr(cfg, f"{kind}_args") or {})
+        given |= {a.split(".", 1)[1] for a in (cfg.grid or {}) if a.startswith(f"{kind}_args.")}
+        try:
+            params = inspect.signature(factory).parameters
+        except (TypeError, ValueError):  # a builtin or C callable: cannot tell
+            continue
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            continue
+        missing = sorted((fixed | given) - set(params))
+        if missing:
+            raise ValueError(
+                f"the {kind} factory {path!r} does not take {missing} (it is called with "
+                f"{sorted(fixed)} and the sweep's {kind}_args {sorted(given)}); add them to "
+                "its signature (or **kwargs).")
 
 
 def _run_local(plan: SweepPlan, workers: int, progress: bool) -> list[str]:

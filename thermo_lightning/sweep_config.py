@@ -215,6 +215,11 @@ class SweepConfig:
                         prefix == "data_args" and (self.data is None or ":" not in self.data)):
                     raise ValueError(f"`grid` axis {axis!r} needs a {prefix[:-5]} factory "
                                      "('package.module:factory').")
+            elif axis in _IGNORED_BY.get(self.model if ":" not in self.model else "factory",
+                                         ()):
+                raise ValueError(f"`grid` axis {axis!r} does not change a {self.model!r} run "
+                                 f"(the model ignores {axis}): every value would train the "
+                                 "same run.")
             elif axis not in hints or axis in GRID_FIXED:
                 allowed = sorted(set(hints) - GRID_FIXED)
                 raise ValueError(f"`grid` axis {axis!r} is not a per-run setting; use one of "
@@ -348,6 +353,15 @@ class SweepConfig:
 _NOT_MEASUREMENT = frozenset({"lrs", "lr_min", "lr_max", "num_lrs", "seeds", "grid",
                               "accelerator", "devices", "data_root", "download",
                               "checkpoint_every"})
+#: settings a model ignores: as ``grid`` axes they would train one run several times
+_IGNORED_BY = {
+    "langevin": ("width", "weight_decay", "snr_batches"),
+    "toy-up": ("width", "batch_size", "weight_decay", "noise_std", "dim"),
+    "toy-op": ("width", "batch_size", "weight_decay", "noise_std", "dim"),
+    "convnet": ("noise_std", "dim"),
+    "resnet18": ("noise_std", "dim"),
+    "factory": ("noise_std", "dim", "weight_decay"),
+}
 #: settings that cannot be a ``grid`` axis (what the sweep is, and where it runs)
 GRID_FIXED = frozenset({"model", "data", "lrs", "lr_min", "lr_max", "num_lrs", "seed", "seeds",
                         "grid", "model_args", "data_args", "accelerator", "devices",

@@ -17,8 +17,8 @@ from thermo_lightning.sweep import RunSpec, SweepConfig, run_dir_name, run_sweep
 
 from .synthetic import S, U
 
-TINY = {"model": "toy-up", "data": None, "lrs": [0.05, 0.1], "steps": 40, "window": 10,
-        "k": [3], "snr": None, "schedule": 5}
+TINY = {"model": "langevin", "lrs": [0.05, 0.1], "steps": 40, "window": 10, "k": [3], "snr": None,
+        "schedule": 5}
 
 
 def test_grid_runs_are_the_product_of_the_axes() -> None:
@@ -52,6 +52,7 @@ def test_grid_runs_are_the_product_of_the_axes() -> None:
     ({"model_args.depth": [1, 2]}, "needs a model factory"),
     ({"other.depth": [1]}, "model_args.NAME"),
     ({"model_args.tag": ["a/b"]}, "names a folder"),
+    ({"width": [1, 2]}, "does not change a 'langevin' run"),  # it ignores width
 ])
 def test_bad_grids_are_refused_with_what_to_do(grid: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
@@ -60,7 +61,7 @@ def test_bad_grids_are_refused_with_what_to_do(grid: dict, match: str) -> None:
 
 
 def test_grid_from_the_command_line(capsys) -> None:
-    assert main(["sweep", "--model", "toy-up", "--grid", "batch_size=8,16", "--grid",
+    assert main(["sweep", "--model", "convnet", "--grid", "batch_size=8,16", "--grid",
                  "width=1,2", "--print-config"]) == 0
     out = capsys.readouterr().out
     assert "grid:\n  batch_size: [8, 16]\n  width: [1, 2]\n" in out
@@ -80,6 +81,23 @@ def test_weight_decay_and_factory_arguments_are_checked() -> None:
     assert cfg.for_run(cfg.runs()[1]).model_args == {"noise": 0.25}
     assert SweepConfig(model="langevin").batch_size == 1  # "auto"
     assert SweepConfig(model="toy-up").batch_size == 128
+
+
+def test_factory_arguments_it_does_not_take_are_refused_before_any_run(tmp_path: Path,
+                                                                     capsys) -> None:
+    from thermo_lightning.sweep import check_factories
+
+    cfg = SweepConfig.from_dict({**TINY, "model": "tests.helpers.factories:langevin",
+                                 "data": None, "grid": {"model_args.depth": [1, 2]}})
+    with pytest.raises(ValueError, match=r"does not take \['depth'\]"):
+        run_sweep(cfg, tmp_path / "a", progress=False)
+    assert not (tmp_path / "a").exists()
+    assert main(["sweep", "--model", "tests.helpers.factories:nope", "--lrs", "0.1",
+                 "--steps", "40", "--window", "10", "--k", "3", "--snr", "none",
+                 "--out", str(tmp_path / "b")]) == 2
+    assert "has no 'nope'" in capsys.readouterr().err and not (tmp_path / "b").exists()
+    check_factories(SweepConfig.from_dict({**TINY, "model": "tests.helpers.factories:langevin",
+                                           "data": None, "model_args": {"noise": 0.2}}))
 
 
 def test_a_factory_argument_as_an_axis_reaches_the_factory(tmp_path: Path) -> None:
@@ -172,6 +190,8 @@ def test_report_along_another_axis(tmp_path: Path, capsys) -> None:
     assert "lr=0.1: T = " in out and "batch_size^-1.0" in out
     with pytest.raises(ValueError, match="`along`"):
         make_report(tmp_path / "runs", tmp_path / "r2", along="width")
+    with pytest.raises(ValueError, match="cannot be seed"):
+        make_report(tmp_path / "runs", tmp_path / "r3", along="seed")
     assert math.isfinite(fit["b"])
 
 
