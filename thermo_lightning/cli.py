@@ -214,10 +214,11 @@ def cmd_sweep_run(args: argparse.Namespace) -> int:
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        run_spec(cfg, spec, args.out, progress=lambda line: print(line, flush=True))
+        folder = run_spec(cfg, spec, args.out, progress=lambda line: print(line, flush=True))
     else:
-        run_one(cfg, float(args.lr), args.out, seed=args.run_seed,
-                progress=lambda line: print(line, flush=True))
+        folder = run_one(cfg, float(args.lr), args.out, seed=args.run_seed,
+                         progress=lambda line: print(line, flush=True))
+    print(f"{folder.name}: done ({folder})")
     return 0
 
 

@@ -325,9 +325,9 @@ class SlurmLauncher:
                               "'thermo-lightning[slurm]'") from err
         from tqdm.auto import tqdm
 
-        folder = plan.out / "slurm" / "%j"
+        folder = plan.out / "slurm" / "%j"  # submitit's job folders (sbatch fills in %j)
         if self.executor == "local":
-            executor: Any = submitit.LocalExecutor(folder=folder)
+            executor: Any = submitit.LocalExecutor(folder=plan.out / "slurm")
             executor.update_parameters(timeout_min=self.time_min)
         elif self.executor == "slurm":
             executor = submitit.SlurmExecutor(folder=folder)

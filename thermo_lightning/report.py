@@ -754,12 +754,18 @@ def batch_size_collapse(temperature: pd.DataFrame, level: float = 0.95
     log_t = np.log(ok["T"].to_numpy(float))
 
     def spread_of(x: np.ndarray) -> tuple[Any, np.ndarray]:
-        fit = linregress(np.log(x), log_t)
-        resid = log_t - (fit.intercept + fit.slope * np.log(x))
+        if np.ptp(np.log(x)) == 0:  # one value of x: the model is a constant
+            resid = log_t - log_t.mean()
+            fit = None
+        else:
+            fit = linregress(np.log(x), log_t)
+            resid = log_t - (fit.intercept + fit.slope * np.log(x))
         offsets = np.array([resid[ok["batch_size"].to_numpy() == b].mean() for b in sizes])
         return fit, offsets
 
     x = ok["lr"].to_numpy(float) / ok["batch_size"].to_numpy(float)
+    if np.ptp(np.log(x)) == 0:
+        return None  # one value of lr / B: no power law in it
     fit, offsets = spread_of(x)
     _, offsets_lr = spread_of(ok["lr"].to_numpy(float))
     k, n = len(sizes), len(ok)

@@ -448,6 +448,8 @@ def _coerce(name: str, value: Any, hint: Any) -> Any:
         if type(None) in args and (value is None or value in _NONE_WORDS):
             return None
         members = [a for a in args if a is not type(None)]
+        if len(members) == 1 and typing.get_origin(members[0]) is dict:
+            return _coerce(name, value, members[0])  # its own message says what to write
         if (isinstance(value, list) and len(value) == 1 and isinstance(value[0], str)
                 and str in members and not value[0].strip().lstrip("-").isdigit()):
             value = value[0]  # "--k auto" from the command line arrives as ["auto"]

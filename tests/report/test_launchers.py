@@ -118,8 +118,8 @@ def test_ray_launcher_on_a_local_cluster_and_a_killed_worker(tmp_path: Path) -> 
                                       rtol=1e-9)
 
         # a run whose worker dies mid-run is retried and resumes: no run is lost
-        long = SweepConfig.from_dict({**KNOWN_T, "lrs": [0.04], "steps": 6000,
-                                      "checkpoint_every": 300})
+        long = SweepConfig.from_dict({**KNOWN_T, "lrs": [0.04], "steps": 3000,
+                                      "checkpoint_every": 150})
         out = tmp_path / "killed"
         launcher = RayLauncher(_pid_files=True)
         errors: list[BaseException] = []
@@ -143,7 +143,7 @@ def test_ray_launcher_on_a_local_cluster_and_a_killed_worker(tmp_path: Path) -> 
         thread.join(timeout=300)
         assert not thread.is_alive() and not errors, errors
         info = json.loads((out / name / "run.json").read_text())
-        assert info["status"] == "done" and info["global_step"] == 6000
+        assert info["status"] == "done" and info["global_step"] == 3000
         assert int(pid_file.read_text()) != first_worker  # a second worker ran it
         # the second attempt resumed from last.ckpt: Lightning's CSV logger starts a new
         # version folder on a resume (tests/report/test_sweep_reliability.py checks the
@@ -151,6 +151,7 @@ def test_ray_launcher_on_a_local_cluster_and_a_killed_worker(tmp_path: Path) -> 
         assert (out / name / "csv" / "version_1").is_dir()
         history = pd.read_csv(out / name / "history.csv")
         assert history["step"].max() == info["last_logged_step"]
-        assert np.isfinite(history["thermo/U"]).all()
+        measured = history.dropna(subset=["thermo/S"])
+        assert len(measured) > 5 and np.isfinite(measured["thermo/U"]).all()
     finally:
         ray.shutdown()
