@@ -54,6 +54,7 @@ __all__ = [
     "batch_size_collapse",
     "classify_regime",
     "find_runs",
+    "free_energy_along_runs",
     "make_report",
     "read_run",
     "summarize_run",
@@ -576,6 +577,31 @@ def _standard_errors(chosen_runs: pd.DataFrame, lrs: pd.Series) -> tuple[list[fl
     return out
 
 
+def free_energy_along_runs(runs: Sequence[RunData], table: pd.DataFrame) -> pd.DataFrame:
+    """``F(t) = U(t) - T S(t)`` along every run that has a temperature (its row of
+    ``T(eta)``, in ``table``'s ``T`` column), at the logging points with an entropy.
+
+    Returns one row per (run, step): ``run, step, U, S, T, F`` (empty when no run has a
+    ``T``). The paper's argument: ``F`` settles as the run reaches its stationary state.
+    """
+    frames = []
+    if "T" not in table:
+        return pd.DataFrame(columns=["run", "step", "U", "S", "T", "F"])
+    temps = table.set_index("run")["T"]
+    for run in runs:
+        t = _number(temps.get(run.name)) if run.name in temps.index else None
+        h = run.history
+        if t is None or h.empty or U not in h or S not in h:
+            continue
+        points = h.dropna(subset=[U, S])
+        frames.append(pd.DataFrame({"run": run.name, "step": points["step"].to_numpy(),
+                                    "U": points[U].to_numpy(), "S": points[S].to_numpy(),
+                                    "T": t, "F": (points[U] - t * points[S]).to_numpy()}))
+    if not frames:
+        return pd.DataFrame(columns=["run", "step", "U", "S", "T", "F"])
+    return pd.concat(frames, ignore_index=True)
+
+
 def _json_ready(value: Any) -> Any:
     """``value`` with NaN/Inf as ``null`` (strict JSON)."""
     if isinstance(value, dict):
@@ -868,8 +894,10 @@ def make_report(
 
     Writes ``temperature.csv`` (``lr, U, S, T, T_lo, T_hi, valid, regime`` and more; the
     power law ``T = b lr^a`` is fitted to the valid rows with both bounds),
-    ``runs.csv`` (one row per run), PNG figures and, with ``tensorboard``, a TensorBoard folder
-    ``out/tensorboard`` with the same figures and an hparams table.
+    ``runs.csv`` (one row per run), ``free_energy.csv`` (``F = U - T S`` along every run
+    with a temperature: :func:`free_energy_along_runs`), PNG figures and, with
+    ``tensorboard``, a TensorBoard folder ``out/tensorboard`` with the same figures and an
+    hparams table.
 
     Args:
         tail: fraction of the logging points (with an entropy) averaged per run.
@@ -1028,6 +1056,9 @@ def make_report(
 
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "runs.csv", index=False)
+    curves = free_energy_along_runs(usable, table)
+    if len(curves):
+        curves.to_csv(out / "free_energy.csv", index=False)
     temperature.to_csv(out / "temperature.csv", index=False)
     if fit is not None:
         (out / "fit.json").write_text(json.dumps(_json_ready(fit), indent=2))

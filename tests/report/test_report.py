@@ -42,6 +42,14 @@ def test_synthetic_sweep_recovers_the_known_temperature(tmp_path: Path, fmt: str
     for name in ("u_s_vs_lr", "u_vs_s", "temperature", "free_energy", "local_temperature",
                  "snr"):
         assert _png_ok(tmp_path / "report" / f"{name}.png"), name
+    # F = U - T S along every run with a T, at each logging point with an entropy
+    curves = pd.read_csv(tmp_path / "report" / "free_energy.csv")
+    assert list(curves.columns) == ["run", "step", "U", "S", "T", "F"]
+    assert curves["run"].nunique() == 9
+    np.testing.assert_allclose(curves["F"], curves["U"] - curves["T"] * curves["S"])
+    first = curves[curves["run"] == runs["run"].iloc[0]]
+    assert first["T"].nunique() == 1 and first["T"].iloc[0] == pytest.approx(
+        temp["T"].iloc[0])
 
 
 def test_tensorboard_output_reads_back(tmp_path: Path) -> None:
