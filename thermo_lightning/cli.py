@@ -150,8 +150,6 @@ def _launcher(args: argparse.Namespace) -> Any:
         raise SystemExit(f"error: unknown options {unknown} for the {name} launcher; known: "
                          f"{sorted(k for k in known if not k.startswith('_'))}")
     options = {**section, **{k: v for k, v in flags.items() if v is not None}}
-    if name == "local" and args.workers == 1 and "workers" in section:
-        options["workers"] = section["workers"]
     try:
         return cls(**options)
     except TypeError as err:
@@ -190,8 +188,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                       "commands above)")
         return 0
     _quiet()
-    runs = run_sweep(cfg, args.out, workers=args.workers, progress=not args.no_progress,
-                     launcher=launcher)
+    runs = run_sweep(cfg, args.out, progress=not args.no_progress, launcher=launcher)
     print(f"{len(runs)} runs in {args.out}; next: thermo-lightning report {args.out} --out "
           f"{Path(args.out) / 'report'}")
     return 0
@@ -338,7 +335,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--print-config", action="store_true",
                        help="print the complete settings (config file and flags merged, "
                             "checked, defaults filled in) as YAML for --config, and exit")
-    sweep.add_argument("--workers", type=int, default=1,
+    sweep.add_argument("--workers", type=int,
                        help="runs in parallel processes (default: 1)")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     where = sweep.add_argument_group(

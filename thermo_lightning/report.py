@@ -516,14 +516,22 @@ def _fit_rows(temperature: pd.DataFrame) -> pd.DataFrame:
                        & temperature["T_hi"].notna()]
 
 
-def _power_law_or_none(temperature: pd.DataFrame) -> tuple[float, float] | None:
+def _power_law(temperature: pd.DataFrame, name: str = "learning rates"
+               ) -> tuple[tuple[float, float] | None, str]:
+    """The power law ``(b, a)`` over :func:`_fit_rows`, or ``None`` and why not."""
     ok = _fit_rows(temperature)
     if len(ok) < MIN_FIT_ROWS:
-        return None
+        return None, (f"power law: not fitted; it uses the valid rows with both bracket bounds "
+                      f"(the interior {name}; the end rows are one-sided chords), found "
+                      f"{len(ok)}, needs {MIN_FIT_ROWS}")
     try:
-        return fit_power_law(ok["lr"], ok["T"])
-    except ValueError:
-        return None
+        return fit_power_law(ok["lr"], ok["T"]), ""
+    except ValueError as err:
+        return None, f"power law: {err}"
+
+
+def _power_law_or_none(temperature: pd.DataFrame) -> tuple[float, float] | None:
+    return _power_law(temperature)[0]
 
 
 def _intervals(chosen_runs: pd.DataFrame, resampled: dict[str, np.ndarray], eps: float,
@@ -641,8 +649,7 @@ def _temperatures(
     empty = pd.DataFrame(columns=[*groups, along, "U", "S", "T", "T_lo", "T_hi", "valid",
                                   "regime"])
     if not groups:
-        t, law, fit = _temperature_one(chosen, along, resampled, eps, smoothing, ci, messages,
-                                       "")
+        t, law, fit = _temperature_one(chosen, along, resampled, eps, smoothing, ci, messages)
         return (empty if t is None else t), law, fit
     tables, fits = [], {}
     said: dict[str, list[str]] = {}  # message -> the groups that gave it
@@ -650,7 +657,7 @@ def _temperatures(
         key = key if isinstance(key, tuple) else (key,)
         label = ",".join(f"{g}={_label_value(v)}" for g, v in zip(groups, key, strict=True))
         own: list[str] = []
-        t, _, fit = _temperature_one(runs, along, resampled, eps, smoothing, ci, own, "")
+        t, _, fit = _temperature_one(runs, along, resampled, eps, smoothing, ci, own)
         for m in own:
             said.setdefault(m, []).append(label)
         if t is None:
@@ -683,7 +690,6 @@ def _temperature_one(
     smoothing: float | None,
     ci: float,
     messages: list[str],
-    prefix: str,
 ) -> tuple[pd.DataFrame | None, tuple[float, float] | None, dict[str, Any] | None]:
     """``T`` along ``along`` over ``runs`` (one group): the bracket construction on the runs
     averaged per value of ``along``, the power law, and the intervals."""
@@ -691,19 +697,17 @@ def _temperature_one(
     if along != "lr":  # the construction orders and smooths by the column named lr
         chosen_runs = chosen_runs.drop(columns=["lr"]).rename(columns={along: "lr"})
     chosen_runs["lr"] = chosen_runs["lr"].astype(float)
-    group_messages: list[str] = []
-    chosen = _one_row_per_lr(chosen_runs, group_messages)
-    messages += [prefix + m for m in group_messages]
+    chosen = _one_row_per_lr(chosen_runs, messages)
     if len(chosen) < 3:
         what = ("T(eta) needs at least 3 stationary learning rates" if along == "lr" else
                 f"T({along}) needs at least 3 stationary values of {along}")
         messages.append(
-            f"{prefix}{what}, found "
+            f"{what}, found "
             f"{len(chosen)}; runs.csv and the per-run figures are still written (runs.csv "
             "says why each other run was left out; --lr-range uses runs of any regime, "
             "--include-low-ess keeps low-ESS ones)")
         return None, None, None
-    power_law, fit = None, None
+    fit = None
     name = "learning rates" if along == "lr" else along
     temperature = infer_temperature(chosen["lr"], chosen["U"], chosen["S"], eps=eps,
                                     smoothing=smoothing)
@@ -712,21 +716,10 @@ def _temperature_one(
     if "T_true" in chosen_runs and chosen_runs["T_true"].notna().any():
         truth = chosen_runs.groupby("lr")["T_true"].mean()
         temperature["T_true"] = [float(truth.get(x, math.nan)) for x in temperature["lr"]]
-    ok = _fit_rows(temperature)
-    if len(ok) < MIN_FIT_ROWS:
-        messages.append(
-            f"{prefix}power law: not fitted; it uses the valid rows with both bracket bounds "
-            f"(the interior {name}; the end rows are one-sided chords), found {len(ok)}, "
-            f"needs {MIN_FIT_ROWS}")
-    else:
-        try:
-            power_law = fit_power_law(ok["lr"], ok["T"])
-        except ValueError as err:
-            messages.append(f"{prefix}power law: {err}")
-    interval_messages: list[str] = []
-    spread, ci_method = _intervals(chosen_runs, resampled, eps, smoothing, ci,
-                                   interval_messages)
-    messages += [prefix + m for m in interval_messages]
+    power_law, why_not = _power_law(temperature, name)
+    if why_not:
+        messages.append(why_not)
+    spread, ci_method = _intervals(chosen_runs, resampled, eps, smoothing, ci, messages)
     bounds = spread.temperature.set_index("lr") if spread is not None else None
     for col in ("T_ci_lo", "T_ci_hi"):
         temperature[col] = ([float(bounds[col].get(float(x), math.nan))
@@ -736,14 +729,15 @@ def _temperature_one(
     if power_law is not None:
         a_ci = spread.a_ci if spread is not None else (math.nan, math.nan)
         fit = {"b": power_law[0], "a": power_law[1], "a_ci_lo": a_ci[0], "a_ci_hi": a_ci[1],
-               "level": ci, "ci_method": ci_method, "rows": [float(v) for v in ok["lr"]],
+               "level": ci, "ci_method": ci_method,
+               "rows": [float(v) for v in _fit_rows(temperature)["lr"]],
                "n_seeds": int(chosen["n_runs"].max()),
                "seed_exponents": ({str(k): v for k, v in spread.exponents.items()}
                                   if spread is not None and ci_method == "seeds" else {})}
         if along != "lr":
             fit["along"] = along
     for _, r in temperature[~temperature["valid"]].iterrows():
-        messages.append(f"{prefix}{along}={r['lr']:.3g}: T not valid ({r['reason']})")
+        messages.append(f"{along}={r['lr']:.3g}: T not valid ({r['reason']})")
     if along != "lr":
         temperature = temperature.rename(columns={"lr": along})
         if pd.api.types.is_integer_dtype(runs[along]):  # batch sizes stay integers
@@ -927,6 +921,9 @@ def make_report(
     out = Path(logdir) / "report" if out is None else out
     if not (isinstance(ci, float | int) and not isinstance(ci, bool) and 0 < ci < 1):
         raise ValueError(f"`ci` (--ci) must be a level in (0, 1), got {ci!r}.")
+    if along == "seed":
+        raise ValueError("`along` (--along) cannot be seed: seeds are repeats of one "
+                         "setting (they give the intervals), not an axis to infer T along.")
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotADirectoryError(f"--out {out} is a file; the report needs a folder there.")
@@ -1004,8 +1001,9 @@ def make_report(
         for col in ("U_se", "S_se"):
             if col not in table:
                 table[col] = math.nan
+    axes = _axis_columns(table, usable) if not table.empty else ["lr"]
     if not table.empty:  # by learning rate, then the other axes, then seed
-        order = ["lr", *[c for c in _axis_columns(table, usable) if c not in ("lr", "seed")],
+        order = ["lr", *[c for c in axes if c not in ("lr", "seed")],
                  *(["seed"] if "seed" in table else [])]
         table = table.sort_values(order, kind="stable").reset_index(drop=True)
     if s_uniform is not None:
@@ -1025,10 +1023,6 @@ def make_report(
         chosen = measured.iloc[0:0]
     if not table.empty:
         table["reason"] = [_left_out_reason(r, set(chosen["run"])) for _, r in table.iterrows()]
-    axes = _axis_columns(table, usable) if not table.empty else ["lr"]
-    if along == "seed":
-        raise ValueError("`along` (--along) cannot be seed: seeds are repeats of one "
-                         "setting (they give the intervals), not an axis to infer T along.")
     if along not in axes:
         raise ValueError(f"`along` (--along) must be one of the sweep's axes {axes}, got "
                          f"{along!r}.")

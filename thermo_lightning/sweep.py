@@ -26,7 +26,7 @@ import threading
 import time
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,9 +37,6 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from thermo_lightning.callback import ThermoCallback
-
-if TYPE_CHECKING:
-    from thermo_lightning.launchers import Launcher, SweepPlan
 from thermo_lightning.strategy import DDPSphereProjectionStrategy, SphereProjectionStrategy
 from thermo_lightning.sweep_config import (  # noqa: F401 (re-exported: the sweep's settings)
     _NOT_MEASUREMENT,
@@ -52,6 +49,9 @@ from thermo_lightning.sweep_config import (  # noqa: F401 (re-exported: the swee
     lr_grid,
     run_dir_name,
 )
+
+if TYPE_CHECKING:
+    from thermo_lightning.launchers import Launcher, SweepPlan
 
 __all__ = [
     "RunLockedError",
@@ -255,9 +255,9 @@ class RunProgress(pl.Callback):
     bar's postfix, or a worker's log)."""
 
     def __init__(self, lr: float, thermo: ThermoCallback, report: Callable[[str], Any],
-                 seed: int | None = None, label: str = "") -> None:
-        self.lr, self.thermo, self.report, self.seed = lr, thermo, report, seed
-        self.label = label  # the run's other axes: " batch_size=64"
+                 label: str = "") -> None:
+        self.lr, self.thermo, self.report = lr, thermo, report
+        self.label = label  # the run's other axes and seed: " batch_size=64 seed=1"
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -266,8 +266,7 @@ class RunProgress(pl.Callback):
         if step % max(1, (total or 10_000) // 100) == 0:
             buffer = self.thermo.buffer
             fill = f", window {buffer.fill_fraction:.0%}" if buffer is not None else ""
-            seed = "" if self.seed is None else f" seed={self.seed}"
-            self.report(f"lr={self.lr:g}{self.label}{seed} step {step}/{total or '?'}{fill}")
+            self.report(f"lr={self.lr:g}{self.label} step {step}/{total or '?'}{fill}")
 
 
 def run_one(cfg: SweepConfig, lr: float, out: str | Path, *, seed: int | None = None,
@@ -408,8 +407,9 @@ def _train(cfg: SweepConfig, spec: RunSpec, run_dir: Path, info: dict[str, Any],
         precision=cfg.resolved_precision(),  # type: ignore[arg-type]
         max_steps=cfg.steps, logger=loggers,
         callbacks=[thermo, ckpt,
-                   *([RunProgress(lr, thermo, progress, spec.seed, "".join(
-                       f" {k}={v}" for k, v in spec.values))] if progress else [])],
+                   *([RunProgress(lr, thermo, progress, "".join(
+                       f" {k}={v}" for k, v in spec.axes().items() if k != "lr"))]
+                     if progress else [])],
         enable_progress_bar=progress_bar, enable_model_summary=False,
         log_every_n_steps=max(1, min(50, cfg.steps)),
     )
@@ -515,11 +515,12 @@ def _run_local(plan: SweepPlan, workers: int, progress: bool) -> list[str]:
     ``workers`` child processes (:func:`_run_parallel`); the failures."""
     from tqdm.auto import tqdm
 
-    cfg, runs, out = plan.config(), list(plan.runs), plan.out
+    runs, out = list(plan.runs), plan.out
     bar = tqdm(total=len(runs), desc="sweep", unit="run", disable=not progress)
     failures: list[str] = []
     elsewhere: list[str] = []
     if workers <= 1:
+        cfg = plan.config()
         for i, spec in enumerate(runs):
             try:
                 run_spec(cfg, spec, out, progress=bar.set_postfix_str if progress else None)
@@ -535,14 +536,14 @@ def _run_local(plan: SweepPlan, workers: int, progress: bool) -> list[str]:
                 failures.append(f"{spec.name}: {type(err).__name__}: {err}")
             bar.update()
     else:
-        failures = _run_parallel(runs, out, workers, bar)
+        failures = _run_parallel(plan, workers, bar)
     bar.close()
     for message in elsewhere:
         warnings.warn(message, stacklevel=3)
     return failures
 
 
-def _run_parallel(runs: Sequence[RunSpec], out: Path, workers: int, bar: Any) -> list[str]:
+def _run_parallel(plan: SweepPlan, workers: int, bar: Any) -> list[str]:
     """Each run in a ``sweep-run`` child process reading ``out/sweep.json`` (the merged
     settings), at most ``workers`` at a time. Children watch this process and stop when it
     ends; SIGTERM to this process is passed on to them and ends the sweep with status 143.
@@ -552,7 +553,7 @@ def _run_parallel(runs: Sequence[RunSpec], out: Path, workers: int, bar: Any) ->
     environment (its GPU, its thread count) before torch is imported, with its own log, and
     stoppable alone; pool processes are reused and cannot be signalled one task at a time.
     """
-    cfg_file = out / "sweep.json"
+    out = plan.out
     gpus = _gpu_count()
     free_gpus: queue.SimpleQueue[int] = queue.SimpleQueue()
     for device in range(gpus):
@@ -574,11 +575,9 @@ def _run_parallel(runs: Sequence[RunSpec], out: Path, workers: int, bar: Any) ->
             # CPU runs share the cores: oversubscribed threads slow every run down
             # (two 2-thread runs on 2 cores: several times slower than one each)
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
-        cmd = [sys.executable, "-m", "thermo_lightning.cli", "sweep-run",
-               "--config", str(cfg_file), "--run", name, "--out", str(out),
-               "--parent-pid", str(os.getpid())]
+        cmd = [*plan.command(spec), "--parent-pid", str(os.getpid())]
         try:
-            with open(out / f"{name}.log", "w") as log, lock:
+            with open(plan.log(spec), "w") as log, lock:
                 if stopping.is_set():
                     return -signal.SIGTERM
                 proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -617,7 +616,7 @@ def _run_parallel(runs: Sequence[RunSpec], out: Path, workers: int, bar: Any) ->
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers,
                                                  thread_name_prefix="sweep-run")
     try:
-        futures.update({pool.submit(run_child, spec): spec.name for spec in runs})
+        futures.update({pool.submit(run_child, spec): spec.name for spec in plan.runs})
         pending = set(futures)
         while pending:
             done, pending = concurrent.futures.wait(

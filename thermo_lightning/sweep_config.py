@@ -264,13 +264,8 @@ class SweepConfig:
         raise ValueError(f"no run named {name!r} in this sweep (its runs: "
                          f"{', '.join(r.name for r in self.runs()[:4])}, ...).")
 
-    def for_run(self, spec: RunSpec | int | None) -> SweepConfig:
-        """The settings of one run: its seed and axis values in place of the sweep's
-        (an ``int``: a seed alone; ``None``: unchanged)."""
-        if spec is None:
-            return self
-        if not isinstance(spec, RunSpec):
-            spec = RunSpec(math.nan, int(spec))
+    def for_run(self, spec: RunSpec) -> SweepConfig:
+        """The settings of one run: its seed and axis values in place of the sweep's."""
         changes: dict[str, Any] = {"seeds": None, "grid": None}
         if spec.seed is not None:
             changes["seed"] = spec.seed
