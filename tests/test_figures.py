@@ -42,3 +42,49 @@ def test_temperature_figure_without_any_positive_temperature(tmp_path: Path) -> 
     fig = figures._fig_temperature(temperature, None)
     fig.savefig(tmp_path / "t.png")
     assert fig.axes[0].get_yscale() == "linear"
+
+
+def test_no_placeholder_figures() -> None:
+    runs, temperature = _tables()
+    # no converging run with a positive dU/dS, no SNR: those figures are left out
+    rendered = figures.render_report_figures(runs.drop(columns="snr"), temperature, None,
+                                             {0.01: (np.arange(3.0), np.full(3, np.nan))})
+    assert {"local_temperature", "snr"}.isdisjoint(rendered)
+
+
+def test_every_free_energy_curve_is_labelled() -> None:
+    runs, temperature = _tables()
+    figure = figures.render_report_figures(runs, temperature, None, {})["free_energy"]
+    labels = figure.axes[0].get_legend_handles_labels()[1]
+    assert len(labels) == int(temperature["valid"].sum()) >= 3
+
+
+def test_point_labels_do_not_overlap() -> None:
+    # three seeds per learning rate lie close together: one label each, none on another
+    rng = np.random.default_rng(0)
+    lrs = np.repeat([0.01, 0.02, 0.04, 0.08], 3)
+    s = np.log(lrs) + 0.01 * rng.standard_normal(12)
+    u = 0.5 * lrs + 1e-4 * rng.standard_normal(12)
+    kept = figures._spaced_labels(s, u, [f"{x:.2g}" for x in lrs])
+    assert sorted(text for _, text in kept) == ["0.01", "0.02", "0.04", "0.08"]
+    points = np.array([p for p, _ in kept])
+    span = np.ptp(s), np.ptp(u)
+    for i in range(len(points)):
+        for j in range(i):
+            gap = np.abs(points[i] - points[j]) / span
+            assert (gap > 0.06).any()
+
+
+def test_short_log_axes_get_a_few_labelled_ticks() -> None:
+    # 0.015-0.045 (the demo's digits sweep) holds no power of ten: matplotlib's fallback
+    # labelled 7 crowded linear ticks; now 2-4 log-spaced ones
+    lrs = np.array([0.015, 0.0187, 0.0233, 0.029, 0.0361, 0.045])
+    u, s = 0.5 * lrs, np.log(lrs)
+    runs = pd.DataFrame({"lr": lrs, "U": u, "S": s, "regime": "stationary"})
+    figure = figures.render_report_figures(runs, infer_temperature(lrs, u, s, smoothing=None),
+                                           None, {})["temperature"]
+    figure.canvas.draw()  # a canvas without pyplot: matplotlib's Agg through savefig's path
+    ax = figure.axes[0]
+    lo, hi = ax.get_xlim()
+    shown = [t for t in ax.get_xticks() if lo <= t <= hi]
+    assert 2 <= len(shown) <= 4, shown

@@ -29,11 +29,32 @@ def test_contract_names() -> None:
     assert len(set(keys.METRICS)) == len(keys.METRICS)
 
 
-def test_layout_charts_only_known_keys() -> None:
-    layout = keys.custom_scalars_layout([50, 20])
-    charted = {tag for chart in layout["thermo"].values() for tag in chart[1]}
-    assert charted <= set(keys.METRICS) | {keys.entropy_key(50), keys.entropy_key(20)}
-    assert {keys.ENERGY, keys.SNR, keys.ESS} <= charted
+def test_layout_charts_known_keys_one_scale_per_chart() -> None:
+    import re
+
+    layout = keys.custom_scalars_layout()
+    charts = layout["thermo"]
+    known = [*keys.METRICS, keys.entropy_key(50), keys.entropy_key(20), "thermo/F_report"]
+    matched: dict[str, set[str]] = {}
+    for title, (kind, patterns) in charts.items():
+        assert kind == "Multiline"
+        matched[title] = set()
+        for pattern in patterns:  # custom scalars match tags with re.match
+            hits = {k for k in known if re.match(pattern, k)}
+            assert hits, (title, pattern)
+            matched[title] |= hits
+    every = set().union(*matched.values())
+    # every k's entropy and the main keys are charted; thermo/S does not match S_k50's chart
+    # pattern wrongly (anchored): U and U_window are different charts
+    assert {keys.ENERGY, keys.ENERGY_WINDOW, keys.SNR, keys.ESS, keys.entropy_key(50),
+            keys.entropy_key(20), keys.FREE_ENERGY} <= every
+    energy = next(hits for hits in matched.values() if keys.ENERGY in hits)
+    assert energy == {keys.ENERGY}
+    # unrelated scales never share a chart (the first layout mixed them)
+    for a, b in ((keys.GRAD_NORM, keys.ELR), (keys.ESS, keys.WINDOW_FILL),
+                 (keys.GRAD_NORM, keys.WEIGHT_NORM), (keys.SNR, keys.NOISE_SCALE),
+                 (keys.ENERGY, keys.FREE_ENERGY)):
+        assert not any({a, b} <= hits for hits in matched.values()), (a, b)
 
 
 def test_the_report_reads_the_same_names() -> None:

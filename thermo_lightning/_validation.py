@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
+
+
+def finite_or_none(value: Any) -> float | None:
+    """``value`` as a finite float, else ``None`` (a missing table cell, NaN, text)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
 
 
 def positive_int(value: Any, name: str) -> int:

@@ -198,7 +198,7 @@ class ThermoCallback(pl.Callback):
         self._on_sphere = on_sphere
         self._radius = projector.radius if on_sphere else 1.0
         self._snr_plan = None  # snr="auto" decides again for this fit
-        loggers.write_layout(trainer, self.meter.ks)
+        loggers.write_layout(trainer)
         loggers.log_hyperparams(trainer, spec.as_hparams())
 
     @override

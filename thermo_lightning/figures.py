@@ -1,4 +1,4 @@
-"""The report's figures and their TensorBoard copy.
+"""The report's figures (their TensorBoard copy: :mod:`thermo_lightning.tensorboard_view`).
 
 Figures are ``matplotlib.figure.Figure`` objects made without pyplot: no backend is selected,
 no window opens, nothing global changes, and they work on machines without a screen.
@@ -7,7 +7,6 @@ no window opens, nothing global changes, and they work on machines without a scr
 from __future__ import annotations
 
 import math
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,9 +16,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from thermo_lightning._validation import finite_or_none
 from thermo_lightning.functional.temperature import free_energy_curves
 
-__all__ = ["render_report_figures", "save_figures", "write_tensorboard"]
+__all__ = ["FIGURE_NAMES", "render_report_figures", "save_figures"]
+
+#: every figure the report can write (``<name>.png``); those without data are not written
+FIGURE_NAMES = ("u_s_vs_lr", "u_vs_s", "temperature", "free_energy", "collapse",
+                "local_temperature", "snr")
 
 REGIME_COLORS = {"converging": "tab:blue", "relaxing": "tab:purple", "stationary": "tab:green",
                  "saturated": "tab:red", "incomplete": "tab:orange", "invalid": "tab:gray"}
@@ -76,8 +80,9 @@ def _fig_u_vs_s(table: pd.DataFrame, temperature: pd.DataFrame) -> Any:
     fig = Figure(figsize=(5, 4))
     ax = fig.subplots()
     ax.scatter(table["S"], table["U"], c=_regime_colors(table), zorder=3)
-    for _, r in table.iterrows():
-        ax.annotate(f"{r['lr']:.2g}", (r["S"], r["U"]), fontsize=6, xytext=(3, 3),
+    for (s_pt, u_pt), text in _spaced_labels(table["S"], table["U"],
+                                             [f"{lr:.2g}" for lr in table["lr"]]):
+        ax.annotate(text, (s_pt, u_pt), fontsize=7, xytext=(4, -10),
                     textcoords="offset points")
     span = float(np.ptp(table["S"])) if len(table) > 1 else 1.0
     for _, r in temperature[temperature["valid"]].iterrows():
@@ -89,6 +94,28 @@ def _fig_u_vs_s(table: pd.DataFrame, temperature: pd.DataFrame) -> Any:
     _legend_regimes(ax, table)
     fig.tight_layout()
     return fig
+
+
+def _spaced_labels(x: Sequence[float], y: Sequence[float], texts: Sequence[str],
+                   gap: float = 0.06) -> list[tuple[tuple[float, float], str]]:
+    """The points to label so that no two labels overlap: in order, a point is labelled
+    unless it lies within ``gap`` (a share of each axis's range) of one already labelled
+    (seeds of one learning rate: one label). Non-finite points are skipped."""
+    xs, ys = np.asarray(x, float), np.asarray(y, float)
+    ok = np.isfinite(xs) & np.isfinite(ys)
+    if not ok.any():
+        return []
+    span_x = float(np.ptp(xs[ok])) or 1.0
+    span_y = float(np.ptp(ys[ok])) or 1.0
+    kept: list[tuple[float, float]] = []
+    out = []
+    for xi, yi, text, good in zip(xs, ys, texts, ok, strict=True):
+        if not good:
+            continue
+        if all(abs(xi - a) / span_x > gap or abs(yi - b) / span_y > gap for a, b in kept):
+            kept.append((xi, yi))
+            out.append(((float(xi), float(yi)), text))
+    return out
 
 
 def _fig_temperature(temperature: pd.DataFrame, power_law: tuple[float, float] | None,
@@ -134,7 +161,7 @@ def _fig_temperature(temperature: pd.DataFrame, power_law: tuple[float, float] |
         b, a = power_law
         grid = np.geomspace(t["lr"].min(), t["lr"].max(), 50)
         label = f"T = {b:.2g} $\\eta^{{{a:.2f}}}$"
-        if fit and _scalar(fit.get("a_ci_lo")) is not None and _scalar(
+        if fit and finite_or_none(fit.get("a_ci_lo")) is not None and finite_or_none(
                 fit.get("a_ci_hi")) is not None:
             label += f", a in [{fit['a_ci_lo']:.2f}, {fit['a_ci_hi']:.2f}]"
         ax.plot(grid, b * grid**a, "k--", lw=1, label=label)
@@ -230,9 +257,10 @@ def _fig_free_energy(temperature: pd.DataFrame) -> Any:
             ax.plot(curves.lrs, shifted, color=color, lw=1)
             j = int(curves.argmin[i])
             ax.scatter([curves.lrs[j]], [shifted[j]], color=color, zorder=3, s=15)
-            if i in (0, len(curves.temperatures) - 1):
-                ax.plot([], [], color=color, label=f"T = {t:.2g}")
-        _legend(ax)
+            ax.plot([], [], color=color, label=f"T = {t:.3g}")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, ncol=1 if len(curves.temperatures) <= 6 else 2,
+                      title="one curve per T (dot: minimum)", title_fontsize=7)
     ax.set_xscale("log")
     ax.set_xlabel("learning rate $\\eta'$")
     ax.set_ylabel("$F_T(\\eta') - \\min F_T$")
@@ -242,42 +270,36 @@ def _fig_free_energy(temperature: pd.DataFrame) -> Any:
 
 
 def _fig_local_temperature(local: Mapping[float, tuple[np.ndarray, np.ndarray]]) -> Any:
+    """``T(t) = dU/dS`` along converging runs (called when one has a positive value)."""
     fig = Figure(figsize=(5, 4))
     ax = fig.subplots()
-    plotted = False
     for lr, (steps, temps) in sorted(local.items()):
         good = np.isfinite(temps) & (temps > 0)
         if good.any():
             ax.plot(steps[good], temps[good], marker=".", label=f"$\\eta$ = {lr:.2g}")
-            plotted = True
-    if plotted:
-        ax.set_xscale("log")
-        ax.set_yscale("log")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("$T(t) = dU/dS$")
     ax.set_title("temperature along converging runs")
-    if plotted:
-        _legend(ax)
-    else:
-        ax.text(0.5, 0.5, "no converging runs with a positive dU/dS", ha="center",
-                transform=ax.transAxes)
+    _legend(ax)
     fig.tight_layout()
     return fig
 
 
 def _fig_snr(table: pd.DataFrame) -> Any:
+    """The runs' tail SNR against the learning rate (called when some run has one)."""
     fig = Figure(figsize=(5, 4))
     ax = fig.subplots()
-    if "snr" in table and table["snr"].notna().any():
-        ax.scatter(table["lr"], table["snr"], c=_regime_colors(table), zorder=3)
-        ax.plot(table["lr"], table["snr"], color="0.7", lw=1)
-    else:
-        ax.text(0.5, 0.5, "no SNR logged", ha="center", transform=ax.transAxes)
+    t = table[table["snr"].notna()]
+    ax.scatter(t["lr"], t["snr"], c=_regime_colors(t), zorder=3)
+    if not t["lr"].duplicated().any():  # seeds or groups: no single line through them
+        ax.plot(t["lr"], t["snr"], color="0.7", lw=1)
     ax.set_xscale("log")
     ax.set_xlabel("learning rate $\\eta$")
     ax.set_ylabel("gradient SNR")
     ax.set_title("signal-to-noise ratio of the gradient")
-    _legend_regimes(ax, table)
+    _legend_regimes(ax, t)
     fig.tight_layout()
     return fig
 
@@ -310,8 +332,9 @@ def render_report_figures(
                    ("free_energy", lambda: _fig_free_energy(temperature))]
     if collapse is not None:
         makers += [("collapse", lambda: _fig_collapse(temperature, collapse))]
-    makers += [("local_temperature", lambda: _fig_local_temperature(local))]
-    if len(table):
+    if any((np.isfinite(t) & (t > 0)).any() for _, t in local.values()):
+        makers += [("local_temperature", lambda: _fig_local_temperature(local))]
+    if len(table) and "snr" in table and table["snr"].notna().any():
         makers += [("snr", lambda: _fig_snr(table))]
     figures = {name: make() for name, make in makers}
     for figure in figures.values():
@@ -330,9 +353,24 @@ def _quiet_minor_log_ticks(figure: Any) -> None:
                 continue
             axis.set_minor_formatter(NullFormatter())
             if len([t for t in axis.get_majorticklocs() if _in_view(axis, t)]) < 2:
-                # under two decades in view: label 1 and 3 of each decade instead
-                axis.set_major_locator(LogLocator(base=10, subs=(1.0, 3.0)))
+                # under two decades in view: the fewest ticks per decade that put two in
+                # view (with fewer, matplotlib falls back to crowded linear ticks)
+                lo, hi = sorted(axis.get_view_interval())
+                subs = next((c for c in _LOG_SUBS if _ticks_in(c, lo, hi) >= 2), _LOG_SUBS[-1])
+                axis.set_major_locator(LogLocator(base=10, subs=subs))
                 axis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+
+
+#: ticks per decade to try on a log axis shorter than two decades, sparsest first
+_LOG_SUBS = ((1.0, 3.0), (1.0, 2.0, 5.0), (1.0, 1.5, 2.0, 3.0, 5.0, 7.0))
+
+
+def _ticks_in(subs: Sequence[float], lo: float, hi: float) -> int:
+    """How many of ``subs * 10^d`` lie in ``[lo, hi]`` (``lo > 0``)."""
+    if not (lo > 0 and hi > lo):
+        return 0
+    decades = range(math.floor(math.log10(lo)) - 1, math.ceil(math.log10(hi)) + 1)
+    return sum(lo <= f * 10.0**d <= hi for d in decades for f in subs)
 
 
 def _in_view(axis: Any, value: float) -> bool:
@@ -348,53 +386,3 @@ def save_figures(figures: Mapping[str, Any], out: Path) -> list[Path]:
         figure.savefig(path, dpi=110)
         paths.append(path)
     return paths
-
-
-def _scalar(value: Any) -> float | None:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        return None
-    return v if math.isfinite(v) else None
-
-
-def write_tensorboard(
-    folder: Path,
-    figures: Mapping[str, Any],
-    runs: Sequence[Any],
-    table: pd.DataFrame,
-    temperature: pd.DataFrame,
-    *,
-    force: bool = False,
-) -> None:
-    """The report's figures as TensorBoard images and an hparams table (hyperparameters ->
-    ``U, S`` with their standard errors, ``T`` with its interval, ``snr``) in ``folder``."""
-    from torch.utils.tensorboard import SummaryWriter
-
-    if folder.exists():
-        if not force:
-            raise FileExistsError(f"{folder} exists; pass force=True to overwrite it.")
-        shutil.rmtree(folder)
-    with SummaryWriter(str(folder)) as writer:
-        for name, figure in figures.items():
-            writer.add_figure(f"report/{name}", figure, close=False)
-        for run in runs:
-            row = table[table["run"] == run.name]
-            if row.empty or "U" not in row:
-                continue
-            r = row.iloc[0]
-            hp = {k: v for k, v in run.hparams.items()
-                  if k in ("lr", "model", "width", "seed", "steps", "window", "stride",
-                           "estimator", "batch_size", "weight_decay", "data")}
-            hp.update({k: v for k, v in run.axes.items() if k not in hp})
-            hp = {k: (v if isinstance(v, int | float | str | bool) else str(v))
-                  for k, v in hp.items() if v is not None}
-            if "k" in run.hparams:
-                hp["k"] = str(run.hparams["k"])
-            metrics = {f"hparam/{k}": _scalar(r.get(k)) for k in ("U", "S", "U_se", "S_se",
-                                                                 "snr")}
-            for col in ("T", "T_ci_lo", "T_ci_hi"):  # the run's row of T(eta), in runs.csv
-                metrics[f"hparam/{col}"] = _scalar(r.get(col))
-            metrics = {k: v for k, v in metrics.items() if v is not None}
-            if metrics:
-                writer.add_hparams(hp, metrics, run_name=run.name)

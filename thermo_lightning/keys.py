@@ -7,13 +7,12 @@ into the hyperparameters of a run and read back by the report.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 __all__ = [
     "CORRELATION_TIME",
     "DUPLICATES",
     "ELR",
     "ENERGY",
+    "ENERGY_WINDOW",
     "ENTROPY",
     "ESS",
     "FREE_ENERGY",
@@ -37,6 +36,7 @@ __all__ = [
 
 PREFIX = "thermo/"
 ENERGY = PREFIX + "U"  #: mean training loss over the window (or the full-data loss)
+ENERGY_WINDOW = PREFIX + "U_window"  #: U where the window is full (where S exists)
 ENTROPY = PREFIX + "S"  #: entropy of the window for the first k
 T_LOCAL = PREFIX + "T_local"  #: dU/dS along the run, where U and S drift together
 FREE_ENERGY = PREFIX + "F"  #: U - T S for a given temperature
@@ -56,9 +56,9 @@ SKIPPED = PREFIX + "skipped"  #: snapshots dropped for NaN/Inf (total)
 TRAIN_ACC = "train/acc"  #: training accuracy (logged by the classification task)
 
 #: every fixed metric key, in the order the documentation lists them
-METRICS = (ENERGY, ENTROPY, T_LOCAL, FREE_ENERGY, SNR, GRAD_NORM, STOCH_GRAD_NORM, NOISE_SCALE,
-           ELR, WEIGHT_NORM, ESS, LOW_ESS, CORRELATION_TIME, WINDOW_FILL, STRIDE, DUPLICATES,
-           SKIPPED)
+METRICS = (ENERGY, ENERGY_WINDOW, ENTROPY, T_LOCAL, FREE_ENERGY, SNR, GRAD_NORM,
+           STOCH_GRAD_NORM, NOISE_SCALE, ELR, WEIGHT_NORM, ESS, LOW_ESS, CORRELATION_TIME,
+           WINDOW_FILL, STRIDE, DUPLICATES, SKIPPED)
 
 #: prefix of the window's description in a run's hyperparameters (``thermo_spec/window``, ...)
 SPEC_PREFIX = "thermo_spec/"
@@ -69,16 +69,30 @@ def entropy_key(k: int) -> str:
     return f"{PREFIX}S_k{k}"
 
 
-def custom_scalars_layout(ks: Sequence[int]) -> dict:
-    """TensorBoard custom-scalars layout: one "thermo" category with charts for energy and
-    free energy, entropy over k, temperature, SNR and norms."""
+def custom_scalars_layout() -> dict:
+    """TensorBoard custom-scalars layout: one "thermo" category, one scale per chart.
+
+    Tags are regular expressions (anchored at the start), so the layout is the same for
+    every run whatever its ``k`` (``thermo/S_k20``, ``thermo/S_k50``, ...) and TensorBoard
+    shows each chart once over many runs and sweeps. ``thermo/T_local`` is left to the
+    Time Series tab (a noisy estimate; the report's ``T(eta)`` is the temperature)."""
+    def lines(*tags: str) -> list:
+        return ["Multiline", [f"{t}$" for t in tags]]
+
     return {
         "thermo": {
-            "energy and free energy": ["Multiline", [ENERGY, FREE_ENERGY]],
-            "entropy over k": ["Multiline", [entropy_key(k) for k in ks]],
-            "temperature": ["Multiline", [T_LOCAL]],
-            "gradient SNR": ["Multiline", [SNR, NOISE_SCALE]],
-            "norms": ["Multiline", [GRAD_NORM, STOCH_GRAD_NORM, WEIGHT_NORM, ELR]],
-            "window": ["Multiline", [ESS, WINDOW_FILL, STRIDE, DUPLICATES]],
+            "energy U": lines(ENERGY),
+            "energy U where the window is full (no first steps)": lines(ENERGY_WINDOW),
+            "entropy S (every k)": lines(ENTROPY + r"(_k\d+)?"),
+            "free energy F = U - T S": lines(FREE_ENERGY, FREE_ENERGY + "_report"),
+            "gradient SNR": lines(SNR),
+            "gradient noise scale": lines(NOISE_SCALE),
+            "gradient norms": lines(GRAD_NORM, STOCH_GRAD_NORM),
+            "weight norm": lines(WEIGHT_NORM),
+            "effective learning rate": lines(ELR),
+            "window ESS": lines(ESS),
+            "window fill": lines(WINDOW_FILL),
+            "stride": lines(STRIDE),
+            "duplicate and skipped snapshots": lines(DUPLICATES, SKIPPED),
         }
     }

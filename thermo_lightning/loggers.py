@@ -3,7 +3,7 @@ to every logger attached to a Trainer. The names live in :mod:`thermo_lightning.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import lightning.pytorch as pl
@@ -14,13 +14,13 @@ from thermo_lightning.keys import custom_scalars_layout
 __all__ = ["log_hyperparams", "log_metrics", "write_layout"]
 
 
-def write_layout(trainer: pl.Trainer, ks: Sequence[int]) -> None:
+def write_layout(trainer: pl.Trainer) -> None:
     """Write the custom-scalars layout to every TensorBoard logger (global rank 0 only)."""
     if trainer.global_rank != 0:
         return
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            logger.experiment.add_custom_scalars(custom_scalars_layout(ks))
+            logger.experiment.add_custom_scalars(custom_scalars_layout())
 
 
 def log_metrics(trainer: pl.Trainer, metrics: Mapping[str, float], step: int) -> None:

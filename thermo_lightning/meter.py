@@ -582,6 +582,8 @@ class ThermoMeter:
                        "stride.")))
             metrics.update(self._entropy_metrics(rows, step))
         metrics.update(extra or {})
+        if keys.ENTROPY in metrics and keys.ENERGY in metrics:  # a full window
+            metrics[keys.ENERGY_WINDOW] = metrics[keys.ENERGY]
         if self.temperature is not None and keys.ENTROPY in metrics and keys.ENERGY in metrics:
             metrics[keys.FREE_ENERGY] = metrics[keys.ENERGY] - self.temperature * metrics[
                 keys.ENTROPY]

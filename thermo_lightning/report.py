@@ -46,6 +46,7 @@ from thermo_lightning.intervals import (
     tail_bootstrap,
 )
 from thermo_lightning.meter import LOW_ESS_FRACTION, WindowSpec
+from thermo_lightning.tensorboard_view import WRITEBACK_SUFFIX
 
 __all__ = [
     "REGIMES",
@@ -53,6 +54,7 @@ __all__ = [
     "RunData",
     "batch_size_collapse",
     "classify_regime",
+    "final_stride_points",
     "find_runs",
     "free_energy_along_runs",
     "make_report",
@@ -144,18 +146,29 @@ def _is_report(folder: Path) -> bool:
     return (folder / "runs.csv").is_file() and (folder / "temperature.csv").is_file()
 
 
-def _read_tensorboard(folder: Path, tags: Sequence[str]) -> pd.DataFrame:
+#: the tag of an hparams session (Lightning's TensorBoardLogger writes one with its default
+#: ``default_hp_metric=True``)
+_SESSION_TAG = "_hparams_/session_start_info"
+
+
+def _read_tensorboard(folder: Path, tags: Sequence[str], seen: set[str] | None = None
+                      ) -> pd.DataFrame:
+    """The ``tags``' scalars by step; adds to ``seen`` the tags of ``_SESSION_TAG`` met."""
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
     from tensorboard.util import tensor_util
 
     wanted = set(tags)
     rows: dict[int, dict[str, float]] = {}
     for events in sorted(folder.rglob("events.out.tfevents*")):
+        if events.name.endswith(WRITEBACK_SUFFIX):  # what an earlier report wrote back
+            continue
         for event in EventFileLoader(str(events)).Load():
             if not event.HasField("summary"):
                 continue
             for value in event.summary.value:
                 if value.tag not in wanted:
+                    if value.tag == _SESSION_TAG and seen is not None:
+                        seen.add(value.tag)
                     continue  # images, histograms and other tags are skipped unparsed
                 if value.HasField("simple_value"):
                     v = float(value.simple_value)
@@ -235,7 +248,10 @@ def read_run(folder: str | Path, tags: Sequence[str] = NEEDED_TAGS, *,
     if (folder / "history.csv").exists():
         history = _read_csv(folder / "history.csv", problems)
     else:
-        history = _read_tensorboard(folder, tags)
+        seen: set[str] = set()
+        history = _read_tensorboard(folder, tags, seen)
+        if seen:  # the run's logger wrote an hparams session: TensorBoard shows that one
+            info = {**info, "own_hparams_session": True}
         if history.empty:
             history = _read_csv_logs(folder, problems)
     if history.empty:
@@ -361,6 +377,13 @@ def _tail(run: RunData, tail: float, min_points: int) -> pd.DataFrame | str:
     if len(good) < min_points:
         return f"only {len(good)} logging points with U and S (at the final stride)"
     return good.iloc[-max(min_points, round(tail * len(good))):]
+
+
+def final_stride_points(run: RunData) -> pd.DataFrame:
+    """The run's logging points with ``U`` and ``S`` at its final stride: the part after the
+    pilot and the stride changes, the tail is the last share of (empty when none)."""
+    part = _tail(run, 1.0, 1) if not run.history.empty and {U, S} <= set(run.history) else ""
+    return part if isinstance(part, pd.DataFrame) else pd.DataFrame(columns=["step", U, S])
 
 
 def _window_span(run: RunData, part: pd.DataFrame) -> float | None:
@@ -610,6 +633,10 @@ def free_energy_along_runs(runs: Sequence[RunData], table: pd.DataFrame) -> pd.D
     return pd.concat(frames, ignore_index=True)
 
 
+def _some(names: Sequence[str], shown: int = 3) -> str:
+    return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+
+
 def _json_ready(value: Any) -> Any:
     """``value`` with NaN/Inf as ``null`` (strict JSON)."""
     if isinstance(value, dict):
@@ -694,10 +721,13 @@ def _temperature_one(
     """``T`` along ``along`` over ``runs`` (one group): the bracket construction on the runs
     averaged per value of ``along``, the power law, and the intervals."""
     chosen_runs = runs.copy()
-    if along != "lr":  # the construction orders and smooths by the column named lr
-        chosen_runs = chosen_runs.drop(columns=["lr"]).rename(columns={along: "lr"})
-    chosen_runs["lr"] = chosen_runs["lr"].astype(float)
-    chosen = _one_row_per_lr(chosen_runs, messages)
+    if chosen_runs.empty:  # no usable run (none with a learning rate, say): no columns
+        chosen = chosen_runs
+    else:
+        if along != "lr":  # the construction orders and smooths by the column named lr
+            chosen_runs = chosen_runs.drop(columns=["lr"]).rename(columns={along: "lr"})
+        chosen_runs["lr"] = chosen_runs["lr"].astype(float)
+        chosen = _one_row_per_lr(chosen_runs, messages)
     if len(chosen) < 3:
         what = ("T(eta) needs at least 3 stationary learning rates" if along == "lr" else
                 f"T({along}) needs at least 3 stationary values of {along}")
@@ -890,8 +920,10 @@ def make_report(
     power law ``T = b lr^a`` is fitted to the valid rows with both bounds),
     ``runs.csv`` (one row per run), ``free_energy.csv`` (``F = U - T S`` along every run
     with a temperature: :func:`free_energy_along_runs`), PNG figures and, with
-    ``tensorboard``, a TensorBoard folder ``out/tensorboard`` with the same figures and an
-    hparams table.
+    ``tensorboard``, the TensorBoard view (:mod:`thermo_lightning.tensorboard_view`): the
+    report's entry ``out/tensorboard`` (figures, ``T(eta)`` and the free-energy family as
+    scalars, the hparams table's columns) and, in each run's own TensorBoard folder, its
+    ``thermo/F``, stationary means and hparams session.
 
     Args:
         tail: fraction of the logging points (with an entropy) averaged per run.
@@ -899,7 +931,8 @@ def make_report(
         lr_range: use the runs with ``lr`` in this closed range for ``T(eta)`` instead of the
             automatically chosen stationary ones.
         force: overwrite existing report files in ``out``.
-        tensorboard: also write ``out/tensorboard``.
+        tensorboard: also write the TensorBoard view (``out/tensorboard`` and one event
+            file per run, replaced by the next report).
         include_low_ess: keep stationary runs whose window has a low effective sample size
             (``low_ess``: ESS below a quarter of the window) in ``T(eta)``; by default they are
             left out, with their reason.
@@ -916,6 +949,7 @@ def make_report(
         FileExistsError: ``out`` already holds a report and ``force`` is false.
     """
     from thermo_lightning import figures as fig
+    from thermo_lightning import tensorboard_view as board
 
     _check_report_arguments(tail, eps, smoothing, lr_range)
     out = Path(logdir) / "report" if out is None else out
@@ -1060,9 +1094,24 @@ def make_report(
         (out / "collapse.json").write_text(json.dumps(_json_ready(collapse), indent=2))
     rendered = fig.render_report_figures(table, temperature, power_law, local, fit,
                                          along=along, collapse=collapse)
+    for name in fig.FIGURE_NAMES:  # an earlier report's figure this one has no data for
+        if name not in rendered:
+            (out / f"{name}.png").unlink(missing_ok=True)
     figures = fig.save_figures(rendered, out)
     if tensorboard:
-        fig.write_tensorboard(out / "tensorboard", rendered, usable, table, temperature,
-                              force=force)
+        board.write_report_entry(out / "tensorboard", figures, usable, table, temperature,
+                                 along=along, force=force)
+        no_board = board.write_run_entries(usable, table)
+        if no_board:
+            messages.append(f"{len(no_board)} run(s) have no TensorBoard log ({_some(no_board)})"
+                            ": their F is in free_energy.csv only")
+        own = [r.name for r in usable if r.info.get("own_hparams_session")]
+        if own:
+            messages.append(
+                f"{len(own)} run(s) hold their logger's own hparams session ({_some(own)}; "
+                "Lightning's TensorBoardLogger writes one with its default "
+                "default_hp_metric=True): TensorBoard's HParams tab shows that one, without the "
+                "report's columns (regime, T, ...); their F and stationary means are written. "
+                "Log with TensorBoardLogger(..., default_hp_metric=False) to get the report's")
     (out / "messages.txt").write_text("\n".join(messages) + ("\n" if messages else ""))
     return ReportResult(table, temperature, power_law, figures, messages, fit, collapse)

@@ -39,9 +39,12 @@ def test_synthetic_sweep_recovers_the_known_temperature(tmp_path: Path, fmt: str
     assert b == pytest.approx(3.9e-3, rel=0.05)
     runs = pd.read_csv(tmp_path / "report" / "runs.csv")
     assert len(runs) == 9 and runs["lr"].tolist() == sorted(runs["lr"])
-    for name in ("u_s_vs_lr", "u_vs_s", "temperature", "free_energy", "local_temperature",
-                 "snr"):
+    for name in ("u_s_vs_lr", "u_vs_s", "temperature", "free_energy"):
         assert _png_ok(tmp_path / "report" / f"{name}.png"), name
+    # no placeholder figures: no run converges, and no SNR (thermo/snr without the
+    # mini-batch norm it comes with is not a measurement the report uses)
+    for name in ("local_temperature", "snr"):
+        assert not (tmp_path / "report" / f"{name}.png").exists(), name
     # F = U - T S along every run with a T, at each logging point with an entropy
     curves = pd.read_csv(tmp_path / "report" / "free_energy.csv")
     assert list(curves.columns) == ["run", "step", "U", "S", "T", "F"]
@@ -50,23 +53,6 @@ def test_synthetic_sweep_recovers_the_known_temperature(tmp_path: Path, fmt: str
     first = curves[curves["run"] == runs["run"].iloc[0]]
     assert first["T"].nunique() == 1 and first["T"].iloc[0] == pytest.approx(
         temp["T"].iloc[0])
-
-
-def test_tensorboard_output_reads_back(tmp_path: Path) -> None:
-    for lr in LRS[:5]:
-        _, u, s = canonical(lr)
-        write_run(tmp_path / "runs", lr, history(u, s))
-    make_report(tmp_path / "runs", tmp_path / "report", smoothing=None)
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(tmp_path / "report" / "tensorboard"))
-    acc.Reload()
-    assert {"report/temperature", "report/u_vs_s"} <= set(acc.Tags()["images"])
-    hparam_runs = [p for p in (tmp_path / "report" / "tensorboard").iterdir() if p.is_dir()]
-    assert len(hparam_runs) == 5  # one hparams entry per run
-    sub = EventAccumulator(str(hparam_runs[0]))
-    sub.Reload()
-    assert "hparam/T" in sub.Tags()["scalars"] or "hparam/U" in sub.Tags()["scalars"]
 
 
 def test_tensorboard_reader_skips_images_and_reads_needed_tags(tmp_path: Path) -> None:
@@ -170,3 +156,19 @@ def test_a_report_inside_the_log_folder_is_not_read_as_a_run(tmp_path: Path) -> 
     again = make_report(tmp_path, tmp_path / "report", force=True)
     assert len(again.runs) == 3
     assert not any("no thermo metrics" in m or "unreadable" in m for m in again.messages)
+
+
+def test_runs_without_a_learning_rate_give_notes_not_a_crash(tmp_path: Path) -> None:
+    # Lightning runs of a module that saved no lr (version_N folders): nothing to order by
+    from torch.utils.tensorboard import SummaryWriter
+
+    for i in range(3):
+        with SummaryWriter(str(tmp_path / "lightning_logs" / f"version_{i}")) as writer:
+            for _, row in history(0.1, -5.0, seed=i).iterrows():
+                writer.add_scalar(U, float(row[U]), int(row["step"]))
+                writer.add_scalar(S, float(row[S]), int(row["step"]))
+    result = make_report(tmp_path / "lightning_logs")
+    assert result.temperature.empty and result.power_law is None
+    assert sum("no learning rate" in m for m in result.messages) == 3
+    assert any("needs at least 3 stationary learning rates, found 0" in m
+               for m in result.messages)
