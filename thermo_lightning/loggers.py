@@ -33,6 +33,13 @@ def log_metrics(trainer: pl.Trainer, metrics: Mapping[str, float], step: int) ->
 
 def log_hyperparams(trainer: pl.Trainer, params: Mapping[str, Any]) -> None:
     """Add ``params`` to every attached logger's hyperparameters (Lightning's own loggers merge
-    them with the module's, e.g. into ``hparams.yaml``)."""
+    them with the module's, e.g. into ``hparams.yaml``).
+
+    A ``TensorBoardLogger`` only merges them into its ``hparams`` (its ``hparams.yaml``):
+    its ``log_hyperparams`` would also write an hparams session, and TensorBoard shows a run's
+    first session only, which would hide the module's own (its ``lr``) behind this one."""
     for logger in trainer.loggers:
-        logger.log_hyperparams(dict(params))
+        if isinstance(logger, TensorBoardLogger) and isinstance(logger.hparams, dict):
+            logger.hparams.update(dict(params))
+        else:
+            logger.log_hyperparams(dict(params))

@@ -1112,6 +1112,7 @@ def make_report(
                 "Lightning's TensorBoardLogger writes one with its default "
                 "default_hp_metric=True): TensorBoard's HParams tab shows that one, without the "
                 "report's columns (regime, T, ...); their F and stationary means are written. "
-                "Log with TensorBoardLogger(..., default_hp_metric=False) to get the report's")
+                "Log with TensorBoardLogger(..., default_hp_metric=False) to get the report's "
+                "columns")
     (out / "messages.txt").write_text("\n".join(messages) + ("\n" if messages else ""))
     return ReportResult(table, temperature, power_law, figures, messages, fit, collapse)

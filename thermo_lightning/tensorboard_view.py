@@ -87,18 +87,16 @@ def report_layout() -> dict[str, dict[str, list[Any]]]:
     group = r"(@.*)?$"
     return {
         "thermo report: across the sweep (x: sweep step, see sweep/steps)": {
-            "T(eta) with its interval": lines(f"sweep/T{group}", f"sweep/T_ci_lo{group}",
-                                              f"sweep/T_ci_hi{group}"),
-            "T(eta) against the true T (known problems)": lines(f"sweep/T{group}",
-                                                                f"sweep/T_true{group}"),
+            "T(eta), its interval and the true T where known": lines(
+                f"sweep/T{group}", f"sweep/T_ci_lo{group}", f"sweep/T_ci_hi{group}",
+                f"sweep/T_true{group}"),
             "free energy F_T(eta) - min F_T, one line per T": lines(r"free_energy/row"),
             "eta* (argmin of F_T at each row's T) and eta": lines(
                 f"report/eta_star{group}", f"sweep/lr{group}"),
             "U across the sweep": lines(f"sweep/U{group}"),
             "S across the sweep": lines(f"sweep/S{group}"),
         },
-        "thermo report: along each run": {
-            "F along training": lines(r"thermo/F$", r"thermo/F_report$"),
+        "thermo report: along each run": {  # F along training: the "thermo" category's
             "F over the stationary part": lines(r"stationary/F$"),
             "U over the stationary part, and its tail mean": lines(r"stationary/U$",
                                                                    r"stationary/U_mean$"),
@@ -251,8 +249,9 @@ def _session_hparams(run: Any, row: pd.Series) -> dict[str, Any]:
     regime = row.get("regime")
     if isinstance(regime, str) and regime:
         hp["regime"] = regime
-    reason = row.get("reason")
-    hp["in_T_eta"] = "no" if isinstance(reason, str) and reason else "yes"
+    reason = row.get("reason")  # runs.csv: "converging: ...", "low ESS: ...", or empty
+    hp["in_T_eta"] = (f"no ({reason.split(':')[0]})" if isinstance(reason, str) and reason
+                      else "yes")
     return {k: _hparam_value(v) for k, v in hp.items()}
 
 

@@ -195,7 +195,7 @@ def screenshots(logdir: Path, out: Path) -> list[Path]:
         open_tab(driver, url, "custom_scalars&_smoothingWeight=0",
                  lambda t: (matches_after(t, "F along training") or 0) > 0)
         time.sleep(4)  # the charts draw after their data arrives
-        driver.execute_script(DEEP_SCROLL, "thermo report: along each run")
+        driver.execute_script(DEEP_SCROLL, "F along training (F = U - T S)")
         time.sleep(2)
         driver.save_screenshot(str(out / "tensorboard_custom_scalars.png"))
         saved.append(out / "tensorboard_custom_scalars.png")

@@ -122,8 +122,9 @@ def test_in_chromium(served: tuple[str, Path], tmp_path: Path) -> None:
         text = tb.open_tab(driver, url, "custom_scalars",
                            lambda t: tb.matches_after(t, "F along training") == n_runs
                            and (tb.matches_after(t, "one line per T") or 0) > 0)
-        for title in ("free energy F_T(eta) - min F_T, one line per T", "T(eta) with its "
-                      "interval", "energy U where the window is full (no first steps)"):
+        for title in ("free energy F_T(eta) - min F_T, one line per T",
+                      "T(eta), its interval and the true T where known",
+                      "energy U where the window is full (no first steps)"):
             assert title in text, title
         # the chart's series: thermo/F of every run; the family's lines in the report entry
         assert tb.matches_after(text, "F along training") == n_runs

@@ -219,3 +219,50 @@ def test_lightning_version_folders(tmp_path: Path, hp_metric: bool) -> None:
     # the logger's own session wins in TensorBoard: the report says so instead of adding one
     assert ("_hparams_/session_start_info" in written) is not hp_metric
     assert noted is hp_metric
+
+
+def test_the_callback_leaves_the_runs_hparams_session_to_the_module(tmp_path: Path) -> None:
+    # Lightning's default TensorBoardLogger writes a session per log_hyperparams call and
+    # TensorBoard shows a run's first: the callback's window spec must not be that one (it
+    # hid the module's lr); the spec still reaches hparams.yaml, where the report reads it
+    import lightning.pytorch as pl
+    import torch
+    import yaml
+    from lightning.pytorch.loggers import TensorBoardLogger
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.plugins.hparams import metadata
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from tests.helpers.trainers import quiet_trainer
+    from thermo_lightning import SphereProjectionStrategy, ThermoCallback
+
+    class NoForward(pl.LightningModule):  # no forward: as users write them
+        def __init__(self, lr: float = 0.1) -> None:
+            super().__init__()
+            self.save_hyperparameters()
+            self.body = torch.nn.Sequential(torch.nn.Linear(4, 8, bias=False),
+                                            torch.nn.BatchNorm1d(8, affine=False))
+            self.head = torch.nn.Linear(8, 3).requires_grad_(False)
+
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return torch.nn.functional.cross_entropy(self.head(self.body(x)), y)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+    data = TensorDataset(torch.randn(64, 4), torch.randint(0, 3, (64,)))
+    logger = TensorBoardLogger(tmp_path)  # default_hp_metric=True, as users have it
+    quiet_trainer(strategy=SphereProjectionStrategy(), logger=logger, max_steps=40,
+                  log_every_n_steps=4,
+                  callbacks=[ThermoCallback(window=8, k=3, schedule=10, snr=None)]
+                  ).fit(NoForward(lr=0.1), DataLoader(data, batch_size=16, shuffle=True))
+    folder = Path(logger.log_dir)
+    sessions = [metadata.parse_session_start_info_plugin_data(v.metadata.plugin_data.content)
+                for f in sorted(folder.glob("events.out.tfevents*"))
+                for e in EventFileLoader(str(f)).Load() for v in e.summary.value
+                if v.tag == "_hparams_/session_start_info"]
+    assert sessions and "lr" in sessions[0].hparams  # the module's, shown by TensorBoard
+    assert not any(k.startswith("thermo_spec/") for s in sessions for k in s.hparams)
+    saved = yaml.safe_load((folder / "hparams.yaml").read_text())
+    assert saved["lr"] == 0.1 and saved["thermo_spec/window"] == 8
