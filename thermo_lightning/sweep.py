@@ -26,7 +26,7 @@ import threading
 import time
 import warnings
 import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -623,8 +623,7 @@ def _run_parallel(plan: SweepPlan, workers: int, bar: Any) -> list[str]:
                 pending, timeout=0.2, return_when=concurrent.futures.FIRST_COMPLETED)
             with lock:
                 now = sorted(running)
-            bar.set_postfix_str("; ".join(_last_line(out / f"{name}.log") for name in now),
-                                refresh=True)
+            bar.set_postfix_str(_progress_line(out, now), refresh=True)
             for future in done:
                 bar.update()
                 name, code = futures[future], future.result()
@@ -653,6 +652,12 @@ def _warnings_in(log: Path) -> list[str]:
         return []
     found = [m.group(1) for m in map(_WARNING_LINE.search, lines) if m]
     return list(dict.fromkeys(found))
+
+
+def _progress_line(out: Path, names: Sequence[str]) -> str:
+    """The running workers' last log lines, joined (workers that logged nothing yet are left
+    out: no bare separators in the bar)."""
+    return "; ".join(line for name in names if (line := _last_line(out / f"{name}.log")))
 
 
 def _last_line(log: Path) -> str:

@@ -256,6 +256,12 @@ def test_progress_inside_a_run(tmp_path: Path) -> None:
     log = tmp_path / "w.log"
     log.write_text("noise\n" + "\n".join(lines[:3]) + "\nWarning: x\n")
     assert _last_line(log) == lines[2] and _last_line(tmp_path / "missing.log") == ""
+    # the bar's line over running workers: one that logged nothing yet adds no bare "; "
+    from thermo_lightning.sweep import _progress_line
+
+    assert _progress_line(tmp_path, ["w", "missing"]) == lines[2]
+    assert _progress_line(tmp_path, ["missing", "w", "w"]) == f"{lines[2]}; {lines[2]}"
+    assert _progress_line(tmp_path, ["missing"]) == ""
 
 
 def test_a_window_that_cannot_fill_is_refused_before_any_run(tmp_path: Path) -> None:
