@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import math
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,13 @@ def _own_events(folder: Path) -> bool:
                for p in folder.glob("events.out.tfevents*"))
 
 
+def _with_rows(runs: Sequence[Any], table: pd.DataFrame) -> Iterator[tuple[Any, pd.Series]]:
+    """Each run with its row of ``table`` (``runs.csv``; an empty row when it has none)."""
+    rows = table.set_index("run") if "run" in table else pd.DataFrame()
+    for run in runs:
+        yield run, (rows.loc[run.name] if run.name in rows.index else pd.Series(dtype=object))
+
+
 def _remove_writebacks(folder: Path) -> None:
     """Delete the event files an earlier report wrote into ``folder``."""
     for p in folder.glob(f"events.out.tfevents*{WRITEBACK_SUFFIX}"):
@@ -142,15 +149,13 @@ def write_run_entries(runs: Sequence[Any], table: pd.DataFrame) -> list[str]:
 
     from thermo_lightning.report import final_stride_points
 
-    rows = table.set_index("run") if "run" in table else pd.DataFrame()
     skipped = []
-    for run in runs:
+    for run, row in _with_rows(runs, table):
         folder = run_event_folder(run.path)
         if folder is None:
             skipped.append(run.name)
             continue
         _remove_writebacks(folder)
-        row = rows.loc[run.name] if run.name in rows.index else pd.Series(dtype=object)
         with SummaryWriter(str(folder), filename_suffix=WRITEBACK_SUFFIX) as writer:
             _write_run_scalars(writer, run, row, final_stride_points(run))
             if run.info.get("own_hparams_session"):
@@ -318,10 +323,8 @@ def _experiment(runs: Sequence[Any], table: pd.DataFrame) -> Any:
 
     from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
-    rows = table.set_index("run") if "run" in table else pd.DataFrame()
     values: dict[str, list[Any]] = {}
-    for run in runs:
-        row = rows.loc[run.name] if run.name in rows.index else pd.Series(dtype=object)
+    for run, row in _with_rows(runs, table):
         for name, value in _session_hparams(run, row).items():
             values.setdefault(name, []).append(value)
     if not values:
