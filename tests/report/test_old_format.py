@@ -1,0 +1,54 @@
+"""A sweep folder written before the run folder had one owner (``tests/fixtures/old_format``,
+thermo_lightning 6ed3ab5) is read by today's report with the same results."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from thermo_lightning.report import make_report
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+sys.path.insert(0, str(FIXTURES / "tools"))
+from cases import CASES  # noqa: E402
+
+
+def _same_json(got: object, want: object) -> bool:
+    if isinstance(want, dict):
+        return isinstance(got, dict) and set(got) == set(want) and all(
+            _same_json(got[k], want[k]) for k in want)
+    if isinstance(want, list):
+        return isinstance(got, list) and len(got) == len(want) and all(
+            _same_json(g, w) for g, w in zip(got, want, strict=True))
+    if isinstance(want, float) and isinstance(got, int | float):
+        return math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-300)
+    return got == want
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_an_old_sweep_folder_gives_the_same_report(case: str, tmp_path: Path) -> None:
+    folder, kwargs = CASES[case]
+    logdir = tmp_path / folder
+    shutil.copytree(FIXTURES / "old_format" / folder, logdir)
+    out = tmp_path / "report"
+    make_report(logdir, out, **kwargs)
+    expected = FIXTURES / "old_format_expected" / case
+    written = {p.name for p in out.iterdir() if p.suffix in (".csv", ".json", ".txt")}
+    assert written == {p.name for p in expected.iterdir()}
+    for want in sorted(expected.iterdir()):
+        got = (out / want.name).read_text().replace(str(logdir), "<logdir>")
+        if want.suffix == ".csv":
+            from io import StringIO
+
+            pd.testing.assert_frame_equal(pd.read_csv(StringIO(got)), pd.read_csv(want),
+                                          check_exact=False, rtol=1e-12, atol=0)
+        elif want.suffix == ".json":
+            assert _same_json(json.loads(got), json.loads(want.read_text())), want.name
+        else:
+            assert got == want.read_text(), want.name
