@@ -211,9 +211,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         knn_entropy_estimate(rows_w, args.k, dim=d, warn=False)
         ent.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        thermo.meter._ess(rows_w, slots)
+        thermo.buffer.effective_sample_size(rows_w, slots, thermo.meter.n_directions,
+                                            thermo.meter.seed)
         ess.append(time.perf_counter() - t0)
-        thermo.snr_batches = args.snr_batches
         t0 = time.perf_counter()
         thermo.meter.snr(model, default_loss_fn(model),
                          thermo._snr_batches(trainer, args.snr_batches))

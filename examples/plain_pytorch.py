@@ -8,9 +8,10 @@ scale-invariant weights on the unit sphere after every step and a
     python examples/plain_pytorch.py [--steps 600] [--lr 0.01] [--window 100] [--k 10]
 
 At the default lr 0.01 the width-4 net fits the digits: U falls to about 1e-3 and S keeps
-falling (the over-parameterised collapse of METHOD.md section 1; measured 0.31 -> 0.0013 over
-600 steps). At ``--lr 0.05`` it stays near a loss of 3.4-4, above chance (ln 10 = 2.3). S and
-the ESS are NaN until the first window is full (100 snapshots at stride 2: step 200).
+falling (the over-parameterised collapse of docs/concepts.md, section 1; measured
+0.31 -> 0.0013 over 600 steps). At ``--lr 0.05`` it stays near a loss of 3.4-4, above chance
+(ln 10 = 2.3). S and the ESS are NaN until the first window is full (100 snapshots at
+stride 2: step 200).
 """
 
 from __future__ import annotations

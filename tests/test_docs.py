@@ -13,7 +13,10 @@ BLOCK = re.compile(r"```python\n(.*?)```", re.S)
 
 @pytest.mark.parametrize("page", DOCS, ids=[p.name for p in DOCS])
 def test_python_blocks_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from thermo_lightning.sweep import recipes
+
     monkeypatch.chdir(tmp_path)  # examples may write logs
+    monkeypatch.setattr(recipes, "RECIPES", dict(recipes.RECIPES))  # a page's own recipes
     namespace: dict = {}
     for i, code in enumerate(BLOCK.findall(page.read_text())):
         exec(compile(code, f"{page.name}[block {i}]", "exec"), namespace)

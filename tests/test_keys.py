@@ -21,7 +21,7 @@ def test_keys_is_pure() -> None:
 
 
 def test_contract_names() -> None:
-    # ARCHITECTURE.md: the keys every logger receives
+    # docs/architecture.md, "Public contract": the keys every logger receives
     for name in ("U", "S", "snr", "grad_norm", "stoch_grad_norm", "elr", "weight_norm", "ess",
                  "T_local"):
         assert f"thermo/{name}" in keys.METRICS
@@ -58,7 +58,9 @@ def test_layout_charts_known_keys_one_scale_per_chart() -> None:
 
 
 def test_the_report_reads_the_same_names() -> None:
-    from thermo_lightning import report
+    from thermo_lightning.report import summary
+    from thermo_lightning.runs import read
 
-    assert (report.U, report.S, report.SNR) == (keys.ENERGY, keys.ENTROPY, keys.SNR)
-    assert set(report.NEEDED_TAGS) <= set(keys.METRICS) | {keys.TRAIN_ACC}
+    assert (summary.U, summary.S, summary.SNR) == (keys.ENERGY, keys.ENTROPY, keys.SNR)
+    assert (read.U, read.S) == (keys.ENERGY, keys.ENTROPY)
+    assert set(read.NEEDED_TAGS) <= set(keys.METRICS) | {keys.TRAIN_ACC}

@@ -126,15 +126,6 @@ def test_a_reused_meter_starts_afresh_and_a_loaded_one_continues() -> None:
     assert meter.history["step"].tolist() == [10.0, 20.0]
 
 
-def test_window_spec_round_trips_through_hparams() -> None:
-    spec = WindowSpec(1000, 24408, 24407, (50, 20), "auto", 1.0, "knn_graph", None, 2)
-    hp = spec.as_hparams()
-    assert all(k.startswith(keys.SPEC_PREFIX) for k in hp) and hp["thermo_spec/k"] == [50, 20]
-    assert WindowSpec.from_hparams({**hp, "lr": 0.1}) == spec
-    assert WindowSpec.from_hparams({"lr": 0.1}) is None
-    assert WindowSpec.from_hparams({**hp, "thermo_spec/window": "many"}) is None
-
-
 def test_a_new_estimator_is_one_class() -> None:
     class Doubled(KnnGraphEstimator):
         name = "doubled_graph"
@@ -170,14 +161,7 @@ def test_measure_before_setup_says_so() -> None:
 
 
 def test_auto_window_and_k_follow_the_run_length() -> None:
-    from thermo_lightning.meter import _resolve_window
-
-    assert _resolve_window("auto", "auto", 20_000) == (100, (5,))  # one slot per 200 steps
-    assert _resolve_window("auto", "auto", 1_600_000) == (1000, (50,))  # the paper's N and k
-    assert _resolve_window("auto", "auto", 3_000) == (50, (3,))  # the floors
-    assert _resolve_window("auto", "auto", None) == (1000, (50,))
-    assert _resolve_window("auto", (60,), 3_000) == (121, (60,))  # N > k always
-    assert _resolve_window(40, "auto", None) == (40, (3,))
+    # the rule itself: tests/test_spec.py
     meter = ThermoMeter(schedule=10)  # window and k "auto" by default
     meter.setup([torch.zeros(3, requires_grad=True)], max_steps=30_000)
     assert (meter.spec.window, meter.spec.k) == (150, (7,))
@@ -283,7 +267,8 @@ def test_low_ess_warns_on_two_low_windows_in_a_row(monkeypatch: pytest.MonkeyPat
         w = torch.zeros(4, dtype=torch.float64, requires_grad=True)
         meter.setup([w], radius=None, max_steps=100)
         values = iter(esses)
-        monkeypatch.setattr(meter, "_ess", lambda rows, slots: next(values))
+        monkeypatch.setattr(meter.buffer, "effective_sample_size",
+                            lambda *args, **kwargs: next(values))
         gen = torch.Generator().manual_seed(0)
         for step in range(1, 20 + len(esses)):
             with torch.no_grad():

@@ -1,5 +1,5 @@
-"""The paper's toy-problem findings (METHOD.md section 6), reproduced within stated
-tolerances. Numbers from a 50,000-step float64 run per LR, as the paper; see
+"""The paper's toy-problem findings (docs/reproduction.md, 'The toy problems'), reproduced
+within stated tolerances. Numbers from a 50,000-step float64 run per LR, as the paper; see
 docs/reproduction.md."""
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ import importlib.machinery
 import sys
 from typing import Any
 
+from thermo_lightning._lazy import lazy_exports
 from thermo_lightning._version import __version__
 
 # every public name loads on first use: `import thermo_lightning` (and the command line's
@@ -27,7 +28,7 @@ _LAZY = {
     "SphereProjectionStrategy": "thermo_lightning.strategy",
     "DDPSphereProjectionStrategy": "thermo_lightning.strategy",
     "ThermoMeter": "thermo_lightning.meter",
-    "WindowSpec": "thermo_lightning.meter",
+    "WindowSpec": "thermo_lightning.spec",
     "ScaleInvarianceError": "thermo_lightning.scale_invariance",
     "find_scale_invariant_parameters": "thermo_lightning.scale_invariance",
     "verify_scale_invariance": "thermo_lightning.scale_invariance",
@@ -55,16 +56,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 
 def _register_strategies() -> None:

@@ -10,23 +10,29 @@ host memory). Entropy is estimated from it at logging points. Three ways keep it
   so distances are preserved in expectation; cost ``O(D)`` per snapshot, ``O(D)`` memory for
   the hash;
 - ``shard=(rank, world_size)``: under DDP each rank keeps a slice of the coordinates; squared
-  distances of the slices add up (ARCHITECTURE.md rule 4).
+  distances of the slices add up (one all-reduce of an N x N matrix; the window is never
+  gathered on one rank).
 
 Snapshots are copied without a host synchronisation; whether a snapshot is valid (all
-finite) is decided only when the window is read.
+finite) is decided only when the window is read. The window's own statistics, its effective
+sample size and its entropy, are computed here too (sharded or not: ``reduce`` sums a
+tensor over the ranks).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from thermo_lightning._validation import positive_int
 from thermo_lightning.knn.base import finite_rows
+
+if TYPE_CHECKING:
+    from thermo_lightning.functional.entropy import EntropyEstimate, EntropyEstimator
 
 __all__ = ["TrajectoryBuffer", "WindowMemoryError", "available_memory", "default_memory_budget"]
 
@@ -264,6 +270,55 @@ class TrajectoryBuffer:
         bad_steps = [self.steps[s] for s in order if not valid[s]]
         rows = self.data if len(good) == self.window else self.data[good]
         return rows, good, bad_steps
+
+    # ------------------------------------------------------------------ statistics
+    def effective_sample_size(self, rows: Tensor, slots: list[int], n_directions: int,
+                              seed: int, reduce: Callable[[Tensor], Tensor] | None = None
+                              ) -> float:
+        """``N / tau`` of the valid snapshots (``rows``, ``slots`` from :meth:`snapshots`):
+        ``tau`` the corrected integrated autocorrelation time of their projections on
+        ``n_directions`` random directions (pooled), in time order; a sharded window's
+        projections are summed over the ranks (``reduce``) first."""
+        from thermo_lightning.functional.stationarity import (
+            corrected_autocorrelation_time,
+            raw_window_projections,
+        )
+
+        if len(slots) == rows.shape[0] and slots == sorted(slots):
+            ordered = rows
+        else:  # time order for the autocorrelation
+            ordered = self.data[torch.tensor(slots, device=self.data.device)]
+        proj = raw_window_projections(ordered, n_directions, seed=seed,
+                                      column_offset=self.col_start)
+        if self.shard is not None and reduce is not None:
+            proj = reduce(proj)
+        tau = float(corrected_autocorrelation_time(proj.T.cpu().numpy(), pooled=True))
+        return len(slots) / tau
+
+    def entropy(self, rows: Tensor, ks: Sequence[int], estimator: EntropyEstimator,
+                dim: int, backend: str = "auto",
+                reduce: Callable[[Tensor], Tensor] | None = None) -> EntropyEstimate:
+        """The k-NN entropy of ``rows`` for every ``k`` (intrinsic dimension ``dim``); a
+        sharded window adds up its ranks' squared distances (``reduce``) first."""
+        from thermo_lightning.functional.entropy import (
+            entropy_from_knn_distances,
+            knn_entropy_estimate,
+        )
+        from thermo_lightning.knn.torch_backend import (
+            knn_from_sq_distances,
+            pairwise_sq_distances,
+        )
+
+        if self.shard is None:
+            return knn_entropy_estimate(rows, tuple(ks), estimator=estimator, dim=dim,
+                                        backend=backend, warn=False)
+        # each process holds a slice of the coordinates: squared distances add up
+        sq = pairwise_sq_distances(rows, center=True)
+        if reduce is not None:
+            sq = reduce(sq)
+        dist = knn_from_sq_distances(sq.to(torch.float32), max(ks))
+        return entropy_from_knn_distances(dist, tuple(ks), estimator=estimator, dim=dim,
+                                          warn=False)
 
     # ------------------------------------------------------------------ state
     def state_dict(self, include_data: bool = False) -> dict[str, Any]:

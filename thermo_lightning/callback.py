@@ -22,19 +22,17 @@ from typing_extensions import override
 from thermo_lightning import keys, loggers
 from thermo_lightning.buffer import TrajectoryBuffer
 from thermo_lightning.data.sources import DataSpec, ExtraBatches, full_data_batches
-from thermo_lightning.meter import PAPER_PROTOCOL, ThermoMeter, WindowSpec
-from thermo_lightning.probes import batch_energy, default_loss_fn, random_weight_loss
+from thermo_lightning.meter import ThermoMeter
+from thermo_lightning.probes import batch_energy, default_loss_fn
 from thermo_lightning.scale_invariance import (
     ParameterSpec,
     check_parameter_spec,
     resolve_parameters,
 )
 from thermo_lightning.schedules import Schedule
+from thermo_lightning.spec import ENERGY_MODES, PAPER_PROTOCOL, WindowSpec
 
 __all__ = ["ThermoCallback"]
-
-_NOT_LEARNING = 0.8  # a final U above this share of the random-weights loss is warned about
-_SNR_MODES = ("auto", "unbiased", "exact", None)
 
 LossFn = Callable[[nn.Module, Any], Tensor]
 
@@ -42,26 +40,20 @@ LossFn = Callable[[nn.Module, Any], Tensor]
 class ThermoCallback(pl.Callback):
     """Measure the thermodynamics of training: energy, entropy, temperature, gradient SNR.
 
-    ``window``, ``stride``, ``k``, ``estimator``, ``schedule``, ``sketch_dim``,
-    ``memory_budget``, ``backend``, ``temperature``, ``lag``, ``n_directions``,
-    ``max_stride``, ``save_window``, ``seed``, ``buffer_device`` and ``pin_memory`` are the
-    :class:`~thermo_lightning.meter.ThermoMeter`'s (documented there). The callback's own:
+    ``window``, ``stride``, ``k``, ``estimator``, ``schedule``, ``snr``, ``snr_batches``,
+    ``sketch_dim``, ``memory_budget``, ``backend``, ``temperature``, ``lag``,
+    ``n_directions``, ``max_stride``, ``save_window``, ``seed``, ``buffer_device`` and
+    ``pin_memory`` are the :class:`~thermo_lightning.meter.ThermoMeter`'s (documented there,
+    with the same defaults). The callback's own:
 
     Args:
         energy: ``"window"`` (mean loss that ``training_step`` returned over the window's
             steps, or its ``"energy"`` entry) or ``"full"`` (loss over the whole training set,
             BatchNorm in train mode, as the paper; needs ``full_data`` or a data module with
             ``full_batches()``).
-        snr: ``"auto"`` (default): ``"exact"`` when a pass over the whole training set takes
-            at most ``K / 2`` batches (decided once, at the first measurement; the noise then
-            uses ``K / 2`` mini-batches, so the cost stays at most ``K`` gradients), else
-            ``"unbiased"``. ``"unbiased"``: ``K`` extra mini-batches and the pairwise
-            unbiased estimate of ``||g||^2``; where that estimate is not positive (a signal
-            below what ``K`` batches resolve) ``thermo/snr`` is NaN, not 0. ``"exact"``: the
-            full-data gradient plus ``K`` mini-batches (the paper's definition). ``None``:
-            off. The full training set comes from ``full_data``, else
-            ``datamodule.full_batches()``, else ``module.full_batches()``.
-        snr_batches: ``K >= 2`` gradients per SNR measurement.
+        snr: the meter's (:meth:`~thermo_lightning.meter.ThermoMeter.snr_plan`; ``"auto"``
+            decides at the first measurement of each fit). The full training set comes from
+            ``full_data``, else ``datamodule.full_batches()``, else ``module.full_batches()``.
         snr_data: the SNR's mini-batches (an iterable or a callable returning one); default:
             independent draws from a :class:`~thermo_lightning.data.TensorBatchLoader`.
         full_data: the whole training set in batches; default ``datamodule.full_batches()``.
@@ -91,30 +83,38 @@ class ThermoCallback(pl.Callback):
     ) -> None:
         super().__init__()
         self.meter = ThermoMeter(
-            window, stride, k, estimator, schedule, lag=lag, n_directions=n_directions,
+            window, stride, k, estimator, schedule, snr=snr, snr_batches=snr_batches,
+            lag=lag, n_directions=n_directions,
             max_stride=max_stride, sketch_dim=sketch_dim, memory_budget=memory_budget,
             backend=backend, temperature=temperature, save_window=save_window, seed=seed,
             buffer_device=buffer_device, pin_memory=pin_memory, warn=rank_zero_warn,
             inform=rank_zero_info)
-        if energy not in ("window", "full"):
+        if energy not in ENERGY_MODES:
             raise ValueError(f"`energy` must be 'window' or 'full', got {energy!r}.")
-        if snr not in _SNR_MODES:
-            raise ValueError(f"`snr` must be 'auto', 'unbiased', 'exact' or None, got {snr!r}.")
-        if isinstance(snr_batches, bool) or not isinstance(snr_batches, int) or snr_batches < 2:
-            raise ValueError(f"`snr_batches` (K) must be an integer >= 2, got {snr_batches!r}.")
         if not isinstance(shard, bool):
             raise ValueError(f"`shard` must be True or False, got {shard!r}.")
         if sketch_dim is not None and shard:
             raise ValueError("use either `sketch_dim` or `shard=True`, not both.")
         check_parameter_spec(parameters)
-        self.energy, self.snr, self.snr_batches, self.shard = energy, snr, snr_batches, shard
+        self.energy, self.shard = energy, shard
         self.snr_data, self.full_data, self.loss_fn, self.parameters = (snr_data, full_data,
                                                                         loss_fn, parameters)
         self._extra = ExtraBatches(snr_data, seed)
-        #: loss of random SI weights on the first batch (``None`` until measured)
-        self.random_loss: float | None = None
-        #: ``(mode, mini-batches for the noise)`` that ``snr="auto"`` chose for this fit
-        self._snr_plan: tuple[str, int] | None = None
+
+    @property
+    def snr(self) -> str | None:
+        """The SNR mode (the meter's ``snr``)."""
+        return self.meter.snr_mode
+
+    @property
+    def snr_batches(self) -> int:
+        """``K``, gradients per SNR measurement (the meter's)."""
+        return self.meter.snr_batches
+
+    @property
+    def random_loss(self) -> float | None:
+        """Loss of random SI weights on the first batch (``None`` until measured)."""
+        return self.meter.random_loss
 
     # ------------------------------------------------------------------ state
     @property
@@ -196,8 +196,6 @@ class ThermoCallback(pl.Callback):
         if self.energy == "full" or self.snr is not None:
             self._loss_fn = self.loss_fn or default_loss_fn(pl_module, warn=rank_zero_warn)
         self._on_sphere = on_sphere
-        self._radius = projector.radius if on_sphere else 1.0
-        self._snr_plan = None  # snr="auto" decides again for this fit
         loggers.write_layout(trainer)
         loggers.log_hyperparams(trainer, spec.as_hparams())
 
@@ -208,37 +206,26 @@ class ThermoCallback(pl.Callback):
     @override
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: Any, batch_idx: int) -> None:
-        if self.random_loss is None and trainer.global_step == 0 and self._on_sphere:
-            self.random_loss = self._random_weight_loss(trainer, pl_module, batch)
+        if self.meter.random_loss is None and trainer.global_step == 0 and self._on_sphere:
+            self._measure_random_loss(trainer, pl_module, batch)
 
-    def _random_weight_loss(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                            batch: Any) -> float | None:
+    def _measure_random_loss(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                             batch: Any) -> None:
         """The first batch's loss at random SI weights (the level of a net that learned
-        nothing); ``None`` when the module gives no loss outside ``training_step`` (manual
-        optimisation without ``loss``)."""
+        nothing); not measured when the module gives no loss outside ``training_step``
+        (manual optimisation without ``loss``)."""
         try:
             loss_fn = self.loss_fn or default_loss_fn(pl_module)
         except ValueError:
-            return None
-        params = list(self.meter._params)
+            return
         step_input = _step_input(trainer, batch)
         with trainer.precision_plugin.train_step_context():
-            return random_weight_loss(pl_module, params,
-                                      lambda: float(loss_fn(pl_module, step_input)),
-                                      radius=self._radius, seed=self.meter.seed)
+            self.meter.measure_random_loss(pl_module,
+                                           lambda: float(loss_fn(pl_module, step_input)))
 
     @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        history = self.meter.history
-        if self.random_loss is None or history.empty or keys.ENERGY not in history:
-            return
-        energies = history[keys.ENERGY].dropna()
-        if len(energies) and energies.iloc[-1] >= _NOT_LEARNING * self.random_loss:
-            rank_zero_warn(
-                f"ThermoCallback: the training loss U = {energies.iloc[-1]:.4g} at the end is "
-                f"at or near the loss of random weights ({self.random_loss:.4g}): the network "
-                "has not learned (the saturated regime of a too-high learning rate). If you "
-                "meant to train it, lower the learning rate or train longer.")
+        self.meter.check_learned()
 
     @override
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
@@ -267,8 +254,10 @@ class ThermoCallback(pl.Callback):
                 if self.energy == "full":
                     extra[keys.ENERGY] = self.meter.full_energy(
                         pl_module, loss_fn, self._full_batches(trainer, pl_module))
-                if self.snr is not None:
-                    mode, noise_count = self._snr_mode(trainer, pl_module)
+                plan = self.meter.snr_plan(
+                    lambda limit: self._count_full_batches(trainer, pl_module, limit))
+                if plan is not None:
+                    mode, noise_count = plan
                     batches = self._snr_batches(trainer, noise_count)
                     if batches:
                         full = (self._full_batches(trainer, pl_module) if mode == "exact"
@@ -285,34 +274,15 @@ class ThermoCallback(pl.Callback):
         return (_step_input(trainer, b)
                 for b in full_data_batches(self.full_data, trainer.datamodule, pl_module))
 
-    def _snr_mode(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> tuple[str, int]:
-        """``(mode, mini-batches for the noise)``. ``snr="auto"`` looks, once, at how many
-        batches the whole training set takes: at most ``K / 2``, and its pass plus ``K / 2``
-        mini-batches give the exact SNR for at most the ``K`` gradients of the unbiased
-        estimate."""
-        if self.snr != "auto":
-            return str(self.snr), self.snr_batches
-        if self._snr_plan is None:
-            budget = self.snr_batches // 2
-            try:
-                source = full_data_batches(self.full_data, trainer.datamodule, pl_module)
-                count = sum(1 for _ in itertools.islice(source, budget + 1))
-            except ValueError:  # no full training set to be had
-                count = None
-            k = self.snr_batches
-            if count is not None and 1 <= count <= budget:  # budget >= 1: K >= 2
-                self._snr_plan = ("exact", budget)
-                rank_zero_info(f"ThermoCallback: snr='auto' measures the exact SNR (the "
-                               f"training set is {count} batch(es): its full gradient, plus "
-                               f"{budget} mini-batches for the noise).")
-            else:
-                self._snr_plan = ("unbiased", k)
-                why = ("no full training set (full_data=, or full_batches() on the data "
-                       "module or module)" if count is None else
-                       f"the training set takes more than {budget} batches")
-                rank_zero_info(f"ThermoCallback: snr='auto' uses the unbiased estimate from "
-                               f"{k} mini-batches ({why}).")
-        return self._snr_plan
+    def _count_full_batches(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                            limit: int) -> int | None:
+        """Batches of the whole training set, counted up to ``limit`` (``None``: none to be
+        had); the meter's ``snr="auto"`` plan asks once per fit."""
+        try:
+            source = full_data_batches(self.full_data, trainer.datamodule, pl_module)
+            return sum(1 for _ in itertools.islice(source, limit))
+        except ValueError:  # no full training set to be had
+            return None
 
     def _snr_batches(self, trainer: pl.Trainer, count: int) -> list[Any] | None:
         batches = self._extra.draw(count, loader=trainer.train_dataloader,

@@ -22,10 +22,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from thermo_lightning.runs.layout import PLAN_FILE, REPORT_DIR
+
 if TYPE_CHECKING:
     import pandas as pd
 
-    from thermo_lightning.sweep_config import SweepConfig
+    from thermo_lightning.sweep.config import SweepConfig
 
 __all__ = ["main"]
 
@@ -37,7 +39,7 @@ def _quiet() -> None:
 
 
 def _sweep_fields() -> list[dataclasses.Field]:
-    from thermo_lightning.sweep_config import SweepConfig
+    from thermo_lightning.sweep.config import SweepConfig
 
     return list(dataclasses.fields(SweepConfig))
 
@@ -47,7 +49,7 @@ def _config(args: argparse.Namespace):
     then every flag given on the command line; SweepConfig converts and checks them."""
     import yaml
 
-    from thermo_lightning.sweep import SweepConfig
+    from thermo_lightning.sweep.config import SweepConfig
 
     values: dict[str, Any] = {}
     if args.config:
@@ -81,7 +83,7 @@ def _config(args: argparse.Namespace):
 def _add_overrides(p: argparse.ArgumentParser) -> None:
     """One flag per SweepConfig field (derived, so that none drifts out): values are read as
     text and converted by SweepConfig; list fields take several values."""
-    from thermo_lightning.sweep_config import FIELD_HELP
+    from thermo_lightning.sweep.config import FIELD_HELP
 
     for f in _sweep_fields():
         flag = "--" + f.name.replace("_", "-")
@@ -124,41 +126,31 @@ def print_config(cfg: SweepConfig) -> None:
 
 def _launcher(args: argparse.Namespace) -> Any:
     """The launcher of ``--launcher`` (or the config file's ``launcher: {name: ...}``), its
-    options from that section, overridden by the flags."""
-    from thermo_lightning.launchers import LAUNCHERS
+    options from that section, overridden by the flags given (:func:`~thermo_lightning.
+    launch.launcher_flags`: derived from the launchers' fields)."""
+    from thermo_lightning.launch import LAUNCHERS, launcher_options
 
     section = dict(getattr(args, "launcher_section", None) or {})
     name = args.launcher or section.pop("name", "local")
     section.pop("name", None)
     if name not in LAUNCHERS:
         raise SystemExit(f"error: --launcher must be one of {sorted(LAUNCHERS)}, got {name!r}")
-    flags = {
-        "local": {"workers": args.workers},
-        "ray": {"address": args.ray_address, "cpus_per_run": args.cpus_per_run,
-                "gpus_per_run": args.gpus_per_run, "num_cpus": args.ray_num_cpus},
-        "slurm": {"partition": args.slurm_partition, "time_min": args.slurm_time,
-                  "gpus_per_run": args.gpus_per_run, "cpus_per_run": args.cpus_per_run,
-                  "mem": args.slurm_mem, "array_parallelism": args.slurm_parallelism,
-                  "extra": dict(o.split("=", 1) for o in args.slurm_option or []) or None,
-                  "setup": args.slurm_setup, "executor": args.slurm_executor,
-                  "wait": False if args.no_wait else None},
-    }[name]
     cls = LAUNCHERS[name]
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(section) - known)
     if unknown:
         raise SystemExit(f"error: unknown options {unknown} for the {name} launcher; known: "
                          f"{sorted(k for k in known if not k.startswith('_'))}")
-    options = {**section, **{k: v for k, v in flags.items() if v is not None}}
+    options = {**section, **launcher_options(cls, args)}
     try:
         return cls(**options)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise SystemExit(f"error: the {name} launcher's options: {err}") from err
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from thermo_lightning.launchers import SlurmLauncher, write_plan
-    from thermo_lightning.sweep import run_sweep
+    from thermo_lightning.launch import SlurmLauncher
+    from thermo_lightning.sweep.plan import write_plan
 
     cfg = _config(args)
     if args.print_config:
@@ -168,7 +160,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print("error: sweep needs --out (the folder of the runs)", file=sys.stderr)
         return 2
     launcher = _launcher(args)
-    from thermo_lightning.sweep import check_factories
+    from thermo_lightning.sweep.runner import check_factories, run_sweep
 
     try:
         check_factories(cfg)
@@ -177,9 +169,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 2
     if args.plan or args.dry_run:
         plan = write_plan(cfg, args.out)
-        print(f"plan: {len(plan.runs)} runs in {plan.out / 'plan.json'}")
-        for spec in plan.runs:
-            print("  " + " ".join(plan.command(spec)))
+        print(f"plan: {len(plan.runs)} runs in {plan.out / PLAN_FILE}")
+        for run in plan.runs:
+            print("  " + " ".join(run.command))
         if args.dry_run:
             if isinstance(launcher, SlurmLauncher):
                 print(launcher.script(plan))
@@ -190,12 +182,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _quiet()
     runs = run_sweep(cfg, args.out, progress=not args.no_progress, launcher=launcher)
     print(f"{len(runs)} runs in {args.out}; next: thermo-lightning report {args.out} --out "
-          f"{Path(args.out) / 'report'}")
+          f"{Path(args.out) / REPORT_DIR}")
     return 0
 
 
 def cmd_sweep_run(args: argparse.Namespace) -> int:
-    from thermo_lightning.sweep import run_one, run_spec, stop_with_parent
+    from thermo_lightning.launch import stop_with_parent
+    from thermo_lightning.sweep.runner import run_one, run_spec
 
     cfg = _config(args)
     _quiet()
@@ -222,7 +215,7 @@ def cmd_sweep_run(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from thermo_lightning.report import make_report
 
-    out = args.out or str(Path(args.logdir) / "report")
+    out = args.out or str(Path(args.logdir) / REPORT_DIR)
     try:
         result = make_report(args.logdir, out, tail=args.tail, eps=args.eps,
                              smoothing=None if args.smoothing <= 0 else args.smoothing,
@@ -272,7 +265,7 @@ def demo_sweeps(quick: bool = False) -> list[tuple[str, SweepConfig]]:
       rising with the LR. Its weights have slow directions (correlation times of hundreds of
       steps), so the window is 30 snapshots, farther apart, instead of the default 65.
     """
-    from thermo_lightning.sweep import SweepConfig
+    from thermo_lightning.sweep.config import SweepConfig
 
     lrs = [float(f"{0.02 * math.sqrt(2) ** i:.4g}") for i in range(5)]
     return [
@@ -290,7 +283,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Two small sweeps that need no download: the known-temperature problem (T is known)
     and ScaleInvariantConvNet on digits; each with its report."""
     from thermo_lightning.report import make_report
-    from thermo_lightning.sweep import run_sweep
+    from thermo_lightning.sweep.runner import run_sweep
 
     _quiet()
     out = Path(args.out)
@@ -298,13 +291,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for name, cfg in demo_sweeps(args.quick):
         print(f"== {name}: {len(cfg.learning_rates())} learning rates, {cfg.steps} steps each")
         run_sweep(cfg, out / name, workers=workers, progress=not args.no_progress)
-        report = make_report(out / name, out / name / "report", force=True)
+        report = make_report(out / name, out / name / REPORT_DIR, force=True)
         for message in report.messages:
             print(f"note: {message}")
         _print_table(report.temperature)  # with T_true where the truth is known
         if report.power_law is not None:
             print(f"fit: {fit_line(report)}")
-        print(f"report: {out / name / 'report'}\n")
+        print(f"report: {out / name / REPORT_DIR}\n")
     return 0
 
 
@@ -335,8 +328,6 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--print-config", action="store_true",
                        help="print the complete settings (config file and flags merged, "
                             "checked, defaults filled in) as YAML for --config, and exit")
-    sweep.add_argument("--workers", type=int,
-                       help="runs in parallel processes (default: 1)")
     sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
     where = sweep.add_argument_group(
         "where the runs execute", "--launcher local (processes here), ray (a Ray cluster) or "
@@ -349,24 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--dry-run", action="store_true",
                        help="--plan, and with --launcher slurm print the job script; submit "
                             "nothing")
-    where.add_argument("--cpus-per-run", type=float, help="ray/slurm: CPUs per run (1)")
-    where.add_argument("--gpus-per-run", type=float, help="ray/slurm: GPUs per run (0)")
-    where.add_argument("--ray-address", help="ray: an existing cluster (default: start a "
-                       "local one)")
-    where.add_argument("--ray-num-cpus", type=int, help="ray: CPUs of a local cluster")
-    where.add_argument("--slurm-partition", help="slurm: partition")
-    where.add_argument("--slurm-time", type=int, help="slurm: minutes per run (60)")
-    where.add_argument("--slurm-mem", help="slurm: memory per run, e.g. 16G")
-    where.add_argument("--slurm-parallelism", type=int,
-                       help="slurm: array tasks at once (64)")
-    where.add_argument("--slurm-option", action="append", metavar="KEY=VALUE",
-                       help="slurm: another #SBATCH option (account=..., qos=...)")
-    where.add_argument("--slurm-setup", action="append", metavar="LINE",
-                       help="slurm: a shell line run before each task (module load ...)")
-    where.add_argument("--slurm-executor", choices=["slurm", "local"],
-                       help="slurm: 'local' runs the array as local processes (a test)")
-    where.add_argument("--no-wait", action="store_true",
-                       help="slurm: return once the array is submitted")
+    from thermo_lightning.launch import launcher_flags
+
+    for flag, kwargs in launcher_flags():
+        (sweep if flag == "--workers" else where).add_argument(flag, **kwargs)
     _add_overrides(sweep)
     sweep.set_defaults(func=cmd_sweep)
 
@@ -412,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from thermo_lightning.sweep import RunLockedError, SweepSettingsError
+    from thermo_lightning.sweep.errors import RunLockedError, SweepSettingsError
 
     try:
         return int(args.func(args) or 0)

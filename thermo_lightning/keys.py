@@ -1,7 +1,7 @@
 """Names shared by the writers (callback, meter, sweep) and the readers (report, figures).
 
 Pure: no torch, no lightning. Metric keys are what every logger receives; the spec keys are
-the window's description (:class:`~thermo_lightning.meter.WindowSpec`) as it is written once
+the window's description (:class:`~thermo_lightning.spec.WindowSpec`) as it is written once
 into the hyperparameters of a run and read back by the report.
 """
 

@@ -28,135 +28,38 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from thermo_lightning import keys
-from thermo_lightning._validation import positive_int
+from thermo_lightning._validation import flag, integer, positive_int, positive_number
 from thermo_lightning.buffer import TrajectoryBuffer
 from thermo_lightning.functional.entropy import (
-    EntropyEstimate,
     EntropyEstimator,
-    _check_ks,
-    entropy_from_knn_distances,
     get_estimator,
-    knn_entropy_estimate,
 )
 from thermo_lightning.functional.sphere import joint_norm
-from thermo_lightning.functional.stationarity import (
-    corrected_autocorrelation_time,
-    raw_window_projections,
-)
-from thermo_lightning.functional.temperature import trend_temperature
-from thermo_lightning.knn.torch_backend import knn_from_sq_distances, pairwise_sq_distances
-from thermo_lightning.pilot import CorrelationPilot
-from thermo_lightning.probes import full_gradient_and_loss, preserved_state, snr_from_batches
+from thermo_lightning.functional.temperature import free_energy, trend_temperature
+from thermo_lightning.passes import ExtraPasses
+from thermo_lightning.pilot import CorrelationPilot, auto_stride, pilot_length, stride_cap
 from thermo_lightning.schedules import Schedule, as_schedule, check_schedule
+from thermo_lightning.spec import (  # noqa: F401 (PAPER_PROTOCOL: the meter's presets)
+    LOW_ESS_FRACTION,
+    PAPER_PROTOCOL,
+    WindowSpec,
+    check_snr,
+    check_stride,
+    check_window_arguments,
+    resolve_window,
+)
 
 __all__ = ["ThermoMeter", "WindowSpec"]
 
 ReduceFn = Callable[[Tensor], Tensor]
-LossFn = Callable[[nn.Module, Any], Tensor]
-
-
-#: the paper's protocol: 1000 consecutive iterates, k = 50, 201 log-spaced logging points
-PAPER_PROTOCOL: dict[str, Any] = {"window": 1000, "stride": 1, "k": 50,
-                                  "estimator": "knn_graph", "schedule": "log"}
-_STEPS_PER_SLOT = 200  # window="auto": one window slot per this many steps of the run ...
-_WINDOW_RANGE = (50, 1000)  # ... within these bounds
-_PILOT_FRACTION = 0.1  # stride="auto": the pilot lasts this share of the run ...
-_PILOT_RANGE = (100, 200_000)  # ... within these bounds (steps)
-_PILOT_UNKNOWN_LENGTH = 2000  # ... or this many steps when the run's length is unknown
-_FILL_FRACTION = 0.5  # stride="auto" never makes a window longer than this share of the rest
-_STRIDE_PER_TAU = 1.0  # stride="auto": snapshots this many correlation times apart
-# a capped stride is worth a warning below this share of the wanted one (at 0.8 tau the
-# thinned AR(1) time is 1.5 snapshots, against 1.3 at tau: no real difference)
-_CAP_WARN_FRACTION = 0.8
-LOW_ESS_FRACTION = 0.25  #: a full window with an ESS below this share of N is flagged
-
-
-def _resolve_window(window: int | str, k: tuple[int, ...] | str, max_steps: int | None
-                    ) -> tuple[int, tuple[int, ...]]:
-    """``(N, ks)`` from the arguments: ``window="auto"`` is one slot per 200 steps of the run
-    within [50, 1000] (1000 when the length is unknown), ``k="auto"`` is ``N / 20`` within
-    [3, 50] (the paper's 50 at N = 1000)."""
-    if window == "auto":
-        n = _WINDOW_RANGE[1] if not max_steps else max_steps // _STEPS_PER_SLOT
-        n = min(max(n, _WINDOW_RANGE[0]), _WINDOW_RANGE[1])
-        if isinstance(k, tuple):
-            n = max(n, 2 * max(k) + 1)
-    else:
-        n = int(window)
-    ks = k if isinstance(k, tuple) else (min(50, max(3, n // 20), n - 1),)
-    return n, ks
-
-
-def _pilot_length(max_steps: int | None) -> int:
-    """Steps of the ``stride="auto"`` pilot: a tenth of the run within [100, 200000]."""
-    if not max_steps:
-        return _PILOT_UNKNOWN_LENGTH
-    return min(max(round(_PILOT_FRACTION * max_steps), _PILOT_RANGE[0]), _PILOT_RANGE[1])
-
-
-@dataclass(frozen=True)
-class WindowSpec:
-    """What a window is, written once into a run's hyperparameters and read back by the
-    report (which then need not re-derive it).
-
-    Attributes:
-        window: ``N``, snapshots per window.
-        num_parameters: ``D``, numbers per snapshot (the SI group's size).
-        dim: ``d``, the intrinsic dimension of the entropy (``D - 1`` on one sphere).
-        k: neighbour counts; the first is ``thermo/S``.
-        stride: optimiser steps between snapshots at the start (``"auto"`` adapts it).
-        radius: the sphere's radius, ``None`` when the weights are not on a sphere.
-        estimator: the entropy estimator's name.
-        sketch_dim: numbers per snapshot of a CountSketch, ``None`` for the weights themselves.
-        shards: processes the window's coordinates are split over (1: not sharded).
-    """
-
-    window: int
-    num_parameters: int
-    dim: int
-    k: tuple[int, ...]
-    stride: int | str
-    radius: float | None
-    estimator: str
-    sketch_dim: int | None = None
-    shards: int = 1
-
-    def as_hparams(self) -> dict[str, Any]:
-        """``{"thermo_spec/<field>": value}`` with plain values (lists, numbers, strings)."""
-        values = asdict(self)
-        values["k"] = list(self.k)
-        return {keys.SPEC_PREFIX + name: value for name, value in values.items()}
-
-    @classmethod
-    def from_hparams(cls, hparams: Mapping[str, Any]) -> WindowSpec | None:
-        """The spec in ``hparams`` (as :meth:`as_hparams` wrote it), or ``None`` when it is
-        missing or malformed (hand-edited files)."""
-        values = {name[len(keys.SPEC_PREFIX):]: v for name, v in hparams.items()
-                  if isinstance(name, str) and name.startswith(keys.SPEC_PREFIX)}
-        try:
-            ks = values["k"] if isinstance(values["k"], list | tuple) else [values["k"]]
-            radius = values.get("radius")
-            sketch = values.get("sketch_dim")
-            spec = cls(window=int(values["window"]), num_parameters=int(values["num_parameters"]),
-                       dim=int(values["dim"]), k=tuple(int(v) for v in ks),
-                       stride=values.get("stride", 1),
-                       radius=None if radius in (None, "None") else float(radius),
-                       estimator=str(values["estimator"]),
-                       sketch_dim=None if sketch in (None, "None") else int(sketch),
-                       shards=int(values.get("shards", 1)))
-        except (KeyError, TypeError, ValueError):
-            return None
-        return spec
 
 
 # the worst |T(sketch) / T(exact) - 1| over adjacent-LR windows in
@@ -164,7 +67,7 @@ class WindowSpec:
 _SKETCH_T_ERROR = "worst 6.5% at m = 256, 3.9% at m = 1024, 1.5% at m = 4096"
 
 
-class ThermoMeter:
+class ThermoMeter(ExtraPasses):
     """Measure energy, entropy, temperature and gradient SNR of a training run.
 
     Args:
@@ -185,6 +88,14 @@ class ThermoMeter:
             :class:`~thermo_lightning.functional.entropy.EntropyEstimator`.
         schedule: ``"log"`` (201 points: steps 0..9, then log-spaced to ``max_steps``), an
             int ``n`` (every ``n`` steps) or a callable ``step -> bool``.
+        snr: how the gradient SNR is measured at a logging point (:meth:`snr_plan`):
+            ``"auto"`` (default): ``"exact"`` when a pass over the whole training set takes
+            at most ``K / 2`` batches (the noise then uses ``K / 2`` mini-batches, so the
+            cost stays at most ``K`` gradients), else ``"unbiased"``; ``"unbiased"``: ``K``
+            mini-batches and the pairwise unbiased estimate of ``||g||^2`` (NaN, not 0, where
+            it is not positive); ``"exact"``: the full-data gradient plus ``K`` mini-batches
+            (the paper's definition); ``None``: off.
+        snr_batches: ``K >= 2`` gradients per SNR measurement.
         lag: half-width ``h`` of ``thermo/T_local``: ``dU/dS`` from the slopes of ``U`` and
             ``S`` over ``2 h + 1`` logging points, logged only where both slopes are
             significant (:func:`~thermo_lightning.functional.trend_temperature`; the paper's
@@ -215,6 +126,8 @@ class ThermoMeter:
         estimator: str | EntropyEstimator = "knn_graph",
         schedule: str | int | Schedule = "log",
         *,
+        snr: str | None = "auto",
+        snr_batches: int = 16,
         lag: int = 4,
         n_directions: int = 8,
         max_stride: int = 10_000,
@@ -229,27 +142,15 @@ class ThermoMeter:
         warn: Callable[[str], Any] = warnings.warn,
         inform: Callable[[str], Any] | None = None,
     ) -> None:
-        if isinstance(window, str) and window.isdigit():  # YAML / CLI hand numbers as text
-            window = int(window)
-        self.window_arg: int | str = window if window == "auto" else positive_int(window,
-                                                                                  "window")
-        self.k_arg: tuple[int, ...] | str = k if k == "auto" else _check_ks(k, None)
-        if isinstance(self.window_arg, int) and isinstance(self.k_arg, tuple) \
-                and self.window_arg <= max(self.k_arg):
-            raise ValueError(
-                f"`window` ({self.window_arg}) must be larger than the largest `k` "
-                f"({max(self.k_arg)}): each point needs k neighbours in the window."
-            )
+        self.window_arg: int | str
+        self.k_arg: tuple[int, ...] | str
+        self.window_arg, self.k_arg = check_window_arguments(window, k)
         # resolved at setup when "auto" (they depend on the run's length)
-        self.window, self.ks = _resolve_window(self.window_arg, self.k_arg, None)
-        if isinstance(stride, str) and stride.isdigit():
-            stride = int(stride)
-        if stride != "auto" and (isinstance(stride, bool) or not isinstance(stride, int)
-                                 or stride < 1):
-            raise ValueError(f"`stride` must be an integer >= 1 or 'auto', got {stride!r}.")
-        self.stride_spec: int | str = stride
+        self.window, self.ks = resolve_window(self.window_arg, self.k_arg, None)
+        self.stride_spec: int | str = check_stride(stride)
         self.estimator = get_estimator(estimator)
         self.schedule_spec = check_schedule(schedule)
+        self.snr_mode, self.snr_batches = check_snr(snr, snr_batches)
         self.lag = positive_int(lag, "lag")
         self.n_directions = positive_int(n_directions, "n_directions")
         self.max_stride = positive_int(max_stride, "max_stride")
@@ -259,19 +160,11 @@ class ThermoMeter:
         if backend not in ("auto", "torch", "faiss"):
             raise ValueError(f"`backend` must be 'auto', 'torch' or 'faiss', got {backend!r}.")
         self.backend = backend
-        if temperature is not None and not (
-            isinstance(temperature, int | float | np.floating) and not isinstance(temperature, bool)
-            and math.isfinite(temperature) and temperature > 0
-        ):
-            raise ValueError(f"`temperature` must be a positive number, got {temperature!r}.")
-        self.temperature = temperature
-        for flag, value in (("save_window", save_window), ("pin_memory", pin_memory)):
-            if not isinstance(value, bool):
-                raise ValueError(f"`{flag}` must be True or False, got {value!r}.")
-        self.save_window, self.pin_memory = save_window, pin_memory
-        if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-            raise ValueError(f"`seed` must be an integer, got {seed!r}.")
-        self.seed = int(seed)
+        self.temperature = (None if temperature is None
+                            else positive_number(temperature, "temperature"))
+        self.save_window = flag(save_window, "save_window")
+        self.pin_memory = flag(pin_memory, "pin_memory")
+        self.seed = integer(seed, "seed")
         if buffer_device is not None:
             try:
                 torch.device(buffer_device)
@@ -290,6 +183,11 @@ class ThermoMeter:
         self.spec: WindowSpec | None = None
         self._reduce: ReduceFn | None = None
         self._hooks: list[Any] = []
+        self._params: list[Tensor] = []
+        #: ``(mode, mini-batches for the noise)`` of this run's SNR (:meth:`snr_plan`)
+        self._snr_plan: tuple[str, int] | None = None
+        #: the loss of random SI weights (:meth:`measure_random_loss`; ``None`` until then)
+        self.random_loss: float | None = None
         self._reset()
 
     # ------------------------------------------------------------------ state
@@ -347,6 +245,10 @@ class ThermoMeter:
         state.update(_hooks=[], _reduce=None, _params=[], _schedule=None)
         return state
 
+    def _inform(self, message: str) -> None:
+        if self._inform_fn is not None:
+            self._inform_fn(message)
+
     def _warn_once(self, kind: str, message: str) -> None:
         if kind not in self._warned:
             self._warned.add(kind)
@@ -382,12 +284,14 @@ class ThermoMeter:
         """
         if self._loaded is None:
             self._reset()
-        self.window, self.ks = _resolve_window(self.window_arg, self.k_arg, max_steps)
+        self.window, self.ks = resolve_window(self.window_arg, self.k_arg, max_steps)
         self._max_steps = max_steps
         tensors = [p[1] if isinstance(p, tuple) else p for p in parameters]
         if not tensors:
             raise ValueError("`parameters` is empty: nothing to measure.")
         self._params = tensors
+        self._radius = 1.0 if radius is None else float(radius)
+        self._snr_plan = None  # snr="auto" decides again for this run
         self._optimizers = list(optimizers)
         num = sum(t.numel() for t in tensors)
         dim = max(1, num - (n_spheres if radius is not None else 0))
@@ -419,12 +323,9 @@ class ThermoMeter:
                 self._losses.copy_(self._loaded["losses"])
         self.pilot = None
         if not self._stride_chosen:
-            pilot_length = _pilot_length(max_steps)
-            # stride="auto" never thins so much that a window outlasts half of the steps left
-            self._stride_cap = (self.max_stride if not max_steps else max(1, min(
-                self.max_stride,
-                int(_FILL_FRACTION * max(max_steps - pilot_length, 0)) // self.window)))
-            self.pilot = CorrelationPilot(num, pilot_length, n_directions=self.n_directions,
+            length = pilot_length(max_steps)
+            self._stride_cap = stride_cap(max_steps, length, self.window, self.max_stride)
+            self.pilot = CorrelationPilot(num, length, n_directions=self.n_directions,
                                           seed=self.seed)
             if self._loaded is not None and "pilot" in self._loaded:
                 self.pilot.load_state_dict(self._loaded["pilot"])
@@ -439,6 +340,11 @@ class ThermoMeter:
         self.spec = WindowSpec(self.window, num, dim, self.ks, self.stride_spec, radius,
                                self.estimator.name, self.sketch_dim, shard[1] if sharded else 1)
         return self.spec
+
+    @property
+    def parameters(self) -> tuple[Tensor, ...]:
+        """The weights the meter snapshots (those given to :meth:`setup`)."""
+        return tuple(self._params)
 
     def attach(self, optimizer: torch.optim.Optimizer) -> Callable[[], None]:
         """Take a snapshot after every ``optimizer.step()`` that really runs (not one that
@@ -482,9 +388,8 @@ class ThermoMeter:
                             "(the weights were not finite during the pilot); the stride stays "
                             "1.")
             return
-        wanted = max(1, math.ceil(_STRIDE_PER_TAU * tau))
-        stride = min(wanted, self._stride_cap)
-        if stride < _CAP_WARN_FRACTION * wanted:
+        stride, capped = auto_stride(tau, self._stride_cap)
+        if capped:
             self._warn_once("cap", (
                 f"ThermoMeter: the weights' correlation time is {tau:.0f} steps, but a window "
                 f"of {self.window} snapshots that far apart would not fill within half of the "
@@ -495,11 +400,10 @@ class ThermoMeter:
             self.stride = stride
             self.buffer.clear()
             self._pending = []
-        if self._inform_fn is not None:
-            self._inform_fn(
-                f"ThermoMeter: correlation time {tau:.1f} steps (pilot of {self.pilot.length} "
-                f"steps); stride {self.stride}, window {self.window} snapshots (fills in "
-                f"{self.window * self.stride} steps), k = {list(self.ks)}.")
+        self._inform(
+            f"ThermoMeter: correlation time {tau:.1f} steps (pilot of {self.pilot.length} "
+            f"steps); stride {self.stride}, window {self.window} snapshots (fills in "
+            f"{self.window * self.stride} steps), k = {list(self.ks)}.")
 
     def update(self, loss: Tensor | float | None) -> None:
         """The loss of the batch just trained on (as the training step returned it). Snapshots
@@ -534,6 +438,9 @@ class ThermoMeter:
             offset += t.numel()
         return out
 
+    def _sum_one(self, tensor: Tensor) -> Tensor:
+        return self._sum_over_processes(tensor)[0]
+
     # ------------------------------------------------------------------ measurement
     def measure(self, step: int, extra: Mapping[str, float] | None = None
                 ) -> list[tuple[int, dict[str, float]]]:
@@ -561,7 +468,8 @@ class ThermoMeter:
         if slots:
             metrics.update(self._energy(slots, step))
         if buffer.full and len(slots) > max(self.ks):
-            ess = self._ess(rows, slots)
+            ess = buffer.effective_sample_size(rows, slots, self.n_directions, self.seed,
+                                               reduce=self._sum_one)
             low = ess < LOW_ESS_FRACTION * len(slots)
             metrics[keys.ESS] = ess
             if self._stride_chosen:  # the pilot's stride-1 windows are correlated by design
@@ -585,8 +493,8 @@ class ThermoMeter:
         if keys.ENTROPY in metrics and keys.ENERGY in metrics:  # a full window
             metrics[keys.ENERGY_WINDOW] = metrics[keys.ENERGY]
         if self.temperature is not None and keys.ENTROPY in metrics and keys.ENERGY in metrics:
-            metrics[keys.FREE_ENERGY] = metrics[keys.ENERGY] - self.temperature * metrics[
-                keys.ENTROPY]
+            metrics[keys.FREE_ENERGY] = free_energy(metrics[keys.ENERGY],
+                                                    metrics[keys.ENTROPY], self.temperature)
         self.measurements += 1
         self._history.append({"step": float(step), **metrics})
         return [(step, metrics), *self._local_temperature()]
@@ -611,33 +519,10 @@ class ThermoMeter:
                                                 finite.sum().to(torch.float64))
         return {keys.ENERGY: float(total / count) if float(count) > 0 else math.nan}
 
-    def _ess(self, rows: Tensor, slots: list[int]) -> float:
-        buffer = self.buffer
-        assert buffer is not None, "set up before measuring"
-        if len(slots) == rows.shape[0] and slots == sorted(slots):
-            ordered = rows
-        else:  # time order for the autocorrelation
-            ordered = buffer.data[torch.tensor(slots, device=buffer.data.device)]
-        proj = raw_window_projections(ordered, self.n_directions, seed=self.seed,
-                                      column_offset=buffer.col_start)
-        if buffer.shard is not None:
-            (proj,) = self._sum_over_processes(proj)
-        tau = float(corrected_autocorrelation_time(proj.T.cpu().numpy(), pooled=True))
-        return len(slots) / tau
-
-    def _entropy(self, rows: Tensor) -> EntropyEstimate:
-        assert self.spec is not None and self.buffer is not None, "set up before measuring"
-        if self.buffer.shard is None:
-            return knn_entropy_estimate(rows, self.ks, estimator=self.estimator,
-                                        dim=self.spec.dim, backend=self.backend, warn=False)
-        # each process holds a slice of the coordinates: squared distances add up
-        (sq,) = self._sum_over_processes(pairwise_sq_distances(rows, center=True))
-        dist = knn_from_sq_distances(sq.to(torch.float32), max(self.ks))
-        return entropy_from_knn_distances(dist, self.ks, estimator=self.estimator,
-                                          dim=self.spec.dim, warn=False)
-
     def _entropy_metrics(self, rows: Tensor, step: int) -> dict[str, float]:
-        est = self._entropy(rows)
+        assert self.spec is not None and self.buffer is not None, "set up before measuring"
+        est = self.buffer.entropy(rows, self.ks, self.estimator, self.spec.dim, self.backend,
+                                  reduce=self._sum_one)
         out = {keys.entropy_key(kk): value for kk, value in est.entropy.items()}
         out[keys.ENTROPY] = est.entropy[self.ks[0]]
         out[keys.DUPLICATES] = float(est.n_duplicate_points)
@@ -661,39 +546,3 @@ class ThermoMeter:
             return []
         target[keys.T_LOCAL] = t
         return [(int(target["step"]), {keys.T_LOCAL: t})]
-
-    # ------------------------------------------------------------------ extra passes
-    def snr(self, module: nn.Module, loss_fn: LossFn, batches: Iterable[Any], *,
-            full_batches: Iterable[Any] | None = None) -> dict[str, float]:
-        """Gradient SNR at the current weights from mini-batch gradients of ``batches``
-        (with ``full_batches``: the exact full-data gradient, the paper's definition); the
-        sums of every process's batches are reduced before the one ratio. BatchNorm
-        statistics and the RNG are left as they were."""
-        with preserved_state(module):
-            full_grad = None
-            if full_batches is not None:
-                full_grad, _ = full_gradient_and_loss(module, loss_fn, full_batches,
-                                                      self._params)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # autograd.grad on unused params
-                res = snr_from_batches(module, loss_fn, batches, self._params, full_grad,
-                                       reduce_fn=self._reduce)
-        if full_grad is None and not res["full_grad_sq_unbiased"] > 0:
-            self._warn_once("snr", (
-                f"ThermoMeter: at a logging point the gradient signal is below what "
-                f"{int(res['num_batches'])} mini-batches resolve (the unbiased estimate of "
-                f"||g||^2 is {res['full_grad_sq_unbiased']:.3g}): {keys.SNR} is NaN there, not "
-                "0. For the exact SNR give the full training set (full_data=, or "
-                "full_batches() on the data module or module); or raise snr_batches."))
-        return {keys.SNR: res["snr"], keys.GRAD_NORM: res["full_grad_norm"],
-                keys.STOCH_GRAD_NORM: res["mean_stoch_grad_norm"],
-                keys.NOISE_SCALE: res["noise_scale"]}
-
-    def full_energy(self, module: nn.Module, loss_fn: LossFn, batches: Iterable[Any]) -> float:
-        """The loss over ``batches`` (the whole training set; train mode as it is), averaged
-        over processes; state and RNG left as they were."""
-        with preserved_state(module):
-            _, loss = full_gradient_and_loss(module, loss_fn, batches, None)
-        total, count = self._sum_over_processes(torch.tensor(loss, dtype=torch.float64),
-                                                torch.tensor(1.0, dtype=torch.float64))
-        return float(total / count)

@@ -1,4 +1,4 @@
-"""Settings and published numbers of Sadrtdinov et al. (2025), METHOD.md section 7.
+"""Settings and published numbers of Sadrtdinov et al. (2025), docs/reproduction.md.
 
 Used by the CIFAR examples to run the paper's set-ups and by the reproduction notes to compare
 against the published fitted temperatures ``T = b * lr**a``.

@@ -1,7 +1,7 @@
 """The scale-invariant group and its projection onto the sphere, without Lightning.
 
 :class:`SphereProjector` resolves the group (auto-detected, or given), puts it on the sphere
-``||w|| = radius`` (one joint norm, METHOD.md section 2) at :meth:`~SphereProjector.attach`
+``||w|| = radius`` (one joint norm, docs/sphere.md) at :meth:`~SphereProjector.attach`
 and after every ``optimizer.step()`` that really runs (a step post-hook: a step skipped by
 AMP or inside gradient accumulation projects nothing), checks the scale invariance on a first
 batch, and notices parameters created after the group was chosen. The projection itself is

@@ -5,7 +5,7 @@ A network is scale-invariant in a group of parameters ``w`` when ``f(c w) = f(w)
 (BatchNorm, GroupNorm, LayerNorm, InstanceNorm), possibly through positively homogeneous
 operations (ReLU, max/average pooling, reshapes, dropout, sums and concatenations of such
 branches). In the paper's networks the SI group is every trainable parameter: convolutions
-without bias, BatchNorm with ``affine=False`` and a frozen last layer (METHOD.md section 2).
+without bias, BatchNorm with ``affine=False`` and a frozen last layer (docs/sphere.md).
 
 - :func:`find_scale_invariant_parameters` finds the group structurally, from a ``torch.fx``
   trace of the model, with a module-order fallback for models that do not trace.

@@ -421,3 +421,18 @@ def test_the_default_and_the_paper_protocol_measure_one_run_side_by_side() -> No
     assert a.loc[2000.0, keys.WEIGHT_NORM] == p.loc[2000.0, keys.WEIGHT_NORM]
     # ... and the paper's consecutive iterates are far more correlated
     assert p.loc[2000.0, keys.ESS] < a.loc[2000.0, keys.ESS]
+
+
+def test_the_callback_and_the_meter_share_their_defaults() -> None:
+    # the callback hands these arguments to its ThermoMeter: one default each, never two
+    import inspect
+
+    from thermo_lightning.meter import ThermoMeter
+
+    meter = inspect.signature(ThermoMeter).parameters
+    callback = inspect.signature(ThermoCallback).parameters
+    shared = sorted(set(meter) & set(callback))
+    assert len(shared) >= 18, shared
+    differ = {n: (callback[n].default, meter[n].default) for n in shared
+              if callback[n].default != meter[n].default}
+    assert differ == {}

@@ -40,7 +40,7 @@ def test_default_snr_on_the_toy_matches_the_exact_snr(lr: float) -> None:
     with pytest.warns(UserWarning, match="compute losses with training_step"):
         quiet_trainer(precision="64-true", strategy=SphereProjectionStrategy(),
                       max_steps=steps, callbacks=[cb, weights]).fit(ToySphereModule("up", lr=lr))
-    assert cb._snr_plan == ("exact", 8)  # three objects, one batch: + K / 2 mini-batches
+    assert cb.meter.snr_plan() == ("exact", 8)  # three objects, one batch: + K / 2 mini-batches
     # the second half of the run, averaged as the paper averages it
     late = cb.history[cb.history["step"] >= steps / 2]
     logged = late[keys.SNR].to_numpy()
@@ -60,10 +60,10 @@ def test_auto_falls_back_to_the_unbiased_estimate_without_a_small_training_set()
     model = ClassificationTask(ScaleInvariantConvNet(2, in_channels=1), lr=0.1)
     quiet_trainer(strategy="sphere_projection", max_steps=10, callbacks=[cb]).fit(
         model, DigitsDataModule(batch_size=16))  # 1797 images: 113 batches > K / 2
-    assert cb._snr_plan == ("unbiased", 4)
+    assert cb.meter.snr_plan() == ("unbiased", 4)
     cb = ThermoCallback(window=5, k=2, schedule=5, snr_batches=4,
                         full_data=lambda: DigitsDataModule(batch_size=1000).full_batches())
     quiet_trainer(strategy="sphere_projection", max_steps=10, callbacks=[cb]).fit(
         model, DigitsDataModule(batch_size=16))  # 2 batches of 1000: the exact SNR
-    assert cb._snr_plan == ("exact", 2)  # 2 batches of 1000, + K / 2 = 2 mini-batches
+    assert cb.meter.snr_plan() == ("exact", 2)  # 2 batches of 1000, + K / 2 = 2 mini-batches
     assert math.isfinite(cb.history[keys.SNR].iloc[-1])

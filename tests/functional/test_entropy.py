@@ -149,7 +149,8 @@ def test_tight_cloud_float32_equals_float64_reference(estimator: str) -> None:
     r64 = knn_distances(x.double(), 20)
     r32 = knn_distances(x, 20).double()
     assert float(((r32 - r64) / r64).abs().max()) < 1e-5  # measured: 1.2e-7
-    # Without centring the float32 GEMM loses every digit (METHOD.md section 8).
+    # Without centring the float32 GEMM loses every digit (docs/concepts.md, 'Centring and
+    # precision').
     with warnings.catch_warnings():  # most uncentred distances collapse to zero
         warnings.simplefilter("ignore", DuplicatePointsWarning)
         bad = knn_entropy(x, k=20, estimator=estimator, dim=d - 1, center=False)

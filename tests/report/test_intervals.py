@@ -13,7 +13,8 @@ from scipy.signal import lfilter
 from scipy.stats import t as student_t
 
 from thermo_lightning.functional import infer_temperature
-from thermo_lightning.intervals import (
+from thermo_lightning.report import make_report
+from thermo_lightning.report.intervals import (
     MIN_BLOCKS,
     bootstrap_intervals,
     pooled_log_intervals,
@@ -22,7 +23,7 @@ from thermo_lightning.intervals import (
     tail_block_length,
     tail_bootstrap,
 )
-from thermo_lightning.report import _power_law_or_none, make_report
+from thermo_lightning.report.temperature import power_law_or_none
 
 from .synthetic import canonical, write_run
 
@@ -50,7 +51,7 @@ def test_seed_intervals_spread_over_seeds() -> None:
     chosen = pd.concat([_gibbs_rows(k, s) for s, k in enumerate([0.9, 1.0, 1.1])])
     out = seed_intervals(
         chosen, lambda r: infer_temperature(r["lr"], r["U"], r["S"], smoothing=None),
-        _power_law_or_none)
+        power_law_or_none)
     assert set(out.per_seed["seed"]) == {0, 1, 2}
     # every seed's T is k times the same construction's value (U and S of a Gibbs family
     # scale exactly), so ln T deviates by ln k - mean at every LR: the pooled standard
@@ -69,7 +70,7 @@ def test_seed_intervals_spread_over_seeds() -> None:
     lo, hi = out.a_ci
     assert lo <= 1.0 <= hi and hi - lo < 1e-6  # the same exponent for every seed
     single = seed_intervals(chosen[chosen["seed"] == 0], lambda r: infer_temperature(
-        r["lr"], r["U"], r["S"]), _power_law_or_none)
+        r["lr"], r["U"], r["S"]), power_law_or_none)
     assert single.temperature["T_ci_lo"].isna().all() and math.isnan(single.a_ci[0])
 
 
@@ -138,7 +139,7 @@ def test_bootstrap_intervals_rerun_the_construction_on_every_draw() -> None:
     runs = pd.DataFrame({"run": [f"r{lr}" for lr in lrs], "lr": lrs})
     out = bootstrap_intervals(
         runs, means, lambda r: infer_temperature(r["lr"], r["U"], r["S"], smoothing=None),
-        _power_law_or_none)
+        power_law_or_none)
     assert out.per_seed["seed"].nunique() == draws
     exact = infer_temperature(lrs, 3 * lrs, 3 * np.log(lrs), smoothing=None)["T"].to_numpy()
     t = out.temperature

@@ -11,7 +11,14 @@ import pytest
 
 from tests.report.synthetic import S, U, canonical, history, write_run
 from thermo_lightning.functional import knn_entropy, uniform_sphere_knn_entropy
-from thermo_lightning.report import classify_regime, find_runs, make_report, read_run
+from thermo_lightning.report import (
+    Exclusion,
+    Regime,
+    classify_regime,
+    find_runs,
+    make_report,
+    read_run,
+)
 
 LRS = np.logspace(-3, -1, 9)
 
@@ -79,6 +86,13 @@ def test_regimes_on_synthetic_runs(tmp_path: Path) -> None:
     reasons = dict(zip(result.runs["lr"], result.runs["reason"], strict=True))
     assert reasons[0.01] == ""  # used
     assert reasons[0.001].startswith("converging:") and reasons[1.0].startswith("saturated:")
+    # the same, structured: why each run is out of T(eta)
+    by_lr = {s.lr: s for s in result.summaries.values()}
+    assert by_lr[0.01].exclusion is None and by_lr[0.01].in_t_eta == "yes"
+    assert (by_lr[0.001].regime, by_lr[0.001].exclusion) == (Regime.CONVERGING,
+                                                             Exclusion.REGIME)
+    assert (by_lr[1.0].regime, by_lr[1.0].exclusion) == (Regime.SATURATED, Exclusion.REGIME)
+    assert by_lr[1.0].in_t_eta == "no (saturated)"
     assert result.runs["S_uniform"].iloc[0] == pytest.approx(s_uni)
     assert any("at least 3 stationary" in m for m in result.messages)
     assert (tmp_path / "report" / "local_temperature.png").exists()

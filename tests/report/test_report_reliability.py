@@ -17,7 +17,7 @@ from thermo_lightning.callback import ThermoCallback
 from thermo_lightning.cli import main
 from thermo_lightning.data import DigitsDataModule
 from thermo_lightning.models import ClassificationTask, ScaleInvariantConvNet
-from thermo_lightning.report import classify_regime, find_runs, make_report
+from thermo_lightning.report import Exclusion, classify_regime, find_runs, make_report
 
 LRS = np.logspace(-3, -1, 5)
 
@@ -176,6 +176,8 @@ def test_reason_column_low_ess_flag_and_final_stride_tail(tmp_path: Path) -> Non
     # the low-ESS run is left out of T(eta) by default, with its reason; every other
     # stationary run is used
     assert runs.loc[LRS[0], "reason"].startswith("low ESS")
+    low = next(r for r in result.summaries.values() if r.lr == LRS[0])
+    assert low.exclusion is Exclusion.LOW_ESS and low.in_t_eta == "no (low ESS)"
     assert set(runs.drop(index=LRS[0])["reason"]) == {""}
     assert LRS[0] not in set(result.temperature["lr"])
     kept = make_report(tmp_path, tmp_path / "rep2", include_low_ess=True)
@@ -208,13 +210,13 @@ def test_known_temperature_runs_get_t_true_and_the_fit_needs_three_interior_rows
 
 
 def test_trend_and_critical_values_match_independent_references() -> None:
-    from thermo_lightning.report import _t_critical, _trend
+    from thermo_lightning.report.summary import t_critical, trend
 
     # published two-sided 1% critical values of Student's t (dof 1, 10, 20)
-    assert _t_critical(3) == pytest.approx(63.657, abs=1e-3)
-    assert _t_critical(12) == pytest.approx(3.169, abs=1e-3)
-    assert _t_critical(22) == pytest.approx(2.845, abs=1e-3)
-    assert _t_critical(2) == math.inf
+    assert t_critical(3) == pytest.approx(63.657, abs=1e-3)
+    assert t_critical(12) == pytest.approx(3.169, abs=1e-3)
+    assert t_critical(22) == pytest.approx(2.845, abs=1e-3)
+    assert t_critical(2) == math.inf
     # the slope against ln(step) and its t-statistic, by the normal equations
     rng = np.random.default_rng(0)
     steps = np.geomspace(100, 10_000, 30)
@@ -222,6 +224,6 @@ def test_trend_and_critical_values_match_independent_references() -> None:
     x = np.log(steps)
     a, b = np.polyfit(x, values, 1)
     se = math.sqrt(((values - a * x - b) ** 2).sum() / 28 / ((x - x.mean()) ** 2).sum())
-    slope, t = _trend(steps, values)
+    slope, t = trend(steps, values)
     assert slope == pytest.approx(a) and t == pytest.approx(a / se)
-    assert _trend(steps, 2.0 * x) == (pytest.approx(2.0), math.inf)  # an exact line
+    assert trend(steps, 2.0 * x) == (pytest.approx(2.0), math.inf)  # an exact line

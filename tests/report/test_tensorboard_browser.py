@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from tests.helpers import tensorboard_browser as tb
-from thermo_lightning import tensorboard_view as board
 from thermo_lightning.cli import main
 from thermo_lightning.keys import custom_scalars_layout
+from thermo_lightning.report import tensorboard_view as board
 
 pytestmark = pytest.mark.slow
 

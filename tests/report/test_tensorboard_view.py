@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 from tests.report.synthetic import canonical, history, write_run
-from thermo_lightning import tensorboard_view as board
 from thermo_lightning.report import make_report, read_run
+from thermo_lightning.report import tensorboard_view as board
 
 LRS = np.logspace(-3, -1, 6)
 

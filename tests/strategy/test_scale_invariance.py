@@ -32,7 +32,7 @@ def test_resnet_si_count(k: int) -> None:
 
 
 def test_paper_widths_match_the_table() -> None:
-    # METHOD.md section 7: D = 24,408 (ConvNet 8) and 43,692 (ResNet-18 width 4)
+    # docs/reproduction.md: D = 24,408 (ConvNet 8) and 43,692 (ResNet-18 width 4)
     assert _trainable_count(ScaleInvariantConvNet(8)) == 24_408
     assert _trainable_count(ScaleInvariantResNet18(4)) == 43_692
 

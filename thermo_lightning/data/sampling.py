@@ -1,4 +1,4 @@
-"""Mini-batches drawn i.i.d. with replacement, as the paper trains (METHOD.md section 2).
+"""Mini-batches drawn i.i.d. with replacement, as the paper trains (docs/sphere.md).
 
 Every step draws ``batch_size`` indices uniformly from the whole training set, independently
 of every other step: SGD then minimises a fixed finite-sum objective with stationary noise.

@@ -1,6 +1,6 @@
 """Pure torch/numpy math of the method; never imports lightning.
 
-The public names here are the contract of ARCHITECTURE.md.
+Its public names are a contract (docs/architecture.md, "Public contract").
 """
 
 from thermo_lightning.functional.entropy import (
@@ -36,6 +36,7 @@ from thermo_lightning.functional.stationarity import (
 from thermo_lightning.functional.temperature import (
     FreeEnergyCurves,
     fit_power_law,
+    free_energy,
     free_energy_curves,
     infer_temperature,
     local_temperature,
@@ -57,6 +58,7 @@ __all__ = [
     "effective_sample_size",
     "entropy_from_knn_distances",
     "fit_power_law",
+    "free_energy",
     "free_energy_curves",
     "gaussian_entropy",
     "gradient_snr",

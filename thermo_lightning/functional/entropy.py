@@ -1,6 +1,6 @@
 """Differential entropy of a window of weight vectors from k-nearest-neighbour distances.
 
-Two estimators (METHOD.md section 3). Let ``r_{i,m}`` be the Euclidean distance from point
+Two estimators (docs/concepts.md, section 2). Let ``r_{i,m}`` be the Euclidean distance from point
 ``x_i`` to its ``m``-th nearest other point, ``N`` the number of points and ``d`` the intrinsic
 dimension (``D - 1`` for points on a sphere in ``R^D``).
 
@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from thermo_lightning._validation import check_ks as _check_ks
 from thermo_lightning._validation import positive_int
 from thermo_lightning.knn import KnnBackend, TorchKnn, as_window, resolve_backend
 from thermo_lightning.knn.base import raise_nonfinite
@@ -194,30 +195,6 @@ def uniform_sphere_entropy(dim: int, radius: float = 1.0) -> float:
     return math.log(2.0) + 0.5 * m * math.log(math.pi) - math.lgamma(0.5 * m) + dim * math.log(
         radius
     )
-
-
-def _check_ks(k: int | Sequence[int], n: int | None) -> tuple[int, ...]:
-    """``k`` as distinct positive ints, each below ``n`` (the number of points) when given."""
-    ks = (k,) if isinstance(k, int | np.integer) and not isinstance(k, bool) else k
-    try:
-        ks = tuple(ks)  # type: ignore[arg-type]
-    except TypeError as err:
-        raise ValueError(f"`k` must be an int or a sequence of ints, got {k!r}.") from err
-    if not ks:
-        raise ValueError("`k` is an empty sequence; pass at least one neighbour count.")
-    for kk in ks:
-        if isinstance(kk, bool) or not isinstance(kk, int | np.integer):
-            raise ValueError(f"`k` must hold integers, got {kk!r}.")
-        if kk < 1:
-            raise ValueError(f"`k` must hold positive integers, got k={kk}.")
-        if n is not None and kk >= n:
-            raise ValueError(
-                f"`k` must satisfy 1 <= k < N (the number of points, here N={n}), got k={kk}. "
-                "Use a larger window or a smaller k."
-            )
-    if len(set(ks)) != len(ks):
-        raise ValueError(f"`k` has repeated values: {ks}.")
-    return tuple(int(kk) for kk in ks)
 
 
 def _check_estimator(estimator: str | EntropyEstimator) -> None:

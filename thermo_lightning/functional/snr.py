@@ -1,4 +1,4 @@
-"""Gradient signal-to-noise ratio (METHOD.md section 5).
+"""Gradient signal-to-noise ratio (docs/concepts.md, section 5).
 
 With ``g`` the full-data gradient and ``g_b`` mini-batch gradients at the same weights:
 

@@ -1,7 +1,7 @@
 """Geometry of the sphere of scale-invariant (SI) weights.
 
 The SI parameters of a network are treated as one vector ``w`` (the concatenation of all SI
-tensors). Training keeps ``||w|| = rho`` (METHOD.md section 2): after every optimiser step,
+tensors). Training keeps ``||w|| = rho`` (docs/sphere.md): after every optimiser step,
 
 .. math::  w \\leftarrow \\rho \\, w / \\lVert w \\rVert .
 

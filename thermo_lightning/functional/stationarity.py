@@ -2,8 +2,8 @@
 
 Consecutive SGD iterates are strongly correlated: a window of ``N`` consecutive snapshots
 holds far fewer than ``N`` independent samples, and k-NN entropy on such a window measures
-the step size, not the stationary distribution (METHOD.md section 8: ``T`` comes out about 2x
-too low). These tools say how many effective samples a window holds and how far apart
+the step size, not the stationary distribution (docs/concepts.md, section 3: ``T`` comes
+out about 2x too low). These tools say how many effective samples a window holds and how far apart
 snapshots must be for the window to be (nearly) i.i.d.
 
 Integrated autocorrelation time of a series with normalised autocorrelation ``rho(t)``:

@@ -1,6 +1,6 @@
 """Effective temperature of SGD from a learning-rate sweep, and along one run.
 
-Across a sweep (METHOD.md section 4). Each learning rate ``eta_i`` gives a stationary loss
+Across a sweep (docs/concepts.md, section 4). Each learning rate ``eta_i`` gives a stationary loss
 ``U_i`` and entropy ``S_i``. The temperature ``T_i`` is the one that makes point ``i`` the
 minimiser of the free energy ``F = U - T S`` over all points, within a slack ``eps``. With the
 points sorted by ``S``:
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +29,7 @@ import pandas as pd
 __all__ = [
     "FreeEnergyCurves",
     "fit_power_law",
+    "free_energy",
     "free_energy_curves",
     "infer_temperature",
     "local_temperature",
@@ -83,6 +85,17 @@ def smoothing_weights(lrs: ArrayLike, half_width: float) -> np.ndarray:
 def smooth_across_lrs(lrs: ArrayLike, values: ArrayLike, half_width: float = 0.3) -> np.ndarray:
     """Smooth ``values`` over a sorted LR grid with :func:`smoothing_weights`."""
     return smoothing_weights(lrs, half_width) @ _vector(values, "values")
+
+
+def free_energy(energy: Any, entropy: Any, temperature: Any) -> Any:
+    """``F = U - T S``, elementwise (floats, arrays or pandas columns; broadcast as numpy
+    does). The one place the package computes it.
+
+    Example:
+        >>> free_energy(1.0, -2.0, 0.5)
+        2.0
+    """
+    return energy - temperature * entropy
 
 
 def infer_temperature(
@@ -189,7 +202,7 @@ def infer_temperature(
             "T_hi": t_hi,
             "T": t,
             "valid": valid,
-            "F": u - t * s,
+            "F": free_energy(u, s, t),
             "reason": reason,
         }
     )
@@ -375,5 +388,5 @@ def free_energy_curves(
     _check_lrs(lr)
     order = np.argsort(lr)
     lr, u, s = lr[order], u[order], s[order]
-    f = u[None, :] - t[:, None] * s[None, :]
+    f = free_energy(u[None, :], s[None, :], t[:, None])
     return FreeEnergyCurves(lrs=lr, temperatures=t, free_energy=f, argmin=f.argmin(axis=1))

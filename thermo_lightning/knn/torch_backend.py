@@ -6,10 +6,11 @@ Squared distances are summed over slices of coordinates (columns)::
 
 where ``x^c`` is one column slice of the window, centred by its own column means. Centring
 changes no distance but removes the huge common component of unit-norm iterates that makes
-the GEMM form lose every digit (METHOD.md section 8). Working slice by slice keeps the extra
-memory at ``O(B*N + N*chunk)`` (``B`` rows per block; ``B = N`` unless ``N^2`` exceeds the
-budget) instead of a centred copy of the whole window, and the same sum is what a rank
-computes over its own slice of coordinates when a window is sharded under DDP.
+the GEMM form lose every digit (docs/concepts.md, 'Centring and precision'). Working slice
+by slice keeps the extra memory at ``O(B*N + N*chunk)`` (``B`` rows per block; ``B = N``
+unless ``N^2`` exceeds the budget) instead of a centred copy of the whole window, and the
+same sum is what a rank computes over its own slice of coordinates when a window is sharded
+under DDP.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The paper's scale-invariant ConvNet (METHOD.md section 7)."""
+"""The paper's scale-invariant ConvNet (docs/reproduction.md)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ def frozen_linear_head(
     from ``seed``, rescaled to Frobenius norm ``norm``, ``requires_grad=False``.
 
     Freezing the head makes the logits a function of the scale-invariant features only, so the
-    whole trainable weight vector lives on the sphere (METHOD.md section 2).
+    whole trainable weight vector lives on the sphere (docs/sphere.md).
     """
     if not norm > 0:
         raise ValueError(f"`norm` must be positive, got {norm!r}.")

@@ -19,7 +19,7 @@ sphere with ``sqrt(2 T eta) = eta sigma``, so the stationary law is the Gibbs di
 
 up to ``O(eta * lambda)`` discretisation corrections (keep ``eta * lambda_n <= 0.05``). It is
 the end-to-end test of the whole pipeline: entropy, energy and temperature inference must
-recover ``T`` (METHOD.md section 8).
+recover ``T`` (docs/concepts.md, section 7).
 """
 
 from __future__ import annotations

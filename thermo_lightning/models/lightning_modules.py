@@ -1,5 +1,5 @@
 """Small LightningModules: image classification with a scale-invariant net, and the toy
-sphere problems of METHOD.md section 6."""
+sphere problems of docs/reproduction.md, 'The toy problems'."""
 
 from __future__ import annotations
 
@@ -84,9 +84,9 @@ class ClassificationTask(pl.LightningModule):
 
 
 class ToySphereModule(pl.LightningModule):
-    """The toy problem of METHOD.md section 6: a point ``x`` on the unit sphere in ``R^3``,
-    per-object loss ``l_i(x) = (a_i . x)^2 / ||x||^2``, batch size 1 (one object per step,
-    drawn with replacement), plain SGD.
+    """The toy problem of docs/reproduction.md ('The toy problems'): a point ``x`` on the unit
+    sphere in ``R^3``, per-object loss ``l_i(x) = (a_i . x)^2 / ||x||^2``, batch size 1 (one
+    object per step, drawn with replacement), plain SGD.
 
     The loss is scale-invariant, so its gradient is tangent to the sphere; with
     :class:`~thermo_lightning.SphereProjectionStrategy` every step is "step, renormalise".

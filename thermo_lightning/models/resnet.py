@@ -1,4 +1,4 @@
-"""The paper's scale-invariant pre-activation ResNet-18 (METHOD.md section 7)."""
+"""The paper's scale-invariant pre-activation ResNet-18 (docs/reproduction.md)."""
 
 from __future__ import annotations
 

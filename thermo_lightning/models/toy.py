@@ -1,4 +1,5 @@
-"""The toy problems of METHOD.md section 6 in plain torch (vectorised over learning rates).
+"""The toy problems of docs/reproduction.md ('The toy problems') in plain torch (vectorised over
+learning rates).
 
 A point ``x`` on the unit sphere in ``R^3``; per-object losses ``l_i(x) = (a_i . x)^2 /
 ||x||^2`` with unit vectors ``a_i``; SGD with batch size 1: draw an object, take its gradient

@@ -19,11 +19,11 @@ from thermo_lightning.sweep import (
     RunLockedError,
     SweepConfig,
     SweepSettingsError,
-    _run_lock,
     run_dir_name,
     run_one,
     run_sweep,
 )
+from thermo_lightning.sweep.runner import run_lock
 
 TINY = {"model": "toy-up", "data": None, "lrs": [0.05, 0.1], "steps": 30, "window": 10,
         "k": [3], "snr": None, "schedule": 5}
@@ -99,7 +99,7 @@ def test_a_run_locked_by_another_process_is_left_to_it(tmp_path: Path) -> None:
     cfg = SweepConfig.from_dict(TINY)
     run_dir = tmp_path / run_dir_name(0.05)
     run_dir.mkdir()
-    with _run_lock(run_dir):  # as if another sweep were training it
+    with run_lock(run_dir):  # as if another sweep were training it
         with pytest.raises(RunLockedError, match="another process"):
             run_one(cfg, 0.05, tmp_path)
         with pytest.warns(UserWarning, match="another process"):

@@ -194,7 +194,7 @@ def test_console_script_is_installed() -> None:
 def test_help_documents_every_sweep_setting_with_its_default(capsys) -> None:
     import dataclasses
 
-    from thermo_lightning.sweep import FIELD_HELP, SweepConfig
+    from thermo_lightning.sweep.config import FIELD_HELP, SweepConfig
 
     fields = {f.name for f in dataclasses.fields(SweepConfig)}
     assert set(FIELD_HELP) == fields  # no field without its line, none left over
@@ -230,23 +230,9 @@ def test_parallel_workers(tmp_path: Path) -> None:
         assert f"seed={seed} step 20/20" in (run.parent / f"{run.name}.log").read_text()
 
 
-def test_worker_warnings_are_read_from_its_log(tmp_path: Path) -> None:
-    from thermo_lightning.sweep import _warnings_in
-
-    log = tmp_path / "lr=1.00e-02.log"
-    log.write_text(
-        "lr=0.01 step 100/4000, window 10/50\n"
-        "/x/thermo_lightning/meter.py:350: ThermoMeter: the stride is capped at 36.\n"
-        "/x/thermo_lightning/meter.py:350: ThermoMeter: the stride is capped at 36.\n"
-        "/x/a.py:3: UserWarning: ThermoCallback: the network has not learned.\n"
-        "/x/lightning/trainer.py:9: UserWarning: something of Lightning's\n")
-    assert _warnings_in(log) == ["ThermoMeter: the stride is capped at 36.",
-                                 "ThermoCallback: the network has not learned."]
-    assert _warnings_in(tmp_path / "missing.log") == []
-
-
 def test_progress_inside_a_run(tmp_path: Path) -> None:
-    from thermo_lightning.sweep import _last_line, run_one
+    from thermo_lightning.launch.progress import last_progress
+    from thermo_lightning.sweep import run_one
 
     cfg = SweepConfig.from_dict({**TINY, "steps": 200})
     lines: list[str] = []
@@ -255,13 +241,7 @@ def test_progress_inside_a_run(tmp_path: Path) -> None:
     assert lines[0].startswith(f"lr={cfg.learning_rates()[0]:g} step 2/200")
     log = tmp_path / "w.log"
     log.write_text("noise\n" + "\n".join(lines[:3]) + "\nWarning: x\n")
-    assert _last_line(log) == lines[2] and _last_line(tmp_path / "missing.log") == ""
-    # the bar's line over running workers: one that logged nothing yet adds no bare "; "
-    from thermo_lightning.sweep import _progress_line
-
-    assert _progress_line(tmp_path, ["w", "missing"]) == lines[2]
-    assert _progress_line(tmp_path, ["missing", "w", "w"]) == f"{lines[2]}; {lines[2]}"
-    assert _progress_line(tmp_path, ["missing"]) == ""
+    assert last_progress(log) == lines[2]  # what a launcher's bar shows for this worker
 
 
 def test_a_window_that_cannot_fill_is_refused_before_any_run(tmp_path: Path) -> None:

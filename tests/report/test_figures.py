@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from thermo_lightning import figures
 from thermo_lightning.functional import infer_temperature
+from thermo_lightning.report import figures
 
 
 def _tables() -> tuple[pd.DataFrame, pd.DataFrame]:

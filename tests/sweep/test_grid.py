@@ -11,11 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.report.synthetic import S, U
 from thermo_lightning.cli import main
 from thermo_lightning.report import batch_size_collapse, make_report
 from thermo_lightning.sweep import RunSpec, SweepConfig, run_dir_name, run_sweep
-
-from .synthetic import S, U
 
 TINY = {"model": "langevin", "lrs": [0.05, 0.1], "steps": 40, "window": 10, "k": [3], "snr": None,
         "schedule": 5}
@@ -205,16 +204,16 @@ def test_report_along_another_axis(tmp_path: Path, capsys) -> None:
 def test_a_factory_in_the_current_folder_is_found(tmp_path: Path, monkeypatch) -> None:
     import sys
 
-    from thermo_lightning.sweep import _import
+    from thermo_lightning.sweep.recipes import import_factory
 
     (tmp_path / "my_local_models.py").write_text("def make(**kw):\n    return 'made'\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
-    assert _import("my_local_models:make")() == "made"
+    assert import_factory("my_local_models:make")() == "made"
     with pytest.raises(ModuleNotFoundError, match="PYTHONPATH"):
-        _import("no_such_module_here:make")
+        import_factory("no_such_module_here:make")
     with pytest.raises(AttributeError, match="has no 'missing'"):
-        _import("my_local_models:missing")
+        import_factory("my_local_models:missing")
 
 
 @pytest.mark.slow

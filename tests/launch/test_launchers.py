@@ -15,16 +15,10 @@ import pandas as pd
 import pytest
 
 from thermo_lightning.cli import main
-from thermo_lightning.launchers import (
-    Launcher,
-    LocalLauncher,
-    RayLauncher,
-    SlurmLauncher,
-    read_plan,
-    write_plan,
-)
+from thermo_lightning.launch import Launcher, LocalLauncher, RayLauncher, SlurmLauncher
 from thermo_lightning.report import make_report
 from thermo_lightning.sweep import SweepConfig, SweepSettingsError, run_sweep
+from thermo_lightning.sweep.plan import read_plan, write_plan
 
 TINY = ["--model", "toy-up", "--lrs", "0.05", "0.1", "--steps", "40", "--window", "10",
         "--k", "3", "--snr", "none", "--schedule", "5", "--seeds", "0", "1"]

@@ -1,0 +1,54 @@
+"""What a worker says about its run: progress lines written and read in one place, and its
+warnings found in its log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from thermo_lightning.launch.progress import (
+    Progress,
+    format_progress,
+    last_progress,
+    parse_progress,
+    progress_summary,
+    warnings_in,
+)
+
+
+def test_a_progress_line_is_read_back_as_written() -> None:
+    line = format_progress({"lr": 0.01, "batch_size": 64, "seed": 1}, 1300, 13000, 0.4)
+    assert line == "lr=0.01 batch_size=64 seed=1 step 1300/13000, window 40%"
+    assert parse_progress(line) == Progress("lr=0.01 batch_size=64 seed=1", 1300, 13000, 40)
+    unknown = format_progress({"seed": 0, "lr": 2e-4}, 7, None)  # lr first whatever the order
+    assert unknown == "lr=0.0002 seed=0 step 7/?"
+    assert parse_progress(unknown) == Progress("lr=0.0002 seed=0", 7, None, None)
+    for other in ("noise", "lr=0.01 step x/3", "/x/meter.py:3: ThermoMeter: lr=0.01 step 1/2",
+                  ""):
+        assert parse_progress(other) is None
+
+
+def test_the_last_progress_line_of_each_running_worker(tmp_path: Path) -> None:
+    lines = [format_progress({"lr": 0.01}, s, 200, s / 200) for s in (2, 4, 6)]
+    log = tmp_path / "w.log"
+    log.write_text("noise\n" + "\n".join(lines) + "\nWarning: x\n")
+    assert last_progress(log) == lines[2] and last_progress(tmp_path / "missing.log") == ""
+    # the bar's line over running workers: one that logged nothing yet adds no bare "; "
+    missing = tmp_path / "missing.log"
+    assert progress_summary([log, missing]) == lines[2]
+    assert progress_summary([missing, log, log]) == f"{lines[2]}; {lines[2]}"
+    assert progress_summary([missing]) == ""
+
+
+def test_worker_warnings_are_read_from_its_log(tmp_path: Path) -> None:
+    log = tmp_path / "lr=1.00e-02.log"
+    log.write_text(
+        "lr=0.01 step 100/4000, window 10/50\n"
+        "/x/thermo_lightning/meter.py:350: ThermoMeter: the stride is capped at 36.\n"
+        "/x/thermo_lightning/meter.py:350: ThermoMeter: the stride is capped at 36.\n"
+        "/x/a.py:3: UserWarning: ThermoCallback: the network has not learned.\n"
+        "/x/lightning/trainer.py:9: UserWarning: something of Lightning's\n")
+    assert warnings_in(log) == ["ThermoMeter: the stride is capped at 36.",
+                                 "ThermoCallback: the network has not learned."]
+    assert warnings_in(tmp_path / "missing.log") == []
+
+

@@ -1,0 +1,210 @@
+"""Runs on this machine: one after the other in this process, or in parallel worker
+processes (one ``sweep-run`` command each, one GPU each where there are GPUs)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from thermo_lightning.launch.base import (
+    PlannedRun,
+    RunInterrupted,
+    RunSkipped,
+    SweepPlan,
+    watch,
+)
+
+__all__ = ["LocalLauncher", "stop_with_parent"]
+
+
+@dataclass
+class LocalLauncher:
+    """Processes on this machine: one after the other in this process (``workers=1``), or
+    ``workers`` ``sweep-run`` child processes at a time (one GPU each when there are GPUs).
+    Children stop when this process ends; SIGTERM to this process is passed on to them and
+    ends the sweep with status 143 (running it again resumes).
+
+    Attributes:
+        workers: runs at a time.
+    """
+
+    workers: int = field(default=1, metadata={
+        "flag": "--workers", "type": int, "help": "runs in parallel processes"})
+
+    def launch(self, plan: SweepPlan, *, progress: bool = True) -> list[str]:
+        if self.workers <= 1 and plan.run_here is not None:
+            return _run_here(plan, progress)
+        return _run_parallel(plan, max(1, self.workers), progress)
+
+
+def _run_here(plan: SweepPlan, progress: bool) -> list[str]:
+    """The plan's runs in this process, one after the other; the failures (a run that fails
+    does not stop the others)."""
+    from tqdm.auto import tqdm
+
+    assert plan.run_here is not None, "checked by LocalLauncher.launch"
+    runs = list(plan.runs)
+    bar = tqdm(total=len(runs), desc="sweep", unit="run", disable=not progress)
+    failures: list[str] = []
+    elsewhere: list[str] = []
+    for i, run in enumerate(runs):
+        try:
+            plan.run_here(run.name, bar.set_postfix_str if progress else None)
+        except RunInterrupted:
+            bar.close()
+            print(f"sweep stopped by SIGTERM during {run.name}; "
+                  f"{len(runs) - i - 1} runs not started. Run the same command again to "
+                  "resume.", file=sys.stderr)
+            raise SystemExit(128 + signal.SIGTERM) from None
+        except RunSkipped as err:
+            elsewhere.append(str(err))
+        except Exception as err:  # keep going; report at the end
+            failures.append(f"{run.name}: {type(err).__name__}: {err}")
+        bar.update()
+    bar.close()
+    for message in elsewhere:
+        warnings.warn(message, stacklevel=3)
+    return failures
+
+
+def _gpu_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+@dataclass
+class _ChildHandle:
+    """A run in a child process, started by a scheduling thread when a worker slot frees."""
+
+    future: concurrent.futures.Future[int]
+    log: str
+    started: threading.Event
+
+    def done(self) -> bool:
+        return self.future.done()
+
+    def running(self) -> bool:
+        return self.started.is_set() and not self.future.done()
+
+    def failure(self) -> str | None:
+        code = self.future.result()
+        return None if code == 0 else f"exit code {code} (see {self.log})"
+
+
+def _run_parallel(plan: SweepPlan, workers: int, progress: bool) -> list[str]:
+    """Each run in a ``sweep-run`` child process, at most ``workers`` at a time.
+
+    A ``ThreadPoolExecutor`` schedules them: each of its threads starts one child and waits
+    for it. Not a ``ProcessPoolExecutor``: a run must be its own process, started with its own
+    environment (its GPU, its thread count) before torch is imported, with its own log, and
+    stoppable alone; pool processes are reused and cannot be signalled one task at a time.
+    """
+    gpus = _gpu_count()
+    free_gpus: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for device in range(gpus):
+        for _ in range(-(-workers // gpus)):  # runs share the GPUs evenly
+            free_gpus.put(device)
+    running: dict[str, subprocess.Popen] = {}  # by run folder name
+    lock = threading.Lock()
+    stopping = threading.Event()
+
+    def run_child(run: PlannedRun, started: threading.Event) -> int:
+        if stopping.is_set():
+            return -signal.SIGTERM
+        env = dict(os.environ)
+        device = free_gpus.get() if gpus else None
+        if device is not None:
+            env["CUDA_VISIBLE_DEVICES"] = str(device)
+        elif "OMP_NUM_THREADS" not in os.environ:
+            # CPU runs share the cores: oversubscribed threads slow every run down
+            # (two 2-thread runs on 2 cores: several times slower than one each)
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // workers))
+        cmd = [*run.command, "--parent-pid", str(os.getpid())]
+        try:
+            with open(plan.log(run.name), "w") as log, lock:
+                if stopping.is_set():
+                    return -signal.SIGTERM
+                proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+                running[run.name] = proc
+                started.set()
+            return proc.wait()
+        finally:
+            with lock:
+                running.pop(run.name, None)
+            if device is not None:
+                free_gpus.put(device)
+
+    def terminate_children() -> int:
+        stopping.set()
+        with lock:
+            procs = list(running.values())
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        return len(procs)
+
+    handles: dict[str, _ChildHandle] = {}
+
+    def stop(signum: int, frame: Any) -> None:
+        not_started = sum(not h.started.is_set() and not h.done() for h in handles.values())
+        interrupted = terminate_children()
+        print(f"sweep stopped by signal {signum}; {interrupted} runs interrupted, "
+              f"{not_started} not started. Run the same command again to resume.",
+              file=sys.stderr)
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers,
+                                                 thread_name_prefix="sweep-run")
+    try:
+        for run in plan.runs:
+            started = threading.Event()
+            handles[run.name] = _ChildHandle(pool.submit(run_child, run, started),
+                                             str(plan.log(run.name)), started)
+        return watch(plan, handles, desc="sweep", progress=progress)
+    except BaseException:
+        terminate_children()  # Ctrl-C or an error here: no orphan keeps training
+        raise
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+        signal.signal(signal.SIGTERM, previous)
+
+
+def stop_with_parent(parent_pid: int, poll: float = 1.0) -> None:
+    """Make this process (a sweep worker) stop when ``parent_pid`` ends, however it ends:
+    on Linux the kernel sends SIGTERM at the parent's death (``PR_SET_PDEATHSIG``); everywhere
+    a daemon thread also sends it when the parent is gone. SIGTERM then interrupts the run
+    through Lightning, which marks it ``interrupted``."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # pragma: no cover - no prctl
+            pass
+
+    def watch_parent() -> None:
+        while True:
+            if os.getppid() != parent_pid:
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(poll)
+
+    if os.getppid() != parent_pid:  # the parent died before we got here
+        os.kill(os.getpid(), signal.SIGTERM)
+    threading.Thread(target=watch_parent, name="stop-with-parent", daemon=True).start()

@@ -1,0 +1,142 @@
+"""ThermoMeter's passes beyond the training step, and the policies around them: the gradient
+SNR at a logging point (and how this run measures it, :meth:`ExtraPasses.snr_plan`), the
+loss over the whole training set, and the loss of random weights with the check that a run
+learned something.
+
+:class:`ExtraPasses` is a part of :class:`~thermo_lightning.meter.ThermoMeter` (its base
+class), kept in its own module: it uses the meter's weights (``_params``), its cross-process
+reduction (``_reduce``, ``_sum_over_processes``), its warnings (``_warn_fn``,
+``_warn_once``, ``_inform``), its ``seed``, ``_radius`` and ``history``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from thermo_lightning import keys
+from thermo_lightning.probes import (
+    full_gradient_and_loss,
+    preserved_state,
+    random_weight_loss,
+    snr_from_batches,
+)
+
+__all__ = ["ExtraPasses"]
+
+LossFn = Callable[[nn.Module, Any], Tensor]
+_NOT_LEARNING = 0.8  # a final U above this share of the random-weights loss is warned about
+
+
+class ExtraPasses:
+    """The SNR, full-data energy and random-weights passes of a :class:`~thermo_lightning.
+    meter.ThermoMeter` (module docstring)."""
+
+    snr_mode: str | None
+    snr_batches: int
+    random_loss: float | None
+    seed: int
+    _snr_plan: tuple[str, int] | None
+    _params: list[Tensor]
+    _radius: float
+    _reduce: Any
+    _warn_fn: Callable[[str], Any]
+    history: Any
+    _warn_once: Callable[[str, str], None]
+    _inform: Callable[[str], None]
+    _sum_over_processes: Callable[..., list[Tensor]]
+
+    def snr_plan(self, count_full_batches: Callable[[int], int | None] | None = None
+                 ) -> tuple[str, int] | None:
+        """How this run measures the SNR: ``(mode, mini-batches for the noise)``, ``None``
+        when ``snr`` is off. ``snr="auto"`` decides once per run (at its first call after
+        :meth:`setup`, said through ``inform``): ``count_full_batches(limit)`` tells how many
+        batches the whole training set takes, counted up to ``limit`` (``None``: no full
+        training set to be had); at most ``K / 2`` gives ``("exact", K / 2)`` (its full
+        gradient plus ``K / 2`` mini-batches cost at most the ``K`` gradients of the unbiased
+        estimate), else ``("unbiased", K)``."""
+        if self.snr_mode is None:
+            return None
+        if self.snr_mode != "auto":
+            return str(self.snr_mode), self.snr_batches
+        if self._snr_plan is None:
+            k, budget = self.snr_batches, self.snr_batches // 2
+            count = count_full_batches(budget + 1) if count_full_batches is not None else None
+            if count is not None and 1 <= count <= budget:  # budget >= 1: K >= 2
+                self._snr_plan = ("exact", budget)
+                self._inform(f"ThermoMeter: snr='auto' measures the exact SNR (the training set "
+                             f"is {count} batch(es): its full gradient, plus {budget} "
+                             "mini-batches for the noise).")
+            else:
+                self._snr_plan = ("unbiased", k)
+                why = ("no full training set (full_data=, or full_batches() on the data "
+                       "module or module)" if count is None else
+                       f"the training set takes more than {budget} batches")
+                self._inform(f"ThermoMeter: snr='auto' uses the unbiased estimate from {k} "
+                             f"mini-batches ({why}).")
+        return self._snr_plan
+
+    def measure_random_loss(self, module: nn.Module, loss: Callable[[], float]) -> float:
+        """``loss()`` at random points of the sphere for the meter's weights (the level of a
+        network that learned nothing, which :meth:`check_learned` compares the final ``U``
+        with); weights, buffers and RNG are restored. Kept as :attr:`random_loss`."""
+        self.random_loss = random_weight_loss(module, self.parameters, loss,
+                                              radius=self._radius, seed=self.seed)
+        return self.random_loss
+
+    def check_learned(self) -> bool:
+        """Whether the last ``U`` is clearly below the random-weights loss; warns when it is
+        at or near it (the saturated regime of a too-high learning rate). ``True`` when
+        either is unknown."""
+        history = self.history
+        if self.random_loss is None or history.empty or keys.ENERGY not in history:
+            return True
+        energies = history[keys.ENERGY].dropna()
+        if len(energies) and energies.iloc[-1] >= _NOT_LEARNING * self.random_loss:
+            self._warn_fn(
+                f"ThermoMeter: the training loss U = {energies.iloc[-1]:.4g} at the end is "
+                f"at or near the loss of random weights ({self.random_loss:.4g}): the network "
+                "has not learned (the saturated regime of a too-high learning rate). If you "
+                "meant to train it, lower the learning rate or train longer.")
+            return False
+        return True
+
+    # ------------------------------------------------------------------ extra passes
+    def snr(self, module: nn.Module, loss_fn: LossFn, batches: Iterable[Any], *,
+            full_batches: Iterable[Any] | None = None) -> dict[str, float]:
+        """Gradient SNR at the current weights from mini-batch gradients of ``batches``
+        (with ``full_batches``: the exact full-data gradient, the paper's definition); the
+        sums of every process's batches are reduced before the one ratio. BatchNorm
+        statistics and the RNG are left as they were."""
+        with preserved_state(module):
+            full_grad = None
+            if full_batches is not None:
+                full_grad, _ = full_gradient_and_loss(module, loss_fn, full_batches,
+                                                      self._params)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # autograd.grad on unused params
+                res = snr_from_batches(module, loss_fn, batches, self._params, full_grad,
+                                       reduce_fn=self._reduce)
+        if full_grad is None and not res["full_grad_sq_unbiased"] > 0:
+            self._warn_once("snr", (
+                f"ThermoMeter: at a logging point the gradient signal is below what "
+                f"{int(res['num_batches'])} mini-batches resolve (the unbiased estimate of "
+                f"||g||^2 is {res['full_grad_sq_unbiased']:.3g}): {keys.SNR} is NaN there, not "
+                "0. For the exact SNR give the full training set (full_data=, or "
+                "full_batches() on the data module or module); or raise snr_batches."))
+        return {keys.SNR: res["snr"], keys.GRAD_NORM: res["full_grad_norm"],
+                keys.STOCH_GRAD_NORM: res["mean_stoch_grad_norm"],
+                keys.NOISE_SCALE: res["noise_scale"]}
+
+    def full_energy(self, module: nn.Module, loss_fn: LossFn, batches: Iterable[Any]) -> float:
+        """The loss over ``batches`` (the whole training set; train mode as it is), averaged
+        over processes; state and RNG left as they were."""
+        with preserved_state(module):
+            _, loss = full_gradient_and_loss(module, loss_fn, batches, None)
+        total, count = self._sum_over_processes(torch.tensor(loss, dtype=torch.float64),
+                                                torch.tensor(1.0, dtype=torch.float64))
+        return float(total / count)

@@ -1,0 +1,383 @@
+"""``make_report``: a folder of runs (a sweep, or Lightning's own log folders) into the
+paper's results, as a short sequence of named stages.
+
+1. :func:`_read` every run (:func:`~thermo_lightning.runs.read.read_run`);
+2. :func:`_summarize` each: tail means, regime, low-ESS flag, tail bootstrap
+   (:mod:`.summary`);
+3. :func:`_select` the runs of ``T(eta)``: the stationary ones (or a given LR range), each
+   other run with its :class:`~.summary.Exclusion`;
+4. :func:`~.temperature.temperatures`: ``T`` along the sweep axis per group, the power law,
+   the intervals; the batch-size collapse of an ``lr`` x ``batch_size`` grid;
+5. :func:`_write_tables`, :func:`_draw` and :func:`_write_tensorboard`.
+
+Reading and the tables import neither torch nor Lightning; the uniform-sphere reference
+(stage 2) and the TensorBoard writer (stage 5) load torch when they run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from thermo_lightning import keys
+from thermo_lightning.functional.temperature import trend_temperature
+from thermo_lightning.report.summary import (
+    Exclusion,
+    Regime,
+    RunSummary,
+    classify,
+    summarize_run,
+    uniform_reference,
+)
+from thermo_lightning.report.temperature import (
+    batch_size_collapse,
+    free_energy_along_runs,
+    temperatures,
+)
+from thermo_lightning.runs.layout import (
+    REPORT_DIR,
+    RUNS_TABLE,
+    TEMPERATURE_TABLE,
+    find_runs,
+)
+from thermo_lightning.runs.read import RunData, read_run
+
+__all__ = ["OUTPUTS", "ReportResult", "make_report"]
+
+U, S = keys.ENERGY, keys.ENTROPY
+#: the tables whose presence marks a folder as holding a report
+OUTPUTS = (TEMPERATURE_TABLE, RUNS_TABLE)
+
+
+@dataclass
+class ReportResult:
+    """What :func:`make_report` produced: the tables, the fit, the figure paths and a
+    message per problem."""
+
+    runs: pd.DataFrame
+    temperature: pd.DataFrame
+    power_law: tuple[float, float] | None
+    figures: list[Path]
+    messages: list[str]
+    #: what ``fit.json`` holds: ``b, a, a_ci_lo, a_ci_hi, level, rows, n_seeds`` (``None``
+    #: without a power law; with groups, ``{"along": ..., "groups": {label: fit}}``)
+    fit: dict[str, Any] | None = None
+    #: what ``collapse.json`` holds (an ``lr`` x ``batch_size`` grid): :func:`batch_size_collapse`
+    collapse: dict[str, Any] | None = None
+    #: each run's summary (``runs.csv``'s rows as read, with their regime and, for a run not
+    #: in ``T(eta)``, its :class:`~.summary.Exclusion`), by run name
+    summaries: dict[str, RunSummary] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """``make_report``'s arguments, checked (:func:`_check`)."""
+
+    tail: float
+    eps: float
+    smoothing: float | None
+    lr_range: tuple[float, float] | None
+    include_low_ess: bool
+    ci: float
+    along: str
+
+
+def _check(settings: _Settings) -> None:
+    def number(v: Any) -> bool:
+        return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+
+    s = settings
+    if not (number(s.tail) and 0 < s.tail <= 1):
+        raise ValueError(f"`tail` (--tail) must be a fraction in (0, 1], got {s.tail!r}.")
+    if not (number(s.eps) and s.eps >= 0):
+        raise ValueError(f"`eps` (--eps) must be a number >= 0, got {s.eps!r}.")
+    if s.smoothing is not None and not (number(s.smoothing) and s.smoothing >= 0):
+        raise ValueError(f"`smoothing` (--smoothing) must be >= 0 or None, got "
+                         f"{s.smoothing!r}.")
+    if s.lr_range is not None and not (
+        len(s.lr_range) == 2 and all(number(v) and v > 0 for v in s.lr_range)
+        and s.lr_range[0] <= s.lr_range[1]
+    ):
+        raise ValueError(
+            f"`lr_range` (--lr-range) must be two positive numbers MIN <= MAX, got "
+            f"{s.lr_range!r}.")
+    if not (number(s.ci) and 0 < s.ci < 1):
+        raise ValueError(f"`ci` (--ci) must be a level in (0, 1), got {s.ci!r}.")
+    if s.along == "seed":
+        raise ValueError("`along` (--along) cannot be seed: seeds are repeats of one "
+                         "setting (they give the intervals), not an axis to infer T along.")
+
+
+def _output_folder(out: Path, force: bool) -> None:
+    """Refuse an ``out`` that is a file, or holds a report (without ``force``)."""
+    if out.exists() and not out.is_dir():
+        raise NotADirectoryError(f"--out {out} is a file; the report needs a folder there.")
+    existing = [name for name in OUTPUTS if (out / name).exists()]
+    if existing and not force:
+        raise FileExistsError(
+            f"{out} already holds a report ({', '.join(existing)}); pass force=True (--force) "
+            "to overwrite it or choose another --out."
+        )
+
+
+# ------------------------------------------------------------------------------ stages
+def _read(logdir: Path, messages: list[str]) -> list[RunData]:
+    """Every run under ``logdir``, named by its path there (``lightning_logs/version_0`` and
+    ``.../version_1`` stay apart); an unreadable run is said and skipped."""
+    folders = find_runs(logdir)
+    if not folders:
+        raise FileNotFoundError(f"no runs found under {logdir} (no run.json, history.csv, "
+                                "TensorBoard events or metrics.csv).")
+    runs: list[RunData] = []
+    for folder in folders:
+        name = folder.relative_to(logdir).as_posix() if folder != logdir else folder.name
+        try:
+            run = read_run(folder, name=name)
+        except Exception as err:  # an unreadable run must not stop the report
+            messages.append(f"{name}: unreadable ({type(err).__name__}: {err})")
+            continue
+        messages.extend(f"{run.name}: {problem}" for problem in run.problems)
+        runs.append(run)
+    return runs
+
+
+def _summarize(runs: Sequence[RunData], settings: _Settings, messages: list[str]
+               ) -> tuple[list[RunSummary], dict[str, np.ndarray], tuple[Any, Any]]:
+    """Each run's summary (tail, regime, low ESS, bootstrap); the bootstrap means by run
+    (what the within-run intervals resample) and the uniform-sphere reference."""
+    reference = uniform_reference(runs)
+    summaries, resampled = [], {}
+    for run in runs:
+        summary, means = classify(summarize_run(run, tail=settings.tail), run, reference,
+                                  tail=settings.tail, include_low_ess=settings.include_low_ess,
+                                  messages=messages)
+        summaries.append(summary)
+        if means is not None:
+            resampled[run.name] = means
+    return summaries, resampled, reference
+
+
+def _axis_columns(table: pd.DataFrame, runs: Sequence[RunData]) -> list[str]:
+    """The sweep's axes, ``lr`` first: every axis a run names, plus ``seed`` when the table
+    has one."""
+    axes: dict[str, None] = {"lr": None}
+    for run in runs:
+        axes.update(dict.fromkeys(run.axes))
+    if "seed" in table:
+        axes["seed"] = None
+    return [a for a in axes if a in table.columns]
+
+
+def _runs_table(summaries: Sequence[RunSummary], runs: Sequence[RunData],
+                s_uniform: float | None) -> tuple[pd.DataFrame, list[str]]:
+    """``runs.csv`` (by learning rate, then the other axes, then seed) and the axes."""
+    table = pd.DataFrame([s.row() for s in summaries])
+    if "U" in table:  # empty where the tail holds too few blocks for the bootstrap
+        for col in ("U_se", "S_se"):
+            if col not in table:
+                table[col] = math.nan
+    axes = _axis_columns(table, runs) if not table.empty else ["lr"]
+    if not table.empty:
+        order = ["lr", *[c for c in axes if c not in ("lr", "seed")],
+                 *(["seed"] if "seed" in table else [])]
+        table = table.sort_values(order, kind="stable").reset_index(drop=True)
+    if s_uniform is not None:
+        table["S_uniform"] = s_uniform
+    return table, axes
+
+
+def _select(table: pd.DataFrame, settings: _Settings) -> pd.DataFrame:
+    """The runs of ``T(eta)``: the stationary ones (without low ESS, unless included), or
+    every measured run in ``lr_range``; never a run with NaN/Inf ``U`` or ``S``."""
+    measured = table.dropna(subset=["U", "S"]) if {"U", "S"} <= set(table.columns) else table
+    if "regime" in measured:
+        measured = measured[measured["regime"] != Regime.INVALID.value]
+    if settings.lr_range is not None:
+        lo, hi = settings.lr_range
+        return measured[(measured["lr"] >= lo) & (measured["lr"] <= hi)]
+    if "regime" not in measured:  # an empty table: no usable run
+        return measured.iloc[0:0]
+    chosen = measured[measured["regime"] == Regime.STATIONARY.value]
+    if not settings.include_low_ess and "low_ess" in chosen:
+        chosen = chosen[chosen["low_ess"] != True]  # noqa: E712 (NaN: not measured)
+    return chosen
+
+
+def _local_temperatures(runs: Sequence[RunData], summaries: Sequence[RunSummary]
+                        ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """``T(t) = dU/dS`` along each converging run (by its learning rate)."""
+    local = {}
+    for run, summary in zip(runs, summaries, strict=True):
+        if summary.regime is Regime.CONVERGING:
+            h = run.history.dropna(subset=[U, S])
+            steps = h["step"].to_numpy(float)
+            local[run.lr] = (steps, trend_temperature(steps, h[U].to_numpy(float),
+                                                      h[S].to_numpy(float)))
+    return local
+
+
+def _json_ready(value: Any) -> Any:
+    """``value`` with NaN/Inf as ``null`` (strict JSON)."""
+    if isinstance(value, dict):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _write_tables(out: Path, table: pd.DataFrame, curves: pd.DataFrame,
+                  temperature: pd.DataFrame, fit: dict[str, Any] | None,
+                  collapse: dict[str, Any] | None) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / RUNS_TABLE, index=False)
+    if len(curves):
+        curves.to_csv(out / "free_energy.csv", index=False)
+    temperature.to_csv(out / TEMPERATURE_TABLE, index=False)
+    if fit is not None:
+        (out / "fit.json").write_text(json.dumps(_json_ready(fit), indent=2))
+    if collapse is not None:
+        (out / "collapse.json").write_text(json.dumps(_json_ready(collapse), indent=2))
+
+
+def _draw(out: Path, table: pd.DataFrame, temperature: pd.DataFrame,
+          power_law: tuple[float, float] | None, local: dict[float, Any],
+          fit: dict[str, Any] | None, along: str, collapse: dict[str, Any] | None
+          ) -> list[Path]:
+    """The PNG figures (an earlier report's figure this one has no data for is removed)."""
+    from thermo_lightning.report import figures as fig
+
+    rendered = fig.render_report_figures(table, temperature, power_law, local, fit,
+                                         along=along, collapse=collapse)
+    for name in fig.FIGURE_NAMES:
+        if name not in rendered:
+            (out / f"{name}.png").unlink(missing_ok=True)
+    return fig.save_figures(rendered, out)
+
+
+def _some(names: Sequence[str], shown: int = 3) -> str:
+    return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+
+
+def _write_tensorboard(out: Path, figures: list[Path], runs: Sequence[RunData],
+                       summaries: Sequence[RunSummary], table: pd.DataFrame,
+                       temperature: pd.DataFrame, along: str, force: bool,
+                       messages: list[str]) -> None:
+    """The report's TensorBoard entry and each run's (:mod:`.tensorboard_view`)."""
+    from thermo_lightning.report import tensorboard_view as board
+
+    in_t_eta = {s.run: s.in_t_eta for s in summaries}
+    board.write_report_entry(out / "tensorboard", figures, runs, table, temperature, in_t_eta,
+                             along=along, force=force)
+    no_board = board.write_run_entries(runs, table, in_t_eta)
+    if no_board:
+        messages.append(f"{len(no_board)} run(s) have no TensorBoard log ({_some(no_board)})"
+                        ": their F is in free_energy.csv only")
+    own = [r.name for r in runs if r.own_hparams_session]
+    if own:
+        messages.append(
+            f"{len(own)} run(s) hold their logger's own hparams session ({_some(own)}; "
+            "Lightning's TensorBoardLogger writes one with its default "
+            "default_hp_metric=True): TensorBoard's HParams tab shows that one, without the "
+            "report's columns (regime, T, ...); their F and stationary means are written. "
+            "Log with TensorBoardLogger(..., default_hp_metric=False) to get the report's "
+            "columns")
+
+
+def make_report(
+    logdir: str | Path,
+    out: str | Path | None = None,
+    *,
+    tail: float = 0.15,
+    eps: float = 0.0,
+    smoothing: float | None = 0.3,
+    lr_range: tuple[float, float] | None = None,
+    force: bool = False,
+    tensorboard: bool = True,
+    include_low_ess: bool = False,
+    ci: float = 0.95,
+    along: str = "lr",
+) -> ReportResult:
+    """Read the runs under ``logdir`` and write the report into ``out`` (default
+    ``logdir/report``).
+
+    Writes ``temperature.csv`` (``lr, U, S, T, T_lo, T_hi, valid, regime`` and more; the
+    power law ``T = b lr^a`` is fitted to the valid rows with both bounds),
+    ``runs.csv`` (one row per run), ``free_energy.csv`` (``F = U - T S`` along every run
+    with a temperature: :func:`~.temperature.free_energy_along_runs`), PNG figures and, with
+    ``tensorboard``, the TensorBoard view (:mod:`thermo_lightning.report.tensorboard_view`):
+    the report's entry ``out/tensorboard`` (figures, ``T(eta)`` and the free-energy family
+    as scalars, the hparams table's columns) and, in each run's own TensorBoard folder, its
+    ``thermo/F``, stationary means and hparams session.
+
+    Args:
+        tail: fraction of the logging points (with an entropy) averaged per run.
+        eps, smoothing: passed to :func:`~thermo_lightning.functional.infer_temperature`.
+        lr_range: use the runs with ``lr`` in this closed range for ``T(eta)`` instead of the
+            automatically chosen stationary ones.
+        force: overwrite existing report files in ``out``.
+        tensorboard: also write the TensorBoard view (``out/tensorboard`` and one event
+            file per run, replaced by the next report).
+        include_low_ess: keep stationary runs whose window has a low effective sample size
+            (``low_ess``: ESS below a quarter of the window) in ``T(eta)``; by default they are
+            left out, with their reason.
+        ci: level of the intervals (``T_ci_lo``, ``T_ci_hi`` in ``temperature.csv``;
+            ``a_ci_lo``, ``a_ci_hi`` in ``fit.json``): over the seeds' own ``T(eta)`` and
+            exponents, or one seed's within-run bootstrap
+            (:mod:`thermo_lightning.report.intervals`).
+        along: the sweep axis ``T`` is inferred along (default ``lr``); the sweep's other
+            axes (but ``seed``) become groups, each with its own ``T`` rows (a ``group``
+            column and one column per axis in ``temperature.csv``). An ``lr`` x
+            ``batch_size`` grid also gets the ``eta / B`` collapse (``collapse.json``).
+
+    Raises:
+        FileNotFoundError: ``logdir`` is missing or holds no runs.
+        FileExistsError: ``out`` already holds a report and ``force`` is false.
+    """
+    settings = _Settings(tail, eps, smoothing, lr_range, include_low_ess, ci, along)
+    _check(settings)
+    logdir = Path(logdir)
+    out = Path(logdir / REPORT_DIR if out is None else out)
+    _output_folder(out, force)
+    messages: list[str] = []
+    runs = [r for r in _read(logdir, messages) if r.lr is not None and not r.history.empty]
+    summaries, resampled, (s_uniform, _) = _summarize(runs, settings, messages)
+    table, axes = _runs_table(summaries, runs, s_uniform)
+    chosen = _select(table, settings)
+    used = set(chosen["run"]) if "run" in chosen else set()
+    summaries = [replace(s, exclusion=Exclusion.of(s, s.run in used)) for s in summaries]
+    if not table.empty:
+        reasons = {s.run: s.reason for s in summaries}
+        table["reason"] = [reasons[name] for name in table["run"]]
+    if along not in axes:
+        raise ValueError(f"`along` (--along) must be one of the sweep's axes {axes}, got "
+                         f"{along!r}.")
+    groups = [a for a in axes if a not in (along, "seed")]
+    temperature, power_law, fit = temperatures(chosen, along, groups, resampled, eps=eps,
+                                               smoothing=smoothing, ci=ci, messages=messages)
+    collapse = None
+    if along == "lr" and groups == ["batch_size"] and len(temperature):
+        collapse = batch_size_collapse(temperature, level=ci)
+        if collapse is not None:
+            messages.append(collapse["verdict"])
+    if len(temperature) and not table.empty:  # each run's T (its group's row) in runs.csv
+        on = [*groups, along]
+        cols = [c for c in ("T", "T_ci_lo", "T_ci_hi") if c in temperature]
+        table = table.merge(temperature[on + cols], on=on, how="left")
+    _write_tables(out, table, free_energy_along_runs(runs, table), temperature, fit, collapse)
+    figures = _draw(out, table, temperature, power_law,
+                    _local_temperatures(runs, summaries), fit, along, collapse)
+    if tensorboard:
+        _write_tensorboard(out, figures, runs, summaries, table, temperature, along, force,
+                           messages)
+    (out / "messages.txt").write_text("\n".join(messages) + ("\n" if messages else ""))
+    return ReportResult(table, temperature, power_law, figures, messages, fit, collapse,
+                        {s.run: s for s in summaries})
