@@ -189,8 +189,19 @@ def test_reading_runs_loads_neither_torch_nor_lightning() -> None:
                          "thermo_lightning.sweep.SweepConfig(model='langevin', lrs=[0.1, 0.2])"
                          ) == []
     # the report needs torch for the uniform-sphere reference and its TensorBoard writer,
-    # never Lightning
+    # never Lightning: `thermo-lightning report` on a sweep loads none
     assert "lightning" not in _loaded_after("import thermo_lightning.report")
+
+
+def test_the_report_command_loads_no_lightning(tmp_path: Path) -> None:
+    import shutil
+
+    logdir = tmp_path / "seeds"
+    shutil.copytree(ROOT / "tests" / "fixtures" / "old_format" / "seeds", logdir)
+    loaded = _loaded_after(
+        "from thermo_lightning.cli import main\n"
+        f"assert main(['report', {str(logdir)!r}]) == 0")
+    assert loaded == ["torch"]
 
 
 def test_modules_are_small() -> None:

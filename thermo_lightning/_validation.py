@@ -18,6 +18,12 @@ def finite_or_none(value: Any) -> float | None:
     return v if math.isfinite(v) else None
 
 
+def finite_number(value: Any) -> float | None:
+    """``value`` as a finite float, else ``None``; ``bool`` is not a number here (hand-written
+    files can hold anything)."""
+    return None if isinstance(value, bool) else finite_or_none(value)
+
+
 def positive_int(value: Any, name: str) -> int:
     """Return ``value`` as an int if it is an integer >= 1, else raise a ValueError naming
     ``name`` (``bool`` is refused: ``True`` is not a count)."""

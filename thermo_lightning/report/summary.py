@@ -24,9 +24,9 @@ import numpy as np
 import pandas as pd
 
 from thermo_lightning import keys
+from thermo_lightning._validation import finite_number as number
 from thermo_lightning.report.intervals import MIN_BLOCKS, TailBootstrap, tail_bootstrap
 from thermo_lightning.runs.read import RunData
-from thermo_lightning.runs.record import number
 from thermo_lightning.spec import LOW_ESS_FRACTION, WindowSpec
 
 __all__ = [

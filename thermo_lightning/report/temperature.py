@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from thermo_lightning import keys
+from thermo_lightning._validation import finite_number as number
 from thermo_lightning.functional.temperature import fit_power_law, free_energy, infer_temperature
 from thermo_lightning.report.intervals import (
     MIN_BLOCKS,
@@ -23,7 +24,6 @@ from thermo_lightning.report.intervals import (
     seed_intervals,
 )
 from thermo_lightning.runs.read import RunData
-from thermo_lightning.runs.record import number
 
 __all__ = ["MIN_FIT_ROWS", "batch_size_collapse", "fit_rows", "free_energy_along_runs",
            "power_law_of", "power_law_or_none", "temperatures"]

@@ -1,0 +1,246 @@
+"""Reading one run back: its record or Lightning's ``hparams.yaml``, and its history from
+``history.csv``, else TensorBoard events (only the scalar tags asked for; images are never
+loaded), else CSV logs. Pure: no torch, no Lightning (TensorBoard's own event reader)."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from thermo_lightning import keys
+from thermo_lightning._validation import finite_number as number
+from thermo_lightning.runs.layout import (
+    EVENTS_PREFIX,
+    HISTORY_FILE,
+    HPARAMS_FILE,
+    METRICS_FILE,
+    RUN_FILE,
+    is_writeback,
+    lr_from_name,
+)
+from thermo_lightning.runs.record import (
+    NotARecordError,
+    RunRecord,
+    legacy_known_temperature,
+)
+from thermo_lightning.spec import WindowSpec
+
+__all__ = ["NEEDED_TAGS", "RunData", "read_run"]
+
+U, S = keys.ENERGY, keys.ENTROPY
+#: the metric keys the report reads (a TensorBoard log's other tags are skipped unparsed)
+NEEDED_TAGS = (U, S, keys.SNR, keys.GRAD_NORM, keys.STOCH_GRAD_NORM, keys.T_LOCAL, keys.ESS,
+               keys.WINDOW_FILL, keys.TRAIN_ACC)
+#: the tag of an hparams session (Lightning's TensorBoardLogger writes one with its default
+#: ``default_hp_metric=True``)
+SESSION_TAG = "_hparams_/session_start_info"
+
+
+@dataclass
+class RunData:
+    """One run read back.
+
+    Attributes:
+        name: its name in the report (its path under the log folder).
+        path: its folder.
+        hparams: its settings (the record's, else Lightning's ``hparams.yaml``; ``lr`` from
+            an ``lr=...`` folder name when neither has one).
+        history: a ``step`` column and one column per metric.
+        record: its ``run.json`` (``None``: not a sweep's run).
+        problems: what is missing or wrong, one sentence each.
+        incomplete: its log ends before the step its record says it logged last (a file cut
+            while written).
+        own_hparams_session: its TensorBoard log holds its logger's own hparams session.
+    """
+
+    name: str
+    path: Path
+    hparams: dict[str, Any]
+    history: pd.DataFrame
+    record: RunRecord | None = None
+    problems: list[str] = field(default_factory=list)
+    incomplete: bool = False
+    own_hparams_session: bool = False
+
+    @property
+    def lr(self) -> float | None:
+        """The learning rate, or ``None`` when it is missing or not a positive number."""
+        lr = number(self.hparams.get("lr"))
+        return lr if lr is not None and lr > 0 else None
+
+    @property
+    def axes(self) -> dict[str, Any]:
+        """The run's values on the sweep's axes (its record's: ``lr``, the grid's axes,
+        ``seed``); runs whose record names none (older sweeps, Lightning's own folders):
+        ``lr`` (and ``seed`` when set) of its hyperparameters."""
+        if self.record is not None and self.record.axes:
+            return dict(self.record.axes)
+        out: dict[str, Any] = {"lr": self.lr}
+        if number(self.hparams.get("seed")) is not None:
+            out["seed"] = int(self.hparams["seed"])
+        return out
+
+    @property
+    def seed(self) -> int | None:
+        """The seed of its hyperparameters, ``None`` when it has none."""
+        return int(self.hparams["seed"]) if number(self.hparams.get("seed")) is not None \
+            else None
+
+    @property
+    def window_spec(self) -> WindowSpec | None:
+        """Its window's description as the callback wrote it (the record's ``window_spec``,
+        or Lightning's ``hparams.yaml``), or ``None``."""
+        spec = self.record.window_spec if self.record is not None else None
+        return WindowSpec.from_hparams(spec if isinstance(spec, dict) else self.hparams)
+
+    @property
+    def known_temperature(self) -> float | None:
+        """The exact ``T`` where the run's model knows it (its record's; for runs without
+        one, the known-temperature problem's rule on its hyperparameters)."""
+        if self.record is not None and self.record.known_temperature is not None:
+            return self.record.known_temperature
+        return legacy_known_temperature(self.hparams, self.lr)
+
+
+def read_tensorboard(folder: Path, tags: Sequence[str], seen: set[str] | None = None
+                     ) -> pd.DataFrame:
+    """The ``tags``' scalars by step from the event files under ``folder`` (not those a
+    report wrote back); adds :data:`SESSION_TAG` to ``seen`` when a session is met."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.util import tensor_util
+
+    wanted = set(tags)
+    rows: dict[int, dict[str, float]] = {}
+    for events in sorted(folder.rglob(EVENTS_PREFIX + "*")):
+        if is_writeback(events):  # what an earlier report wrote back
+            continue
+        for event in EventFileLoader(str(events)).Load():
+            if not event.HasField("summary"):
+                continue
+            for value in event.summary.value:
+                if value.tag not in wanted:
+                    if value.tag == SESSION_TAG and seen is not None:
+                        seen.add(value.tag)
+                    continue  # images, histograms and other tags are skipped unparsed
+                if value.HasField("simple_value"):
+                    v = float(value.simple_value)
+                elif value.HasField("tensor"):
+                    v = float(tensor_util.make_ndarray(value.tensor).reshape(-1)[0])
+                else:
+                    continue
+                rows.setdefault(int(event.step), {})[value.tag] = v
+    if not rows:
+        return pd.DataFrame()
+    df = pd.DataFrame.from_dict(rows, orient="index").sort_index()
+    df.insert(0, "step", df.index.astype(float))
+    return df.reset_index(drop=True)
+
+
+def read_csv(path: Path, problems: list[str]) -> pd.DataFrame:
+    """A CSV file; a last line without its newline (cut while being written) is dropped and
+    said in ``problems``."""
+    text = path.read_text()
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+        problems.append(f"{path.name} ends mid-line (cut while written?): its last row was "
+                        "dropped")
+    if not text.strip():
+        return pd.DataFrame()
+    return pd.read_csv(io.StringIO(text))
+
+
+def read_csv_logs(folder: Path, problems: list[str]) -> pd.DataFrame:
+    """Lightning's ``metrics.csv`` files under ``folder`` (every version), one row per
+    step."""
+    frames = [read_csv(p, problems) for p in sorted(folder.rglob(METRICS_FILE))]
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame()
+    df = pd.concat(frames, ignore_index=True)
+    if "step" not in df.columns:
+        return pd.DataFrame()
+    return df.groupby("step", as_index=False).first().sort_values("step")
+
+
+def _lightning_hparams(folder: Path, problems: list[str]) -> dict[str, Any]:
+    import yaml
+
+    hparams: dict[str, Any] = {}
+    for hp in folder.rglob(HPARAMS_FILE):
+        try:
+            values = yaml.safe_load(hp.read_text()) or {}
+        except yaml.YAMLError as err:
+            problems.append(f"{hp.relative_to(folder)} is not valid YAML ({err}); ignored")
+            continue
+        if isinstance(values, dict):
+            hparams.update(values)
+        else:
+            problems.append(f"{hp.relative_to(folder)} does not hold a mapping; ignored")
+    return hparams
+
+
+def read_run(folder: str | Path, tags: Sequence[str] = NEEDED_TAGS, *,
+             name: str | None = None) -> RunData:
+    """Read one run: ``run.json`` for its record and hyperparameters (else Lightning's
+    ``hparams.yaml``, else an ``lr=...`` folder name), and its history from ``history.csv``,
+    TensorBoard or CSV logs. What is missing or wrong is said in ``problems``.
+
+    Raises:
+        json.JSONDecodeError: ``run.json`` is not JSON.
+    """
+    folder = Path(folder)
+    problems: list[str] = []
+    record: RunRecord | None = None
+    if (folder / RUN_FILE).exists():
+        try:
+            record = RunRecord.from_json((folder / RUN_FILE).read_text())
+        except NotARecordError:
+            problems.append("run.json does not hold a mapping; ignored")
+        hparams = dict(record.hparams) if record is not None else {}
+    else:
+        hparams = _lightning_hparams(folder, problems)
+    if "lr" not in hparams and (lr := lr_from_name(folder.name)) is not None:
+        hparams["lr"] = lr
+    own_session = False
+    if (folder / HISTORY_FILE).exists():
+        history = read_csv(folder / HISTORY_FILE, problems)
+    else:
+        seen: set[str] = set()
+        history = read_tensorboard(folder, tags, seen)
+        own_session = bool(seen)  # TensorBoard shows the run's first session: the logger's
+        if history.empty:
+            history = read_csv_logs(folder, problems)
+    if history.empty:
+        problems.append("no thermo metrics found (no history.csv, TensorBoard or CSV log)")
+    else:
+        missing = [t for t in (U, S) if t not in history.columns]
+        empty = [t for t in (U, S) if t in history.columns and history[t].isna().all()]
+        if missing:
+            problems.append(f"missing tags {missing}")
+        if empty:
+            problems.append(f"tags {empty} are all NaN")
+    if "lr" not in hparams:
+        problems.append("no learning rate (run.json, hparams.yaml or an lr=... folder name)")
+    elif number(hparams["lr"]) is None or number(hparams["lr"]) <= 0:
+        problems.append(f"learning rate {hparams['lr']!r} is not a positive number")
+    status = record.status if record is not None else None
+    if status not in (None, "done"):
+        problems.append(f"status {status!r} (interrupted or failed)")
+    incomplete = False
+    expected = record.last_logged_step if record is not None and record.done else None
+    if expected is not None and not history.empty and "step" in history:
+        last = float(history["step"].max())
+        if last < expected:
+            incomplete = True
+            problems.append(
+                f"its log ends at step {last:g} but the run logged up to step {expected:g} "
+                "(run.json): a file was cut while written; the run is marked incomplete and "
+                "left out of T(eta)"
+            )
+    return RunData(name or folder.name, folder, hparams, history, record, problems,
+                   incomplete, own_session)
