@@ -396,6 +396,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SweepSettingsError, RunLockedError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except ImportError as err:  # an optional dependency: the message names the extra
+        if "thermo-lightning[" not in str(err):
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

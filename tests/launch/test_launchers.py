@@ -149,3 +149,14 @@ def test_ray_launcher_on_a_local_cluster_and_a_killed_worker(tmp_path: Path) -> 
         assert len(measured) > 5 and np.isfinite(measured["thermo/U"]).all()
     finally:
         ray.shutdown()
+
+
+def test_a_missing_launcher_library_is_one_error_line(tmp_path: Path, monkeypatch,
+                                                      capsys) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # makes `import ray` fail
+    assert main(["sweep", *TINY, "--out", str(tmp_path), "--launcher", "ray"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --launcher ray needs Ray") and "thermo-lightning[ray]" in err
+    assert "Traceback" not in err

@@ -61,3 +61,17 @@ def test_a_new_model_is_one_recipe(registry: dict[str, Recipe], tmp_path: Path) 
                          lr_range=(0.01, 0.1))
     truth = dict(zip(result.runs["lr"], result.runs["T_true"], strict=True))
     assert truth == pytest.approx({0.02: 0.01, 0.04: 0.02, 0.08: 0.04})  # lr (2 sigma)^2 / 2
+
+
+def test_a_recipe_of_this_process_only_is_refused_for_worker_processes(
+        registry: dict[str, Recipe], tmp_path: Path) -> None:
+    from thermo_lightning.launch import RayLauncher
+    from thermo_lightning.sweep import run_sweep
+
+    register_recipe(Recipe("here-only", RECIPES["langevin"].build, brings_own_data=True,
+                           snr=None))
+    cfg = SweepConfig(model="here-only", lrs=[0.1], steps=40, window=10, k=[3], schedule=10)
+    for kwargs in ({"workers": 2}, {"launcher": RayLauncher()}):
+        with pytest.raises(ValueError, match="registered in this process only"):
+            run_sweep(cfg, tmp_path / "out", progress=False, **kwargs)
+    assert not (tmp_path / "out").exists()  # refused before anything was written

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from thermo_lightning.sweep.config import SweepConfig
 
 __all__ = [
+    "BUILTIN",
     "FACTORY",
     "RECIPES",
     "Recipe",
@@ -46,6 +47,7 @@ __all__ = [
     "langevin_noise_std",
     "recipe_for",
     "register_recipe",
+    "registered_here_only",
 ]
 
 #: ``(cfg, lr, datamodule) -> LightningModule``
@@ -119,6 +121,12 @@ def recipe_for(model: str) -> Recipe:
         return FACTORY
     raise ValueError(f"`model` must be one of {tuple(RECIPES)} or 'package.module:factory', "
                      f"got {model!r}.")
+
+
+def registered_here_only(model: str) -> bool:
+    """Whether ``model`` names a recipe registered at run time in this process (not one of
+    :data:`BUILTIN`, which every worker process has)."""
+    return model in RECIPES and model not in BUILTIN
 
 
 def import_factory(path: str) -> Callable[..., Any]:
@@ -251,6 +259,10 @@ for _recipe in (
            run_hparams=lambda cfg: {"gradient_noise_std": langevin_noise_std(cfg)}),
 ):
     register_recipe(_recipe)
+
+#: the recipes every process has (a worker process imports this module afresh: a recipe
+#: registered at run time exists only in the process that registered it)
+BUILTIN = frozenset(RECIPES)
 
 #: the recipe of a model given as an import path, ``package.module:factory``, called as
 #: ``factory(lr=..., width=..., datamodule=..., seed=..., **model_args)``

@@ -48,7 +48,7 @@ from thermo_lightning.strategy import DDPSphereProjectionStrategy, SphereProject
 from thermo_lightning.sweep.config import SweepConfig
 from thermo_lightning.sweep.errors import RunLockedError, SweepSettingsError
 from thermo_lightning.sweep.plan import settings_diff, write_plan
-from thermo_lightning.sweep.recipes import import_factory, recipe_for
+from thermo_lightning.sweep.recipes import import_factory, recipe_for, registered_here_only
 
 __all__ = ["RunProgress", "check_factories", "plan_sweep", "run_lock", "run_one", "run_spec",
            "run_sweep", "thermo_callback"]
@@ -380,14 +380,25 @@ def run_sweep(
 
     Raises:
         SweepSettingsError: ``out`` holds a sweep made with other measurement settings.
+        ValueError: a model factory that cannot be called as the sweep will, or a recipe
+            registered at run time with a launcher that starts other processes.
         RuntimeError: some runs failed (the others finish first), listed.
 
     Returns:
         The run folders, in the plan's order.
     """
     check_factories(cfg)
+    launcher = launcher or LocalLauncher(workers)
+    in_process = isinstance(launcher, LocalLauncher) and launcher.workers <= 1
+    if registered_here_only(cfg.model) and not in_process:
+        raise ValueError(
+            f"model {cfg.model!r} is a recipe registered in this process only; worker "
+            "processes (workers > 1, Ray, SLURM) import thermo_lightning.sweep.recipes "
+            "afresh and do not know it. Run with workers=1 (in this process), add the recipe "
+            "to thermo_lightning/sweep/recipes.py, or use a factory "
+            "(model='package.module:factory').")
     plan = plan_sweep(cfg, out)
-    failures = (launcher or LocalLauncher(workers)).launch(plan, progress=progress)
+    failures = launcher.launch(plan, progress=progress)
     if failures:
         raise RuntimeError("some runs failed:\n" + "\n".join(failures))
     return [Path(out) / run.name for run in plan.runs]
