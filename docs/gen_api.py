@@ -47,6 +47,7 @@ SECTIONS = [
                                  "RunSummary", "summarize_run", "classify_regime",
                                  "batch_size_collapse", "tail_bootstrap_of",
                                  "free_energy_along_runs", "final_stride_points"]),
+    ("thermo_lightning.report.output", ["ReportOutput", "MANIFEST", "REPORT_FILES"]),
     ("thermo_lightning.report.tensorboard_view", ["write_report_entry", "write_run_entries",
                                                   "report_layout", "HPARAM_METRICS"]),
     ("thermo_lightning.report.intervals", ["seed_intervals", "pooled_log_intervals",

@@ -365,7 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="T(eta), free-energy curves and regimes of a sweep")
     report.add_argument("logdir", help="folder of runs")
     report.add_argument("--out", help="report folder (default LOGDIR/report)")
-    report.add_argument("--force", action="store_true", help="overwrite an existing report")
+    report.add_argument("--force", action="store_true",
+                        help="replace the report already in --out (only the files it wrote; "
+                             "files of yours are never touched)")
     report.add_argument("--tail", type=float, default=0.15,
                         help="fraction of logging points averaged per run (default 0.15)")
     report.add_argument("--eps", type=float, default=0.0, help="bracket slack (default 0)")

@@ -39,7 +39,8 @@ def test_an_old_sweep_folder_gives_the_same_report(case: str, tmp_path: Path) ->
     out = tmp_path / "report"
     make_report(logdir, out, **kwargs)
     expected = FIXTURES / "old_format_expected" / case
-    written = {p.name for p in out.iterdir() if p.suffix in (".csv", ".json", ".txt")}
+    written = {p.name for p in out.iterdir() if p.suffix in (".csv", ".json", ".txt")
+               and not p.name.startswith(".")}  # the manifest is new (issue 26)
     assert written == {p.name for p in expected.iterdir()}
     for want in sorted(expected.iterdir()):
         got = (out / want.name).read_text().replace(str(logdir), "<logdir>")

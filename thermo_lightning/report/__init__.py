@@ -2,6 +2,8 @@
 results (``thermo-lightning report``).
 
 - :mod:`.make`: :func:`make_report`, as its stages;
+- :mod:`.output`: where a report writes (a staging folder, its manifest) and what it never
+  touches;
 - :mod:`.summary`: one run's tail, :class:`Regime` and :class:`Exclusion`;
 - :mod:`.temperature`: ``T`` along the sweep, the power law, the batch-size collapse, ``F``
   along every run;

@@ -18,13 +18,11 @@ from matplotlib.figure import Figure
 
 from thermo_lightning._validation import finite_or_none
 from thermo_lightning.functional.temperature import free_energy_curves
+from thermo_lightning.report.output import FIGURE_NAMES
 from thermo_lightning.report.summary import Regime
 
 __all__ = ["FIGURE_NAMES", "render_report_figures", "save_figures"]
 
-#: every figure the report can write (``<name>.png``); those without data are not written
-FIGURE_NAMES = ("u_s_vs_lr", "u_vs_s", "temperature", "free_energy", "collapse",
-                "local_temperature", "snr")
 
 #: a colour per :class:`~thermo_lightning.report.summary.Regime` of a run with ``U`` and ``S``
 #: (an ``unmeasured`` run has no point to draw)

@@ -28,6 +28,7 @@ import pandas as pd
 
 from thermo_lightning import keys
 from thermo_lightning.functional.temperature import trend_temperature
+from thermo_lightning.report.output import ReportOutput
 from thermo_lightning.report.summary import (
     Exclusion,
     Regime,
@@ -49,11 +50,9 @@ from thermo_lightning.runs.layout import (
 )
 from thermo_lightning.runs.read import RunData, read_run
 
-__all__ = ["OUTPUTS", "ReportResult", "make_report"]
+__all__ = ["ReportResult", "make_report"]
 
 U, S = keys.ENERGY, keys.ENTROPY
-#: the tables whose presence marks a folder as holding a report
-OUTPUTS = (TEMPERATURE_TABLE, RUNS_TABLE)
 
 
 @dataclass
@@ -115,23 +114,11 @@ def _check(settings: _Settings) -> None:
                          "setting (they give the intervals), not an axis to infer T along.")
 
 
-def _output_folder(out: Path, force: bool) -> None:
-    """Refuse an ``out`` that is a file, or holds a report (without ``force``)."""
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"--out {out} is a file; the report needs a folder there.")
-    existing = [name for name in OUTPUTS if (out / name).exists()]
-    if existing and not force:
-        raise FileExistsError(
-            f"{out} already holds a report ({', '.join(existing)}); pass force=True (--force) "
-            "to overwrite it or choose another --out."
-        )
-
-
 # ------------------------------------------------------------------------------ stages
-def _read(logdir: Path, messages: list[str]) -> list[RunData]:
-    """Every run under ``logdir``, named by its path there (``lightning_logs/version_0`` and
-    ``.../version_1`` stay apart); an unreadable run is said and skipped."""
-    folders = find_runs(logdir)
+def _read(logdir: Path, folders: Sequence[Path], messages: list[str]) -> list[RunData]:
+    """Every run in ``folders`` (:func:`~thermo_lightning.runs.layout.find_runs` of
+    ``logdir``), named by its path there (``lightning_logs/version_0`` and ``.../version_1``
+    stay apart); an unreadable run is said and skipped."""
     if not folders:
         raise FileNotFoundError(f"no runs found under {logdir} (no run.json, history.csv, "
                                 "TensorBoard events or metrics.csv).")
@@ -237,7 +224,6 @@ def _json_ready(value: Any) -> Any:
 def _write_tables(out: Path, table: pd.DataFrame, curves: pd.DataFrame,
                   temperature: pd.DataFrame, fit: dict[str, Any] | None,
                   collapse: dict[str, Any] | None) -> None:
-    out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / RUNS_TABLE, index=False)
     if len(curves):
         curves.to_csv(out / "free_energy.csv", index=False)
@@ -252,14 +238,11 @@ def _draw(out: Path, table: pd.DataFrame, temperature: pd.DataFrame,
           power_law: tuple[float, float] | None, local: dict[float, Any],
           fit: dict[str, Any] | None, along: str, collapse: dict[str, Any] | None
           ) -> list[Path]:
-    """The PNG figures (an earlier report's figure this one has no data for is removed)."""
+    """The PNG figures this report has data for."""
     from thermo_lightning.report import figures as fig
 
     rendered = fig.render_report_figures(table, temperature, power_law, local, fit,
                                          along=along, collapse=collapse)
-    for name in fig.FIGURE_NAMES:
-        if name not in rendered:
-            (out / f"{name}.png").unlink(missing_ok=True)
     return fig.save_figures(rendered, out)
 
 
@@ -269,15 +252,14 @@ def _some(names: Sequence[str], shown: int = 3) -> str:
 
 def _write_tensorboard(out: Path, figures: list[Path], runs: Sequence[RunData],
                        summaries: Sequence[RunSummary], table: pd.DataFrame,
-                       temperature: pd.DataFrame, along: str, force: bool,
-                       messages: list[str]) -> None:
+                       temperature: pd.DataFrame, along: str, messages: list[str]) -> None:
     """The report's TensorBoard entry and each run's (:mod:`.tensorboard_view`)."""
     from thermo_lightning.report import tensorboard_view as board
 
     in_t_eta = {s.run: s.in_t_eta for s in summaries}
     board.write_report_entry(out / "tensorboard", figures, runs, table, temperature, in_t_eta,
-                             along=along, force=force)
-    no_board = board.write_run_entries(runs, table, in_t_eta)
+                             along=along)
+    no_board = board.write_run_entries(runs, table, in_t_eta, messages)
     if no_board:
         messages.append(f"{len(no_board)} run(s) have no TensorBoard log ({_some(no_board)})"
                         ": their F is in free_energy.csv only")
@@ -323,7 +305,8 @@ def make_report(
         eps, smoothing: passed to :func:`~thermo_lightning.functional.infer_temperature`.
         lr_range: use the runs with ``lr`` in this closed range for ``T(eta)`` instead of the
             automatically chosen stationary ones.
-        force: overwrite existing report files in ``out``.
+        force: replace the report already in ``out`` (the files its manifest lists; the
+            report never touches a file it did not write: :mod:`.output`).
         tensorboard: also write the TensorBoard view (``out/tensorboard`` and one event
             file per run, replaced by the next report).
         include_low_ess: keep stationary runs whose window has a low effective sample size
@@ -340,15 +323,19 @@ def make_report(
 
     Raises:
         FileNotFoundError: ``logdir`` is missing or holds no runs.
-        FileExistsError: ``out`` already holds a report and ``force`` is false.
+        FileExistsError: ``out`` already holds a report and ``force`` is false, or holds
+            files with the report's names that no report wrote.
+        ValueError: ``out`` is the folder of runs, or a run's folder or inside one.
     """
     settings = _Settings(tail, eps, smoothing, lr_range, include_low_ess, ci, along)
     _check(settings)
     logdir = Path(logdir)
     out = Path(logdir / REPORT_DIR if out is None else out)
-    _output_folder(out, force)
+    folders = find_runs(logdir)
+    output = ReportOutput(out, logdir, folders, force)  # checked before anything is read
     messages: list[str] = []
-    runs = [r for r in _read(logdir, messages) if r.lr is not None and not r.history.empty]
+    runs = [r for r in _read(logdir, folders, messages)
+            if r.lr is not None and not r.history.empty]
     summaries, resampled, (s_uniform, _) = _summarize(runs, settings, messages)
     table, axes = _runs_table(summaries, runs, s_uniform)
     chosen = _select(table, settings)
@@ -372,12 +359,15 @@ def make_report(
         on = [*groups, along]
         cols = [c for c in ("T", "T_ci_lo", "T_ci_hi") if c in temperature]
         table = table.merge(temperature[on + cols], on=on, how="left")
-    _write_tables(out, table, free_energy_along_runs(runs, table), temperature, fit, collapse)
-    figures = _draw(out, table, temperature, power_law,
-                    _local_temperatures(runs, summaries), fit, along, collapse)
-    if tensorboard:
-        _write_tensorboard(out, figures, runs, summaries, table, temperature, along, force,
-                           messages)
-    (out / "messages.txt").write_text("\n".join(messages) + ("\n" if messages else ""))
-    return ReportResult(table, temperature, power_law, figures, messages, fit, collapse,
-                        {s.run: s for s in summaries})
+    with output as staging:  # written aside, installed when complete
+        _write_tables(staging, table, free_energy_along_runs(runs, table), temperature, fit,
+                      collapse)
+        figures = _draw(staging, table, temperature, power_law,
+                        _local_temperatures(runs, summaries), fit, along, collapse)
+        if tensorboard:
+            _write_tensorboard(staging, figures, runs, summaries, table, temperature, along,
+                               messages)
+        (staging / "messages.txt").write_text("\n".join(messages) + ("\n" if messages else ""))
+        output.install()
+    return ReportResult(table, temperature, power_law, [out / f.name for f in figures],
+                        messages, fit, collapse, {s.run: s for s in summaries})

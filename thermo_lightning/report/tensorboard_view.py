@@ -39,7 +39,9 @@ Written into ``REPORT/tensorboard``:
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,7 @@ from thermo_lightning.functional.temperature import free_energy
 from thermo_lightning.report.summary import final_stride_points
 from thermo_lightning.runs.layout import (
     EVENTS_PREFIX,
+    WRITEBACK_FILE,
     WRITEBACK_SUFFIX,
     run_event_folder,
 )
@@ -125,36 +128,53 @@ def _with_rows(runs: Sequence[RunData], table: pd.DataFrame
         yield run, (rows.loc[run.name] if run.name in rows.index else pd.Series(dtype=object))
 
 
-def _remove_writebacks(folder: Path) -> None:
-    """Delete the event files an earlier report wrote into ``folder``."""
-    for p in folder.glob(f"{EVENTS_PREFIX}*{WRITEBACK_SUFFIX}"):
-        p.unlink()
-
-
 def write_run_entries(runs: Sequence[RunData], table: pd.DataFrame,
-                      in_t_eta: Mapping[str, str]) -> list[str]:
+                      in_t_eta: Mapping[str, str], messages: list[str] | None = None
+                      ) -> list[str]:
     """Write the report's scalars and hparams session into each run's own TensorBoard
-    folder (module docstring). ``table``: the report's ``runs.csv``; ``in_t_eta``: each
-    run's ``yes`` or ``no (why)``. Returns the names of the runs without a TensorBoard
-    folder (nothing written for them: ``free_energy.csv`` holds their F)."""
-    from torch.utils.tensorboard import SummaryWriter
-
+    folder (module docstring), as one file of a fixed name (:data:`~thermo_lightning.runs.
+    layout.WRITEBACK_FILE`), written aside and moved in: two reports at once leave one file,
+    the later one's. ``table``: the report's ``runs.csv``; ``in_t_eta``: each run's ``yes``
+    or ``no (why)``. A run whose folder cannot be written to is said in ``messages`` (raised
+    without them) and skipped. Returns the names of the runs without a TensorBoard folder
+    (nothing written for them: ``free_energy.csv`` holds their F)."""
     skipped = []
     for run, row in _with_rows(runs, table):
         folder = run_event_folder(run.path)
         if folder is None:
             skipped.append(run.name)
             continue
-        _remove_writebacks(folder)
-        with SummaryWriter(str(folder), filename_suffix=WRITEBACK_SUFFIX) as writer:
-            _write_run_scalars(writer, run, row, final_stride_points(run))
-            if run.own_hparams_session:
-                continue  # TensorBoard shows the first session of a run: the logger's
-            # the session: its metric values are the last values of HPARAM_METRICS here
-            file_writer = writer._get_file_writer()
-            for summary in session_summaries(_session_hparams(run, row, in_t_eta)):
-                file_writer.add_summary(summary)
+        try:
+            _write_run_entry(folder, run, row, in_t_eta)
+        except OSError as err:
+            if messages is None:
+                raise
+            messages.append(f"{run.name}: its TensorBoard entry was not written "
+                            f"({type(err).__name__}: {err})")
     return skipped
+
+
+def _write_run_entry(folder: Path, run: RunData, row: pd.Series,
+                     in_t_eta: Mapping[str, str]) -> None:
+    from torch.utils.tensorboard import SummaryWriter
+
+    scratch = folder / f".thermo_report.tmp-{uuid.uuid4().hex[:8]}"
+    scratch.mkdir()
+    try:
+        with SummaryWriter(str(scratch)) as writer:
+            _write_run_scalars(writer, run, row, final_stride_points(run))
+            if not run.own_hparams_session:  # TensorBoard shows a run's first session
+                # the session: its metric values are the last values of HPARAM_METRICS here
+                file_writer = writer._get_file_writer()
+                for summary in session_summaries(_session_hparams(run, row, in_t_eta)):
+                    file_writer.add_summary(summary)
+        (written,) = scratch.glob(EVENTS_PREFIX + "*")
+        os.replace(written, folder / WRITEBACK_FILE)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    for old in folder.glob(f"{EVENTS_PREFIX}*{WRITEBACK_SUFFIX}"):  # earlier versions' names
+        if old.name != WRITEBACK_FILE:
+            old.unlink(missing_ok=True)
 
 
 def _write_run_scalars(writer: Any, run: RunData, row: pd.Series, stationary: pd.DataFrame
@@ -212,17 +232,15 @@ def write_report_entry(
     in_t_eta: Mapping[str, str],
     *,
     along: str = "lr",
-    force: bool = False,
 ) -> None:
     """The report's own entry in ``folder`` (module docstring): the figures (``images``, the
     report's PNG files, as ``report/<stem>``), the sweep as scalar series, the free-energy
     family, ``report/eta_star``, the layout and the hparams table's columns."""
     from torch.utils.tensorboard import SummaryWriter
 
-    if folder.exists():
-        if not force:
-            raise FileExistsError(f"{folder} exists; pass force=True to overwrite it.")
-        shutil.rmtree(folder)
+    if folder.exists():  # the report writes into a fresh staging folder (report.output)
+        raise FileExistsError(f"{folder} exists: the report's entry is written into a new "
+                              "folder only.")
     with SummaryWriter(str(folder)) as writer:
         for path in images:
             writer._get_file_writer().add_summary(png_summary(f"report/{path.stem}", path))

@@ -42,6 +42,7 @@ __all__ = [
     "SWEEP_FILE",
     "TEMPERATURE_TABLE",
     "TENSORBOARD_DIR",
+    "WRITEBACK_FILE",
     "WRITEBACK_SUFFIX",
     "RunSpec",
     "find_runs",
@@ -67,6 +68,10 @@ HPARAMS_FILE = "hparams.yaml"  #: Lightning's hyperparameters
 EVENTS_PREFIX = "events.out.tfevents"  #: TensorBoard event files
 #: file-name suffix of the event files the report writes into a run's folder
 WRITEBACK_SUFFIX = ".thermo_report"
+#: the one event file a report writes into a run's TensorBoard folder (a later report
+#: replaces it); its "timestamp" sorts it after the run's own files, which TensorBoard reads
+#: first
+WRITEBACK_FILE = EVENTS_PREFIX + ".9999999999.report" + WRITEBACK_SUFFIX
 SWEEP_FILE = "sweep.json"  #: a sweep's settings
 PLAN_FILE = "plan.json"  #: a sweep's runs and their commands
 SLURM_DIR = "slurm"  #: submitit's job folders
