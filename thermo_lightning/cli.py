@@ -188,7 +188,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_sweep_run(args: argparse.Namespace) -> int:
     from thermo_lightning.launch import stop_with_parent
-    from thermo_lightning.sweep.runner import run_one, run_spec
+    from thermo_lightning.runs.layout import RunSpec
+    from thermo_lightning.sweep.plan import check_sweep_folder
+    from thermo_lightning.sweep.runner import check_run, run_spec
 
     cfg = _config(args)
     _quiet()
@@ -198,16 +200,20 @@ def cmd_sweep_run(args: argparse.Namespace) -> int:
         print("error: sweep-run needs --run NAME (a run folder of the sweep) or --lr",
               file=sys.stderr)
         return 2
-    if args.run is not None:
-        try:
+    check_sweep_folder(cfg, Path(args.out))  # a sweep's folder: its own settings only
+    try:
+        if args.run is not None:
             spec = cfg.run_named(args.run)
-        except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        folder = run_spec(cfg, spec, args.out, progress=lambda line: print(line, flush=True))
-    else:
-        folder = run_one(cfg, float(args.lr), args.out, seed=args.run_seed,
-                         progress=lambda line: print(line, flush=True))
+        else:
+            try:
+                lr = float(args.lr)
+            except ValueError:
+                raise ValueError(f"--lr must be a number, got {args.lr!r}") from None
+            spec = check_run(cfg, RunSpec(lr, args.run_seed))
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    folder = run_spec(cfg, spec, args.out, progress=lambda line: print(line, flush=True))
     print(f"{folder.name}: done ({folder})")
     return 0
 

@@ -28,7 +28,8 @@ __all__ = ["FIGURE_NAMES", "render_report_figures", "save_figures"]
 #: (an ``unmeasured`` run has no point to draw)
 REGIME_COLORS = {Regime.CONVERGING.value: "tab:blue", Regime.RELAXING.value: "tab:purple",
                  Regime.STATIONARY.value: "tab:green", Regime.SATURATED.value: "tab:red",
-                 Regime.INCOMPLETE.value: "tab:orange", Regime.INVALID.value: "tab:gray"}
+                 Regime.INCOMPLETE.value: "tab:orange", Regime.INVALID.value: "tab:gray",
+                 Regime.UNFINISHED.value: "tab:olive"}
 
 
 def _regime_colors(table: pd.DataFrame) -> list[str]:

@@ -35,7 +35,7 @@ from thermo_lightning.report.summary import (
     RunSummary,
     classify,
     summarize_run,
-    uniform_reference,
+    uniform_references,
 )
 from thermo_lightning.report.temperature import (
     batch_size_collapse,
@@ -48,7 +48,7 @@ from thermo_lightning.runs.layout import (
     TEMPERATURE_TABLE,
     find_runs,
 )
-from thermo_lightning.runs.read import RunData, read_run
+from thermo_lightning.runs.read import RunData, planned_runs, read_run
 
 __all__ = ["ReportResult", "make_report"]
 
@@ -123,8 +123,17 @@ def _read(logdir: Path, folders: Sequence[Path], messages: list[str]) -> list[Ru
         raise FileNotFoundError(f"no runs found under {logdir} (no run.json, history.csv, "
                                 "TensorBoard events or metrics.csv).")
     runs: list[RunData] = []
+    plans: dict[Path, set[str] | None] = {}
     for folder in folders:
         name = folder.relative_to(logdir).as_posix() if folder != logdir else folder.name
+        sweep = folder.parent
+        if sweep not in plans:
+            plans[sweep] = planned_runs(sweep)
+        if plans[sweep] is not None and folder.name not in plans[sweep]:
+            messages.append(f"{name}: not a run of the sweep in {sweep} (not in its plan.json: "
+                            "a run of an earlier sweep on other axes, or one started by hand "
+                            "with other settings); left out")
+            continue
         try:
             run = read_run(folder, name=name)
         except Exception as err:  # an unreadable run must not stop the report
@@ -136,19 +145,20 @@ def _read(logdir: Path, folders: Sequence[Path], messages: list[str]) -> list[Ru
 
 
 def _summarize(runs: Sequence[RunData], settings: _Settings, messages: list[str]
-               ) -> tuple[list[RunSummary], dict[str, np.ndarray], tuple[Any, Any]]:
+               ) -> tuple[list[RunSummary], dict[str, np.ndarray], dict[str, tuple]]:
     """Each run's summary (tail, regime, low ESS, bootstrap); the bootstrap means by run
-    (what the within-run intervals resample) and the uniform-sphere reference."""
-    reference = uniform_reference(runs)
+    (what the within-run intervals resample) and each run's uniform-sphere reference."""
+    references = uniform_references(runs)
     summaries, resampled = [], {}
     for run in runs:
-        summary, means = classify(summarize_run(run, tail=settings.tail), run, reference,
+        summary, means = classify(summarize_run(run, tail=settings.tail), run,
+                                  references[run.name],
                                   tail=settings.tail, include_low_ess=settings.include_low_ess,
                                   messages=messages)
         summaries.append(summary)
         if means is not None:
             resampled[run.name] = means
-    return summaries, resampled, reference
+    return summaries, resampled, references
 
 
 def _axis_columns(table: pd.DataFrame, runs: Sequence[RunData]) -> list[str]:
@@ -163,7 +173,7 @@ def _axis_columns(table: pd.DataFrame, runs: Sequence[RunData]) -> list[str]:
 
 
 def _runs_table(summaries: Sequence[RunSummary], runs: Sequence[RunData],
-                s_uniform: float | None) -> tuple[pd.DataFrame, list[str]]:
+                references: dict[str, tuple]) -> tuple[pd.DataFrame, list[str]]:
     """``runs.csv`` (by learning rate, then the other axes, then seed) and the axes."""
     table = pd.DataFrame([s.row() for s in summaries])
     if "U" in table:  # empty where the tail holds too few blocks for the bootstrap
@@ -175,15 +185,19 @@ def _runs_table(summaries: Sequence[RunSummary], runs: Sequence[RunData],
         order = ["lr", *[c for c in axes if c not in ("lr", "seed")],
                  *(["seed"] if "seed" in table else [])]
         table = table.sort_values(order, kind="stable").reset_index(drop=True)
-    if s_uniform is not None:
-        table["S_uniform"] = s_uniform
+    s_uniform = [references[name][0] if name in references else None
+                 for name in table.get("run", [])]
+    if any(v is not None for v in s_uniform):  # each run's own (N, D, k) reference
+        table["S_uniform"] = [math.nan if v is None else v for v in s_uniform]
     return table, axes
 
 
 def _select(table: pd.DataFrame, settings: _Settings) -> pd.DataFrame:
     """The runs of ``T(eta)``: the stationary ones (without low ESS, unless included), or
     every measured run in ``lr_range``; never a run with NaN/Inf ``U`` or ``S``."""
-    measured = table.dropna(subset=["U", "S"]) if {"U", "S"} <= set(table.columns) else table
+    if not {"U", "S"} <= set(table.columns):  # no run measured U and S
+        return table.iloc[0:0]
+    measured = table.dropna(subset=["U", "S"])
     if "regime" in measured:
         measured = measured[measured["regime"] != Regime.INVALID.value]
     if settings.lr_range is not None:
@@ -336,8 +350,8 @@ def make_report(
     messages: list[str] = []
     runs = [r for r in _read(logdir, folders, messages)
             if r.lr is not None and not r.history.empty]
-    summaries, resampled, (s_uniform, _) = _summarize(runs, settings, messages)
-    table, axes = _runs_table(summaries, runs, s_uniform)
+    summaries, resampled, references = _summarize(runs, settings, messages)
+    table, axes = _runs_table(summaries, runs, references)
     chosen = _select(table, settings)
     used = set(chosen["run"]) if "run" in chosen else set()
     summaries = [replace(s, exclusion=Exclusion.of(s, s.run in used)) for s in summaries]

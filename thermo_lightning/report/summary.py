@@ -8,7 +8,8 @@ fitting the data: an under-parameterised net on its way to equilibrium), ``stati
 ``saturated`` (``S`` near the level of uniform points on the sphere, the maximum-entropy
 reference computed with the same estimator at the same ``(N, D, k)``, and ``U`` near the loss
 of random SI weights when the sweep recorded it); or, for a run that cannot be classified,
-``incomplete``, ``invalid`` or ``unmeasured``. A run left out of ``T(eta)`` has an
+``unfinished`` (its ``run.json`` says interrupted, failed or running), ``incomplete``,
+``invalid`` or ``unmeasured``. A run left out of ``T(eta)`` has an
 :class:`Exclusion`.
 """
 
@@ -40,7 +41,7 @@ __all__ = [
     "t_critical",
     "tail_bootstrap_of",
     "trend",
-    "uniform_reference",
+    "uniform_references",
     "window_spec",
 ]
 
@@ -56,6 +57,7 @@ class Regime(str, Enum):
     STATIONARY = "stationary"
     SATURATED = "saturated"
     INCOMPLETE = "incomplete"  #: its files were cut
+    UNFINISHED = "unfinished"  #: its record says it did not finish
     INVALID = "invalid"  #: U or S is NaN/Inf
     UNMEASURED = "unmeasured"  #: too few logging points to measure the tail
 
@@ -76,6 +78,8 @@ _REGIME_REASONS = {
                      "stationary)",
     Regime.SATURATED: "saturated: S at the uniform-sphere level",
     Regime.INCOMPLETE: "incomplete: its files were cut",
+    Regime.UNFINISHED: "unfinished: its run.json status is not done (interrupted, failed or "
+                       "still running)",
     Regime.INVALID: "U or S is NaN/Inf",
     Regime.UNMEASURED: "too few logging points with U and S",
 }
@@ -362,6 +366,8 @@ def classify(summary: RunSummary, run: RunData, reference: tuple[float | None, i
     elif not (math.isfinite(summary.U) and math.isfinite(summary.S)):
         messages.append(f"{run.name}: U or S is NaN/Inf; left out of T(eta)")
         values["regime"] = Regime.INVALID
+    elif run.record is not None and run.record.status not in (None, "done"):
+        values["regime"] = Regime.UNFINISHED
     elif run.incomplete:
         values["regime"] = Regime.INCOMPLETE
     else:
@@ -394,41 +400,55 @@ def classify(summary: RunSummary, run: RunData, reference: tuple[float | None, i
     return replace(summary, **values), means
 
 
-def uniform_reference(runs: Iterable[RunData], estimator_default: str = "knn_graph"
-                      ) -> tuple[float | None, int | None]:
-    """The estimator's value for uniform points on the runs' sphere at their ``(N, D, k)``
-    and the entropy's dimension: from the first run with a window spec (radius included),
-    else from a version-0 record's ``num_parameters``, ``entropy_dim`` and its ``window``,
-    ``k`` settings; ``(None, None)`` without a sphere, with a sketch or an unknown
-    estimator."""
+def _reference_inputs(run: RunData, estimator_default: str) -> tuple | None:
+    """What the uniform-sphere reference of ``run`` needs, ``(N, D, k, estimator, dim,
+    radius)``; ``()`` when the run says there is none (no sphere, a sketch, an unknown
+    estimator); ``None`` when the run does not say (no window spec, no version-0 fields)."""
+    spec = run.window_spec
+    if spec is not None:
+        if spec.radius is None or spec.sketch_dim is not None or spec.window <= spec.k[0]:
+            return ()  # no sphere, or a sketch: no uniform reference
+        return (spec.window, spec.num_parameters, spec.k[0], spec.estimator, spec.dim,
+                spec.radius)
+    record, hp = run.record, run.hparams
+    if record is None:
+        return None
+    n_feat, dim = record.num_parameters, record.entropy_dim
+    ks = hp.get("k")
+    window, k0 = number(hp.get("window")), number(ks[0] if isinstance(ks, list) and ks else ks)
+    if not (n_feat and dim and window and k0):
+        return None
+    estimator = hp.get("estimator", estimator_default)
+    if int(window) <= int(k0) or min(n_feat, dim, window, k0) < 1 or estimator not in (
+            "knn_graph", "kozachenko_leonenko"):
+        return ()
+    return int(window), int(n_feat), int(k0), estimator, int(dim), 1.0
+
+
+def uniform_references(runs: Iterable[RunData], estimator_default: str = "knn_graph"
+                       ) -> dict[str, tuple[float | None, int | None]]:
+    """Each run's uniform-sphere reference ``(S_uniform, dim)``: the estimator's value for
+    uniform points on the run's sphere at its own ``(N, D, k)`` (its window spec, radius
+    included; a version-0 record: its ``num_parameters``, ``entropy_dim`` and ``window``,
+    ``k`` settings), so that a grid over ``dim`` or ``window`` tests each run against its
+    own; ``(None, None)`` without a sphere, with a sketch or an unknown estimator. A run that
+    says nothing (a Lightning folder without the callback's spec) gets the first reference
+    of the others."""
     from thermo_lightning.functional.entropy import uniform_sphere_knn_entropy
 
+    runs = list(runs)
+    computed: dict[tuple, tuple[float | None, int | None]] = {(): (None, None)}
+    own: dict[str, tuple[float | None, int | None] | None] = {}
     for run in runs:
-        spec = run.window_spec
-        if spec is not None:
-            if spec.radius is None or spec.sketch_dim is not None or spec.window <= spec.k[0]:
-                return None, None  # no sphere, or a sketch: no uniform reference
+        inputs = _reference_inputs(run, estimator_default)
+        if inputs is not None and inputs not in computed:
+            n, d_ambient, k, estimator, dim, radius = inputs
             try:
-                s_uni = uniform_sphere_knn_entropy(spec.window, spec.num_parameters, spec.k[0],
-                                                   estimator=spec.estimator, dim=spec.dim,
-                                                   radius=spec.radius)
+                s_uni = uniform_sphere_knn_entropy(n, d_ambient, k, estimator=estimator,
+                                                   dim=dim, radius=radius)
+                computed[inputs] = (float(s_uni), dim)
             except ValueError:  # an estimator this process has not registered
-                return None, None
-            return float(s_uni), spec.dim
-        record, hp = run.record, run.hparams
-        if record is None:
-            continue
-        n_feat, dim = record.num_parameters, record.entropy_dim
-        ks = hp.get("k")
-        window, k0 = number(hp.get("window")), number(ks[0] if isinstance(ks, list) and ks
-                                                      else ks)
-        if n_feat and dim and window and k0:
-            if int(window) <= int(k0) or min(n_feat, dim, window, k0) < 1:
-                return None, None
-            estimator = hp.get("estimator", estimator_default)
-            if estimator not in ("knn_graph", "kozachenko_leonenko"):
-                return None, None
-            s_uni = uniform_sphere_knn_entropy(int(window), int(n_feat), int(k0),
-                                               estimator=estimator, dim=int(dim))
-            return float(s_uni), int(dim)
-    return None, None
+                computed[inputs] = (None, None)
+        own[run.name] = None if inputs is None else computed[inputs]
+    first = next((ref for ref in own.values() if ref is not None), (None, None))
+    return {name: first if ref is None else ref for name, ref in own.items()}

@@ -86,6 +86,16 @@ def _intervals(chosen_runs: pd.DataFrame, resampled: dict[str, np.ndarray], eps:
         return infer_temperature(rows["lr"], rows["U"], rows["S"], eps=eps, smoothing=smoothing)
 
     if "seed" in chosen_runs and chosen_runs["seed"].nunique() >= 2:
+        spread = chosen_runs.groupby("lr")[["U", "S"]].agg(np.ptp)
+        several = chosen_runs.groupby("lr")["run"].count() >= 2
+        if several.any() and (spread[several] == 0).all().all():
+            seeds = sorted(chosen_runs["seed"].unique())
+            messages.append(
+                f"T_ci_lo/T_ci_hi: no interval. The seeds {', '.join(map(str, seeds))} gave "
+                "identical runs at every learning rate (the same U and S to the last digit): "
+                "the model or data does not depend on the seed (a factory that ignores its "
+                "`seed` argument?), so they are one run repeated, not a spread")
+            return None, None
         return seed_intervals(chosen_runs, infer, power_law_or_none, level=level), "seeds"
     short = [name for name in chosen_runs["run"] if name not in resampled]
     if short:

@@ -5,6 +5,7 @@ loaded), else CSV logs. Pure: no torch, no Lightning (TensorBoard's own event re
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from thermo_lightning.runs.layout import (
     HISTORY_FILE,
     HPARAMS_FILE,
     METRICS_FILE,
+    PLAN_FILE,
     RUN_FILE,
     is_writeback,
     lr_from_name,
@@ -30,7 +32,7 @@ from thermo_lightning.runs.record import (
 )
 from thermo_lightning.spec import WindowSpec
 
-__all__ = ["NEEDED_TAGS", "RunData", "read_run"]
+__all__ = ["NEEDED_TAGS", "RunData", "planned_runs", "read_run"]
 
 U, S = keys.ENERGY, keys.ENTROPY
 #: the metric keys the report reads (a TensorBoard log's other tags are skipped unparsed)
@@ -182,6 +184,16 @@ def _lightning_hparams(folder: Path, problems: list[str]) -> dict[str, Any]:
         else:
             problems.append(f"{hp.relative_to(folder)} does not hold a mapping; ignored")
     return hparams
+
+
+def planned_runs(sweep: Path) -> set[str] | None:
+    """The run folders a sweep folder's ``plan.json`` lists (``None``: the folder has no
+    readable plan: not a planned sweep)."""
+    try:
+        runs = json.loads((sweep / PLAN_FILE).read_text())["runs"]
+        return {r["name"] for r in runs}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def read_run(folder: str | Path, tags: Sequence[str] = NEEDED_TAGS, *,

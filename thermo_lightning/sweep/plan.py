@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from thermo_lightning.runs.layout import PLAN_FILE, SWEEP_FILE, RunSpec
 from thermo_lightning.sweep.config import NOT_MEASUREMENT, SweepConfig
 from thermo_lightning.sweep.errors import SweepSettingsError
 
-__all__ = ["read_plan", "run_command", "settings_diff", "write_plan"]
+__all__ = ["check_sweep_folder", "read_plan", "run_command", "settings_diff", "write_plan"]
 
 
 def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -43,10 +44,62 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def check_sweep_folder(cfg: SweepConfig, out: Path) -> None:
+    """Refuse ``cfg`` for the sweep folder ``out`` when the sweep there (its ``sweep.json``)
+    was made with other measurement settings, or cannot be read.
+
+    Raises:
+        SweepSettingsError: saying which settings differ and what to do.
+    """
+    sweep_file = out / SWEEP_FILE
+    if not sweep_file.exists():
+        return
+    try:
+        old = SweepConfig.from_dict(json.loads(sweep_file.read_text()))
+    except (ValueError, TypeError) as err:
+        raise SweepSettingsError(f"{sweep_file} is unreadable ({err}); write this sweep "
+                                 "to another --out.") from err
+    diff = settings_diff(old.measurement_settings(), cfg.measurement_settings())
+    if diff:
+        raise SweepSettingsError(
+            f"{out} holds a sweep made with other settings ({'; '.join(diff)}). Its "
+            "finished runs would be skipped as if they matched: write this sweep to "
+            f"another --out (or pass --config {sweep_file} to run one of its runs), or "
+            "delete the folder to redo it."
+        )
+
+
+def _earlier_entries(out: Path, names: set[str], axes: set[str]) -> list[dict[str, Any]]:
+    """The entries of ``out``'s earlier plan that this sweep keeps: runs on the same axes
+    (a sweep extended with more learning rates or seeds), not planned again. Runs on other
+    axes (a sweep without seeds, then with; without a grid, then with) are other
+    experiments: dropped from the plan with a warning (the report leaves them out)."""
+    try:
+        earlier = json.loads((out / PLAN_FILE).read_text())["runs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    kept, dropped = [], []
+    for entry in earlier:
+        if not isinstance(entry, dict) or entry.get("name") in names:
+            continue
+        same_axes = set(entry.get("axes") or {}) == axes
+        (kept if same_axes else dropped).append(entry)
+    if dropped:
+        warnings.warn(
+            f"{out}: {len(dropped)} run(s) of an earlier sweep in this folder are on other axes "
+            f"than this one ({', '.join(e.get('name', '?') for e in dropped[:3])}"
+            f"{', ...' if len(dropped) > 3 else ''}; this sweep's axes: {sorted(axes)}): they "
+            "are no longer in its plan.json, and the report leaves them out. Write sweeps on "
+            "other axes to another --out.", stacklevel=3)
+    return kept
+
+
 def write_plan(cfg: SweepConfig, out: str | Path, run_here: RunHere | None = None
                ) -> SweepPlan:
-    """Check ``cfg`` against a sweep already in ``out``, then write ``sweep.json`` and
-    ``plan.json``; the plan (``run_here``: the runner, for runs in this process).
+    """Check ``cfg`` against a sweep already in ``out`` (:func:`check_sweep_folder`), then
+    write ``sweep.json`` and ``plan.json``; the plan of ``cfg``'s runs (``run_here``: the
+    runner, for runs in this process). ``plan.json`` lists the sweep's runs: ``cfg``'s, and
+    those of earlier sweeps in ``out`` on the same axes (the report reads these runs only).
 
     Raises:
         SweepSettingsError: ``out`` holds a sweep made with other measurement settings, or
@@ -54,25 +107,14 @@ def write_plan(cfg: SweepConfig, out: str | Path, run_here: RunHere | None = Non
     """
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
+    check_sweep_folder(cfg, out)  # refuse before anything is rewritten
     sweep_file = out / SWEEP_FILE
-    if sweep_file.exists():  # refuse before anything is rewritten
-        try:
-            old = SweepConfig.from_dict(json.loads(sweep_file.read_text()))
-        except (ValueError, TypeError) as err:
-            raise SweepSettingsError(f"{sweep_file} is unreadable ({err}); write this sweep "
-                                     "to another --out.") from err
-        diff = settings_diff(old.measurement_settings(), cfg.measurement_settings())
-        if diff:
-            raise SweepSettingsError(
-                f"{out} holds a sweep made with other settings ({'; '.join(diff)}). Its "
-                "finished runs would be skipped as if they matched: write this sweep to "
-                "another --out, or delete the folder to redo it."
-            )
-    _write_atomic(sweep_file, json.dumps(dataclasses.asdict(cfg), indent=2, default=str))
     specs = cfg.runs()
     plan = _plan(out, specs, run_here)
     entries = [{**spec.as_dict(), "axes": spec.axes(), "command": list(run.command)}
                for spec, run in zip(specs, plan.runs, strict=True)]
+    entries += _earlier_entries(out, {run.name for run in plan.runs}, set(specs[0].axes()))
+    _write_atomic(sweep_file, json.dumps(dataclasses.asdict(cfg), indent=2, default=str))
     _write_atomic(out / PLAN_FILE, json.dumps({"config": str(sweep_file), "runs": entries},
                                               indent=2, default=str))
     return plan
@@ -86,3 +128,4 @@ def read_plan(out: str | Path) -> SweepPlan:
                             tuple(r.get("command") or run_command(out, RunSpec.from_dict(r))))
                  for r in data["runs"])
     return SweepPlan(out, runs)
+

@@ -39,6 +39,7 @@ from thermo_lightning.runs.layout import (
     CSV_DIR,
     HISTORY_FILE,
     LOCK_FILE,
+    RUN_FILE,
     TENSORBOARD_DIR,
     RunSpec,
     last_checkpoint,
@@ -47,11 +48,11 @@ from thermo_lightning.runs.record import RunRecord, RunStatus
 from thermo_lightning.strategy import DDPSphereProjectionStrategy, SphereProjectionStrategy
 from thermo_lightning.sweep.config import SweepConfig
 from thermo_lightning.sweep.errors import RunLockedError, SweepSettingsError
-from thermo_lightning.sweep.plan import settings_diff, write_plan
+from thermo_lightning.sweep.plan import check_sweep_folder, settings_diff, write_plan
 from thermo_lightning.sweep.recipes import import_factory, recipe_for, registered_here_only
 
-__all__ = ["RunProgress", "check_factories", "plan_sweep", "run_lock", "run_one", "run_spec",
-           "run_sweep", "thermo_callback"]
+__all__ = ["RunProgress", "check_factories", "check_run", "plan_sweep", "run_lock", "run_one",
+           "run_spec", "run_sweep", "thermo_callback"]
 
 
 def thermo_callback(cfg: SweepConfig, lr: float) -> ThermoCallback:
@@ -177,11 +178,22 @@ def run_one(cfg: SweepConfig, lr: float, out: str | Path, *, seed: int | None = 
     return run_spec(cfg, spec, out, progress_bar=progress_bar, progress=progress)
 
 
-def run_spec(cfg: SweepConfig, spec: RunSpec, out: str | Path, *, progress_bar: bool = False,
-             progress: Callable[[str], Any] | None = None) -> Path:
-    """:func:`run_one` for a :class:`~thermo_lightning.runs.layout.RunSpec` of ``cfg``."""
+def check_run(cfg: SweepConfig, spec: RunSpec) -> RunSpec:
+    """``spec`` if it is one of ``cfg``'s runs (its learning rates, grid values and seeds),
+    its values in the grid's order; else a ValueError saying what is not.
+
+    Raises:
+        ValueError: naming the value that is not the sweep's.
+    """
+    if spec.lr not in cfg.learning_rates():
+        raise ValueError(f"lr={spec.lr!r} is not one of the sweep's learning rates "
+                         f"{cfg.learning_rates()}; add it to `lrs` (a run outside the plan "
+                         "would be read as part of another sweep).")
     if spec.seed is not None and (cfg.seeds is None or spec.seed not in cfg.seeds):
         raise ValueError(f"seed {spec.seed} is not one of the sweep's `seeds` ({cfg.seeds}).")
+    if spec.seed is None and cfg.seeds is not None:
+        raise ValueError(f"the sweep runs `seeds` {cfg.seeds}: name the run's seed (--run-seed, "
+                         "or --run NAME from plan.json).")
     grid = cfg.grid or {}
     given = dict(spec.values)
     if set(given) != set(grid):
@@ -192,8 +204,22 @@ def run_spec(cfg: SweepConfig, spec: RunSpec, out: str | Path, *, progress_bar: 
             raise ValueError(f"{axis}={value!r} is not one of the sweep's values "
                              f"{grid[axis]!r}.")
     # the grid's order, whatever order the values came in
-    spec = RunSpec(spec.lr, spec.seed, tuple((axis, given[axis]) for axis in grid))
+    return RunSpec(spec.lr, spec.seed, tuple((axis, given[axis]) for axis in grid))
+
+
+def run_spec(cfg: SweepConfig, spec: RunSpec, out: str | Path, *, progress_bar: bool = False,
+             progress: Callable[[str], Any] | None = None) -> Path:
+    """:func:`run_one` for a :class:`~thermo_lightning.runs.layout.RunSpec` of ``cfg``
+    (:func:`check_run`), in a folder whose ``sweep.json``, if any, has ``cfg``'s measurement
+    settings. A finished run is returned without taking its lock (its files are left as
+    they are)."""
+    spec = check_run(cfg, spec)
+    check_sweep_folder(cfg, Path(out))
     run_dir = Path(out) / spec.name
+    finished = RunRecord.read(run_dir) if (run_dir / RUN_FILE).exists() else None
+    if finished is not None and finished.done:  # skipped without touching its lock
+        _check_settings(finished, _run_hparams(cfg.for_run(spec), spec.lr), run_dir)
+        return run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(run_dir), _sigterm_interrupts() as current:
         return _run_locked(cfg.for_run(spec), spec, run_dir, progress_bar, current, progress)
@@ -236,19 +262,23 @@ def _run_hparams(cfg: SweepConfig, lr: float) -> dict[str, Any]:
     return hparams
 
 
+def _check_settings(record: RunRecord, hparams: dict[str, Any], run_dir: Path) -> None:
+    """Refuse a run folder made with other measurement settings."""
+    diff = settings_diff(record.hparams, hparams) if record.hparams else []
+    if diff:
+        raise SweepSettingsError(
+            f"{run_dir} was made with other settings ({'; '.join(diff)}); it is neither "
+            "skipped nor resumed. Write this sweep to another --out, or delete the run's "
+            "folder to redo it with the new settings."
+        )
+
+
 def _run_locked(cfg: SweepConfig, spec: RunSpec, run_dir: Path, progress_bar: bool,
                 current: dict[str, Any], progress: Callable[[str], Any] | None = None) -> Path:
     lr = spec.lr
     record = RunRecord.read(run_dir) or RunRecord()
     hparams = _run_hparams(cfg, lr)
-    if record.hparams:
-        diff = settings_diff(record.hparams, hparams)
-        if diff:
-            raise SweepSettingsError(
-                f"{run_dir} was made with other settings ({'; '.join(diff)}); it is neither "
-                "skipped nor resumed. Write this sweep to another --out, or delete the run's "
-                "folder to redo it with the new settings."
-            )
+    _check_settings(record, hparams, run_dir)
     if record.done:
         return run_dir
     known = recipe_for(cfg.model).known_temperature
