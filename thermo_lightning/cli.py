@@ -180,7 +180,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                       "commands above)")
         return 0
     _quiet()
-    runs = run_sweep(cfg, args.out, progress=not args.no_progress, launcher=launcher)
+    try:
+        runs = run_sweep(cfg, args.out, progress=not args.no_progress, launcher=launcher)
+    except RuntimeError as err:  # some runs failed; the others are done
+        if not str(err).startswith("some runs failed"):
+            raise
+        print(f"error: {err}\nThe other runs are done; run the same command again to retry "
+              "the failed ones (finished runs are skipped).", file=sys.stderr)
+        return 1
     print(f"{len(runs)} runs in {args.out}; next: thermo-lightning report {args.out} --out "
           f"{Path(args.out) / REPORT_DIR}")
     return 0

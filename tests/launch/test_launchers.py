@@ -160,3 +160,34 @@ def test_a_missing_launcher_library_is_one_error_line(tmp_path: Path, monkeypatc
     err = capsys.readouterr().err
     assert err.startswith("error: --launcher ray needs Ray") and "thermo-lightning[ray]" in err
     assert "Traceback" not in err
+
+
+def test_bad_launcher_options_and_failed_runs_are_one_error_line(tmp_path: Path, capsys,
+                                                                 monkeypatch) -> None:
+    import yaml
+
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml.safe_dump({"launcher": {"name": "local", "workers": "two"}}))
+    with pytest.raises(SystemExit, match="`workers` must be a positive integer"):
+        main(["sweep", "--config", str(config), *TINY, "--out", str(tmp_path / "a")])
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        main(["sweep", *TINY, "--out", str(tmp_path / "b"), "--launcher", "slurm",
+              "--slurm-option", "account", "--dry-run"])
+    # a run that fails: the others finish, and the sweep says so in an error, not a traceback
+    (tmp_path / "failing.py").write_text(
+        "def make(lr, width, datamodule, seed):\n"
+        "    if lr > 0.5:\n"
+        "        raise RuntimeError('this model cannot train at that rate')\n"
+        "    from thermo_lightning.models import ToySphereModule\n"
+        "    return ToySphereModule(kind='up', lr=lr, seed=seed)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    code = main(["sweep", "--model", "failing:make", "--data", "none", "--precision", "64-true",
+                 "--lrs", "0.05", "0.9", "--steps", "40", "--window", "10", "--k", "3",
+                 "--snr", "none", "--schedule", "5", "--out", str(tmp_path / "c"),
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 1 and "error: some runs failed" in err and "Traceback" not in err
+    assert "cannot train at that rate" in err and "run the same command again" in err
+    assert json.loads((tmp_path / "c" / "lr=5.00e-02" / "run.json").read_text())["status"] == \
+        "done"

@@ -79,3 +79,19 @@ def test_find_runs_and_their_event_folders(tmp_path: Path) -> None:
     assert run_event_folder(only_written_back) is None
     with pytest.raises(FileNotFoundError, match="not a folder of runs"):
         find_runs(tmp_path / "missing")
+
+
+def test_lightning_hparams_with_tuples_are_read(tmp_path: Path) -> None:
+    # Lightning writes a tuple hyperparameter (Adam's betas) as !!python/tuple
+    from thermo_lightning.runs.read import read_run
+
+    run = tmp_path / "version_0"
+    run.mkdir()
+    (run / "hparams.yaml").write_text("lr: 0.05\nbetas: !!python/tuple\n- 0.9\n- 0.999\n")
+    (run / "metrics.csv").write_text("step,thermo/U,thermo/S\n10,1.0,2.0\n")
+    data = read_run(run)
+    assert data.lr == 0.05 and data.hparams["betas"] == [0.9, 0.999]
+    assert data.problems == []
+    # anything that would run code stays refused
+    (run / "hparams.yaml").write_text("lr: 0.05\nx: !!python/object/apply:os.getcwd []\n")
+    assert any("not valid YAML" in p for p in read_run(run).problems)

@@ -40,6 +40,11 @@ class LocalLauncher:
     workers: int = field(default=1, metadata={
         "flag": "--workers", "type": int, "help": "runs in parallel processes"})
 
+    def __post_init__(self) -> None:
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) \
+                or self.workers < 1:
+            raise ValueError(f"`workers` must be a positive integer, got {self.workers!r}.")
+
     def launch(self, plan: SweepPlan, *, progress: bool = True) -> list[str]:
         if self.workers <= 1 and plan.run_here is not None:
             return _run_here(plan, progress)

@@ -169,13 +169,26 @@ def read_csv_logs(folder: Path, problems: list[str]) -> pd.DataFrame:
     return df.groupby("step", as_index=False).first().sort_values("step")
 
 
+def _hparams_loader() -> Any:
+    """YAML's safe loader, plus the tuples Lightning writes into ``hparams.yaml``
+    (``!!python/tuple``, e.g. Adam's ``betas``): read as lists, nothing else executed."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("tag:yaml.org,2002:python/tuple",
+                           lambda loader, node: loader.construct_sequence(node))
+    return Loader
+
+
 def _lightning_hparams(folder: Path, problems: list[str]) -> dict[str, Any]:
     import yaml
 
     hparams: dict[str, Any] = {}
     for hp in folder.rglob(HPARAMS_FILE):
         try:
-            values = yaml.safe_load(hp.read_text()) or {}
+            values = yaml.load(hp.read_text(), Loader=_hparams_loader()) or {}
         except yaml.YAMLError as err:
             problems.append(f"{hp.relative_to(folder)} is not valid YAML ({err}); ignored")
             continue
