@@ -109,16 +109,14 @@ class RunHandle(Protocol):
 
 
 def watch(plan: SweepPlan, handles: Mapping[str, RunHandle], *, desc: str = "sweep",
-          progress: bool = True, poll: float = 0.2, bar: Any = None) -> list[str]:
+          progress: bool = True, poll: float = 0.2) -> list[str]:
     """Follow ``handles`` (by run name) until every one is done: a progress bar over runs
     whose line says where the running ones are (their logs' last progress lines), each
     finished run's warnings on the console, and the failures (returned, in the order they
     happened)."""
     from tqdm.auto import tqdm
 
-    own_bar = bar is None
-    if own_bar:
-        bar = tqdm(total=len(handles), desc=desc, unit="run", disable=not progress)
+    bar = tqdm(total=len(handles), desc=desc, unit="run", disable=not progress)
     failures: list[str] = []
     pending = dict(handles)
     try:
@@ -139,6 +137,5 @@ def watch(plan: SweepPlan, handles: Mapping[str, RunHandle], *, desc: str = "swe
             if pending:
                 time.sleep(poll)
     finally:
-        if own_bar:
-            bar.close()
+        bar.close()
     return failures

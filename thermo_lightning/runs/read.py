@@ -83,8 +83,8 @@ class RunData:
         if self.record is not None and self.record.axes:
             return dict(self.record.axes)
         out: dict[str, Any] = {"lr": self.lr}
-        if number(self.hparams.get("seed")) is not None:
-            out["seed"] = int(self.hparams["seed"])
+        if self.seed is not None:
+            out["seed"] = self.seed
         return out
 
     @property
