@@ -9,7 +9,7 @@ writes what it measures to every attached logger. Keys: :mod:`thermo_lightning.k
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence, Sized
 from typing import Any
 
 import lightning.pytorch as pl
@@ -55,8 +55,13 @@ class ThermoCallback(pl.Callback):
             decides at the first measurement of each fit). The full training set comes from
             ``full_data``, else ``datamodule.full_batches()``, else ``module.full_batches()``.
         snr_data: the SNR's mini-batches (an iterable or a callable returning one); default:
-            independent draws from a :class:`~thermo_lightning.data.TensorBatchLoader`.
-        full_data: the whole training set in batches; default ``datamodule.full_batches()``.
+            independent seeded draws from the train loader's data (a
+            :class:`~thermo_lightning.data.TensorBatchLoader`, or any ``DataLoader`` over a
+            map-style dataset, collated by its ``collate_fn``); the training batches are
+            untouched. Needed only for an ``IterableDataset``.
+        full_data: the whole training set in batches; default ``datamodule.full_batches()``,
+            else ``module.full_batches()``, else the train ``DataLoader``'s map-style dataset
+            in order.
         loss_fn: ``(module, batch) -> loss``; default ``module.loss(batch)``, else
             ``training_step`` with logging off.
         parameters: the weights to snapshot; default the sphere strategy's group, else every
@@ -100,6 +105,7 @@ class ThermoCallback(pl.Callback):
         self.snr_data, self.full_data, self.loss_fn, self.parameters = (snr_data, full_data,
                                                                         loss_fn, parameters)
         self._extra = ExtraBatches(snr_data, seed)
+        self._said_no_snr = False
 
     @property
     def snr(self) -> str | None:
@@ -195,7 +201,7 @@ class ThermoCallback(pl.Callback):
             self._remove = lambda: [remove() for remove in removers]
         if self.energy == "full" or self.snr is not None:
             self._loss_fn = self.loss_fn or default_loss_fn(pl_module, warn=rank_zero_warn)
-        self._on_sphere = on_sphere
+        self._on_sphere, self._said_no_snr = on_sphere, False
         loggers.write_layout(trainer)
         loggers.log_hyperparams(trainer, spec.as_hparams())
 
@@ -254,8 +260,9 @@ class ThermoCallback(pl.Callback):
                 if self.energy == "full":
                     extra[keys.ENERGY] = self.meter.full_energy(
                         pl_module, loss_fn, self._full_batches(trainer, pl_module))
-                plan = self.meter.snr_plan(
+                plan = (self.meter.snr_plan(
                     lambda limit: self._count_full_batches(trainer, pl_module, limit))
+                    if self.snr is not None and self._can_draw(trainer) else None)
                 if plan is not None:
                     mode, noise_count = plan
                     batches = self._snr_batches(trainer, noise_count)
@@ -272,27 +279,41 @@ class ThermoCallback(pl.Callback):
     def _full_batches(self, trainer: pl.Trainer, pl_module: pl.LightningModule
                       ) -> Iterable[Any]:
         return (_step_input(trainer, b)
-                for b in full_data_batches(self.full_data, trainer.datamodule, pl_module))
+                for b in full_data_batches(self.full_data, trainer.datamodule, pl_module,
+                                           trainer.train_dataloader))
 
     def _count_full_batches(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                             limit: int) -> int | None:
         """Batches of the whole training set, counted up to ``limit`` (``None``: none to be
         had); the meter's ``snr="auto"`` plan asks once per fit."""
         try:
-            source = full_data_batches(self.full_data, trainer.datamodule, pl_module)
-            return sum(1 for _ in itertools.islice(source, limit))
+            source = full_data_batches(self.full_data, trainer.datamodule, pl_module,
+                                       trainer.train_dataloader)
         except ValueError:  # no full training set to be had
             return None
+        if isinstance(source, Sized):
+            return min(len(source), limit)
+        return sum(1 for _ in itertools.islice(source, limit))
 
-    def _snr_batches(self, trainer: pl.Trainer, count: int) -> list[Any] | None:
+    def _can_draw(self, trainer: pl.Trainer) -> bool:
+        """Whether the SNR's mini-batches can be had; said once per fit when not (and the SNR
+        is then left out, not announced)."""
+        if self._extra.can_draw(trainer.train_dataloader):
+            return True
+        if not self._said_no_snr:
+            self._said_no_snr = True
+            rank_zero_warn(
+                "ThermoCallback measures no gradient SNR in this fit: its train loader is not a "
+                "DataLoader over a map-style dataset (an IterableDataset, or several loaders), "
+                "so independent mini-batches cannot be drawn without disturbing it. Pass "
+                "`snr_data=` (an iterable of batches, or a callable returning one) to measure "
+                "it, or snr=None to say you do not want it.")
+        return False
+
+    def _snr_batches(self, trainer: pl.Trainer, count: int) -> list[Any]:
         batches = self._extra.draw(count, loader=trainer.train_dataloader,
                                    index=self.meter.measurements, rank=trainer.global_rank)
-        if batches is None:
-            rank_zero_warn("ThermoCallback cannot draw extra mini-batches for the SNR from this "
-                           "train loader without disturbing it; pass `snr_data=` (an iterable "
-                           "of batches) or snr=None.")
-            return None
-        return [_step_input(trainer, b) for b in batches]
+        return [_step_input(trainer, b) for b in batches or ()]
 
 
 def _step_input(trainer: pl.Trainer, batch: Any) -> Any:

@@ -126,8 +126,9 @@ class ExtraPasses:
                 f"ThermoMeter: at a logging point the gradient signal is below what "
                 f"{int(res['num_batches'])} mini-batches resolve (the unbiased estimate of "
                 f"||g||^2 is {res['full_grad_sq_unbiased']:.3g}): {keys.SNR} is NaN there, not "
-                "0. For the exact SNR give the full training set (full_data=, or "
-                "full_batches() on the data module or module); or raise snr_batches."))
+                "0. Pass snr='exact' for the exact SNR (it takes the full training set: "
+                "full_data=, full_batches() on the data module or module, or a DataLoader over "
+                "a map-style dataset), or raise snr_batches."))
         return {keys.SNR: res["snr"], keys.GRAD_NORM: res["full_grad_norm"],
                 keys.STOCH_GRAD_NORM: res["mean_stoch_grad_norm"],
                 keys.NOISE_SCALE: res["noise_scale"]}

@@ -10,6 +10,7 @@ trajectory as one that is not.
 from __future__ import annotations
 
 import contextlib
+import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
@@ -23,6 +24,7 @@ __all__ = [
     "default_loss_fn",
     "flat_gradient",
     "full_gradient_and_loss",
+    "preserved_rng",
     "preserved_state",
     "random_weight_loss",
     "snr_from_batches",
@@ -33,22 +35,46 @@ LossFn = Callable[[nn.Module, Any], Tensor]
 
 
 @contextlib.contextmanager
-def preserved_state(module: nn.Module) -> Iterator[None]:
-    """Restore the module's buffers (BatchNorm statistics) and the CPU/CUDA RNG states on
-    exit."""
-    buffers = {n: b.detach().clone() for n, b in module.named_buffers()}
+def preserved_rng() -> Iterator[None]:
+    """Restore the random states on exit: torch's CPU and CUDA generators, Python's
+    ``random`` and NumPy's global one (a dataset's transforms may use any of them)."""
     cpu_rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    py_rng = random.getstate()
+    np_random = _numpy_random()
+    np_rng = np_random.get_state() if np_random is not None else None
     try:
         yield
+    finally:
+        torch.set_rng_state(cpu_rng)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state_all(cuda_rng)
+        random.setstate(py_rng)
+        if np_random is not None:
+            np_random.set_state(np_rng)
+
+
+def _numpy_random() -> Any:
+    try:
+        import numpy
+    except ImportError:  # pragma: no cover - numpy comes with torch's usual installs
+        return None
+    return numpy.random
+
+
+@contextlib.contextmanager
+def preserved_state(module: nn.Module) -> Iterator[None]:
+    """Restore the module's buffers (BatchNorm statistics) and the random states
+    (:func:`preserved_rng`) on exit."""
+    buffers = {n: b.detach().clone() for n, b in module.named_buffers()}
+    try:
+        with preserved_rng():
+            yield
     finally:
         with torch.no_grad():
             for n, b in module.named_buffers():
                 if n in buffers:
                     b.copy_(buffers[n])
-        torch.set_rng_state(cpu_rng)
-        if cuda_rng is not None:
-            torch.cuda.set_rng_state_all(cuda_rng)
 
 
 def batch_energy(outputs: Any, *, accumulate: int = 1) -> Tensor | None:
