@@ -44,6 +44,7 @@ from thermo_lightning.functional.entropy import (
 )
 from thermo_lightning.functional.sphere import joint_norm
 from thermo_lightning.functional.temperature import free_energy, trend_temperature
+from thermo_lightning.meter_state import MeterState
 from thermo_lightning.passes import ExtraPasses
 from thermo_lightning.pilot import CorrelationPilot, auto_stride, pilot_length, stride_cap
 from thermo_lightning.schedules import Schedule, as_schedule, check_schedule
@@ -67,7 +68,7 @@ ReduceFn = Callable[[Tensor], Tensor]
 _SKETCH_T_ERROR = "worst 6.5% at m = 256, 3.9% at m = 1024, 1.5% at m = 4096"
 
 
-class ThermoMeter(ExtraPasses):
+class ThermoMeter(ExtraPasses, MeterState):
     """Measure energy, entropy, temperature and gradient SNR of a training run.
 
     Args:
@@ -183,6 +184,7 @@ class ThermoMeter(ExtraPasses):
         self.spec: WindowSpec | None = None
         self._reduce: ReduceFn | None = None
         self._hooks: list[Any] = []
+        self._running = False  # set up and not yet detached (pickling continues the run)
         self._params: list[Tensor] = []
         #: ``(mode, mini-batches for the noise)`` of this run's SNR (:meth:`snr_plan`)
         self._snr_plan: tuple[str, int] | None = None
@@ -207,43 +209,6 @@ class ThermoMeter(ExtraPasses):
     def history(self) -> pd.DataFrame:
         """Every logging point so far: a ``step`` column and one column per metric key."""
         return pd.DataFrame(self._history)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Plain values (and, with ``save_window``, the window and its losses)."""
-        state: dict[str, Any] = {
-            "history": [dict(row) for row in self._history], "last_step": self._last_step,
-            "measurements": self.measurements, "stride": self.stride,
-            "skipped_steps": sorted(self._skipped),
-            "steps_taken": self._steps_taken,  # the snapshot phase after a resume
-            "stride_chosen": self._stride_chosen, "correlation_time": self.correlation_time,
-        }
-        if self.pilot is not None and not self._stride_chosen:
-            state["pilot"] = self.pilot.state_dict()
-        if self.buffer is not None:
-            state["buffer"] = self.buffer.state_dict(include_data=self.save_window)
-            if self.save_window:
-                state["losses"] = self._losses.detach().cpu().clone()
-        return state
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Continue from :meth:`state_dict` (keys added later fall back to defaults); the
-        window itself is restored at :meth:`setup`."""
-        self._history = [dict(row) for row in state.get("history", [])]
-        self._last_step = int(state.get("last_step", -1))
-        self.measurements = int(state.get("measurements", 0))
-        self.stride = int(state.get("stride", self.stride))
-        self._skipped = set(state.get("skipped_steps", []))
-        self._steps_taken = int(state.get("steps_taken", 0))
-        # states written before the pilot existed: their stride stands
-        self._stride_chosen = bool(state.get("stride_chosen", True))
-        self.correlation_time = float(state.get("correlation_time", math.nan))
-        self._loaded = dict(state)
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        # process-bound things are set again by setup()/attach()
-        state.update(_hooks=[], _reduce=None, _params=[], _schedule=None)
-        return state
 
     def _inform(self, message: str) -> None:
         if self._inform_fn is not None:
@@ -284,6 +249,7 @@ class ThermoMeter(ExtraPasses):
         """
         if self._loaded is None:
             self._reset()
+        self._running = True
         self.window, self.ks = resolve_window(self.window_arg, self.k_arg, max_steps)
         self._max_steps = max_steps
         tensors = [p[1] if isinstance(p, tuple) else p for p in parameters]
@@ -299,7 +265,14 @@ class ThermoMeter(ExtraPasses):
         sharded = shard is not None and shard[1] > 1
         if sharded and self.sketch_dim is not None:
             raise ValueError("use either `sketch_dim` or sharding, not both.")
-        if self.sketch_dim is not None and self.sketch_dim < num:
+        sketch_dim = self.sketch_dim
+        if sketch_dim is not None and sketch_dim >= num:
+            sketch_dim = None  # a sketch no smaller than the weights: the exact window
+            self._warn_once("sketch", (
+                f"ThermoMeter: sketch_dim={self.sketch_dim} is not smaller than the {num} "
+                "weights; the window keeps the weights themselves (exact, and no more memory "
+                "than the sketch)."))
+        if sketch_dim is not None:
             self._warn_once("sketch", (
                 f"ThermoMeter: sketch_dim={self.sketch_dim} keeps a CountSketch of the {num} "
                 "weights: T comes from entropy differences between adjacent learning rates, "
@@ -309,7 +282,7 @@ class ThermoMeter(ExtraPasses):
                 "temperatures keep the exact window, or shard=True under DDP."))
         self.buffer = TrajectoryBuffer(
             num, self.window, device=device, pin_memory=self.pin_memory,
-            sketch_dim=self.sketch_dim, sketch_seed=self.seed,
+            sketch_dim=sketch_dim, sketch_seed=self.seed,
             shard=shard if sharded else None, memory_budget=self.memory_budget,
         )
         # NaN: a slot whose interval has no loss yet is left out of U, never counted as 0
@@ -317,10 +290,8 @@ class ThermoMeter(ExtraPasses):
         self._loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         self._loss_n = 0
         self._pending: list[int] = []
-        if self.save_window and self._loaded is not None and "buffer" in self._loaded:
-            self.buffer.load_state_dict(self._loaded["buffer"])
-            if "losses" in self._loaded:
-                self._losses.copy_(self._loaded["losses"])
+        if self._loaded is not None:
+            self._restore_window(self._loaded)
         self.pilot = None
         if not self._stride_chosen:
             length = pilot_length(max_steps)
@@ -338,7 +309,7 @@ class ThermoMeter(ExtraPasses):
                             "smaller `window` or stride, or train longer.")
         self._reduce = reduce_fn
         self.spec = WindowSpec(self.window, num, dim, self.ks, self.stride_spec, radius,
-                               self.estimator.name, self.sketch_dim, shard[1] if sharded else 1)
+                               self.estimator.name, sketch_dim, shard[1] if sharded else 1)
         return self.spec
 
     @property
@@ -360,6 +331,7 @@ class ThermoMeter(ExtraPasses):
             remove()
         self._hooks = []
         self._reduce = None
+        self._running = False  # the run is over: a pickled copy starts afresh
 
     # ------------------------------------------------------------------ every step
     def snapshot(self, step: int | None = None) -> None:
@@ -409,8 +381,16 @@ class ThermoMeter(ExtraPasses):
         """The loss of the batch just trained on (as the training step returned it). Snapshots
         taken since the last update get the mean loss of the batches since the previous
         snapshot (several snapshots in one batch share it); ``None`` adds no loss."""
+        if self.buffer is None:
+            raise RuntimeError("ThermoMeter.update called before setup(): call "
+                               "meter.setup(parameters, ...) before the training loop.")
         if loss is not None:
             value = loss.detach() if isinstance(loss, Tensor) else torch.tensor(float(loss))
+            if value.numel() != 1:
+                raise ValueError(
+                    f"ThermoMeter.update takes the batch's loss, one number; got a tensor of "
+                    f"shape {tuple(value.shape)} (per-sample losses?). Pass their mean, e.g. "
+                    "meter.update(loss.mean()), the loss the optimiser minimised.")
             self._loss_sum.add_(value.reshape(()).to(self._loss_sum))
             self._loss_n += 1
         if self._pending:

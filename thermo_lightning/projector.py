@@ -244,7 +244,8 @@ class SphereProjector:
         if spec is None or (callable(spec) and not isinstance(spec, nn.Parameter)):
             raise ScaleInvarianceError(
                 f"trainable parameters {names} were added to the model after the sphere "
-                f"strategy chose its group (step {self.projection_count}); they are not "
+                f"strategy chose its group (seen after optimiser step {self._steps_seen}); "
+                "they are not "
                 "projected and the measured weights would miss them. Create every parameter "
                 "before training (in __init__ or configure_model), or pass the group "
                 "explicitly with `parameters=`."
@@ -262,8 +263,7 @@ class SphereProjector:
 
     def _on_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
         self._steps_seen += 1
-        if self._steps_seen == 1 or self._steps_seen % self.check_every == 0:
-            self.check_parameters()
+        self.check_parameters()  # host-side bookkeeping (no device read): every step
         self.project()
         for listener in self._listeners:
             listener(optimizer)

@@ -66,6 +66,10 @@ class TwoStepsPerBatch(ManualNoForward):
 class GrowsAParameter(NoForward):
     """Adds a scale-invariant layer's weight after the strategy has set up its group."""
 
+    def __init__(self, at_batch: int = 0) -> None:
+        super().__init__()
+        self.at_batch = at_batch
+
     def on_train_batch_start(self, batch, batch_idx):
-        if batch_idx == 0:
+        if batch_idx == self.at_batch:
             self.net.features[0].weight2 = nn.Parameter(torch.randn(2, 1, 3, 3))

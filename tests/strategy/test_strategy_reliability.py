@@ -73,6 +73,12 @@ def test_parameters_added_after_set_up_are_not_silently_left_off() -> None:
         _fit(GrowsAParameter(), max_steps=3)
 
 
+def test_a_parameter_added_mid_run_is_caught_at_the_next_step() -> None:
+    # added before batch 5, whose step is the run's 6th; the check used to run every 50
+    with pytest.raises(ScaleInvarianceError, match=r"weight2.*after optimiser step 6\)"):
+        _fit(GrowsAParameter(at_batch=5), max_steps=100)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
