@@ -18,6 +18,13 @@ FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 sys.path.insert(0, str(FIXTURES / "tools"))
 from cases import CASES  # noqa: E402
 
+#: what the report deliberately computes differently since 6ed3ab5: the trend test covers the
+#: last windows at the final stride and counts overlapping windows once (issue 26), so its
+#: slopes, t-statistics and the new trend_points column differ, and runs with too few
+#: windows for it are said in one message. Regimes, T and fits are unchanged.
+CHANGED_COLUMNS = ["U_slope", "U_slope_t", "S_slope", "S_slope_t", "trend_points"]
+NEW_MESSAGES = ("too few to test for a trend",)
+
 
 def _same_json(got: object, want: object) -> bool:
     if isinstance(want, dict):
@@ -47,9 +54,16 @@ def test_an_old_sweep_folder_gives_the_same_report(case: str, tmp_path: Path) ->
         if want.suffix == ".csv":
             from io import StringIO
 
-            pd.testing.assert_frame_equal(pd.read_csv(StringIO(got)), pd.read_csv(want),
+            got_table, want_table = pd.read_csv(StringIO(got)), pd.read_csv(want)
+            if want.name == "runs.csv":
+                got_table = got_table.drop(columns=CHANGED_COLUMNS)
+                want_table = want_table.drop(columns=[c for c in CHANGED_COLUMNS
+                                                      if c in want_table])
+            pd.testing.assert_frame_equal(got_table, want_table,
                                           check_exact=False, rtol=1e-12, atol=0)
         elif want.suffix == ".json":
             assert _same_json(json.loads(got), json.loads(want.read_text())), want.name
         else:
-            assert got == want.read_text(), want.name
+            kept = [line for line in got.splitlines(keepends=True)
+                    if not any(m in line for m in NEW_MESSAGES)]
+            assert "".join(kept) == want.read_text(), want.name

@@ -17,7 +17,7 @@ from thermo_lightning.callback import ThermoCallback
 from thermo_lightning.cli import main
 from thermo_lightning.data import DigitsDataModule
 from thermo_lightning.models import ClassificationTask, ScaleInvariantConvNet
-from thermo_lightning.report import Exclusion, classify_regime, find_runs, make_report
+from thermo_lightning.report import Exclusion, Regime, classify_regime, find_runs, make_report
 
 LRS = np.logspace(-3, -1, 5)
 
@@ -227,3 +227,44 @@ def test_trend_and_critical_values_match_independent_references() -> None:
     slope, t = trend(steps, values)
     assert slope == pytest.approx(a) and t == pytest.approx(a / se)
     assert trend(steps, 2.0 * x) == (pytest.approx(2.0), math.inf)  # an exact line
+
+
+# ------------------------------------------------------------------ overlapping windows
+def _overlapping_run(seed: int, drift: float = 0.0):
+    """A run logged every 10 steps whose windows span 100 steps (50 snapshots, stride 2):
+    U and S are window means, so their noise is a moving average over 10 logging points,
+    shared by U and S (as a Langevin run's are). ``drift``: both fall with ln(step)."""
+    from thermo_lightning.runs.read import RunData
+    from thermo_lightning.spec import WindowSpec
+
+    rng = np.random.default_rng(seed)
+    steps = np.arange(100, 3001, 10, dtype=float)
+    noise = np.convolve(rng.standard_normal(len(steps) + 9), np.ones(10) / 10, "valid")
+    trend_ = -drift * np.log(steps)
+    history = pd.DataFrame({"step": steps, "thermo/U": 1.0 + 0.02 * noise + 0.02 * trend_,
+                            "thermo/S": -50.0 + noise + trend_, "thermo/stride": 2.0})
+    spec = WindowSpec(50, 100, 99, (5,), 2, 1.0, "knn_graph")
+    return RunData(f"seed={seed}", Path(f"/nowhere/{seed}"),
+                   {"lr": 0.1, **spec.as_hparams()}, history)
+
+
+def test_overlapping_windows_of_a_stationary_run_are_not_a_trend() -> None:
+    # the least-squares t over overlapping windows counted one window's noise ten times:
+    # stationary runs were called "converging" (3 of 10 Langevin runs in the issue)
+    from thermo_lightning.report.summary import classify, summarize_run
+
+    regimes = [classify(summarize_run(_overlapping_run(seed)), _overlapping_run(seed),
+                        (None, None), tail=0.15, include_low_ess=False, messages=[])[0].regime
+               for seed in range(40)]
+    assert sum(r is Regime.CONVERGING for r in regimes) <= 2  # a 1% test: 0.4 expected
+    summary = summarize_run(_overlapping_run(0))
+    assert summary.trend_points == 6  # the last point and five more, a window span apart
+
+
+def test_overlapping_windows_still_show_a_real_trend() -> None:
+    from thermo_lightning.report.summary import classify, summarize_run
+
+    regimes = [classify(summarize_run(_overlapping_run(seed, drift=20.0)),
+                        _overlapping_run(seed, drift=20.0), (None, None), tail=0.15,
+                        include_low_ess=False, messages=[])[0].regime for seed in range(10)]
+    assert all(r is Regime.CONVERGING for r in regimes)

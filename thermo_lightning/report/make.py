@@ -36,6 +36,7 @@ from thermo_lightning.report.summary import (
     classify,
     summarize_run,
     uniform_references,
+    untested_trends,
 )
 from thermo_lightning.report.temperature import (
     batch_size_collapse,
@@ -158,6 +159,9 @@ def _summarize(runs: Sequence[RunData], settings: _Settings, messages: list[str]
         summaries.append(summary)
         if means is not None:
             resampled[run.name] = means
+    untested = untested_trends(summaries)
+    if untested is not None:
+        messages.append(untested)
     return summaries, resampled, references
 
 

@@ -16,7 +16,7 @@ of random SI weights when the sweep recorded it); or, for a run that cannot be c
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from typing import Any
@@ -120,6 +120,8 @@ class RunSummary:
     U_std: float | None = None
     S_std: float | None = None
     tail_points: int | None = None
+    #: independent windows among the tail's points (points a window span apart)
+    trend_points: int | None = None
     first_tail_step: float | None = None
     last_step: float | None = None
     stoch_grad_norm: float | None = None
@@ -194,6 +196,23 @@ def trend(steps: np.ndarray, values: np.ndarray) -> tuple[float, float]:
     if se <= 1e-12 * scale:  # an exact line: no noise to compare the slope with
         return a, 0.0 if abs(a) <= 1e-12 * scale else math.copysign(math.inf, a)
     return a, a / se
+
+
+#: window spans at the end of a run that its trend test covers (at least the tail)
+TREND_WINDOWS = 5
+
+
+def independent_windows(steps: np.ndarray, span: float | None) -> int:
+    """How many of the logging points at ``steps`` (ascending) are at least one window
+    ``span`` (steps) apart, counted from the last one: the independent measurements among
+    them (all of them when ``span`` is unknown)."""
+    if span is None or not span > 0 or len(steps) < 2:
+        return len(steps)
+    count, last = 1, float(steps[-1])
+    for step in steps[-2::-1]:
+        if last - float(step) >= span:
+            count, last = count + 1, float(step)
+    return count
 
 
 def t_critical(points: int) -> float:
@@ -290,6 +309,25 @@ def _window_span(run: RunData, part: pd.DataFrame) -> float | None:
     return None if stride is None else spec.window * stride
 
 
+def _trend_stretch(run: RunData, part: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """The points the trend test fits and how many independent windows they hold.
+
+    Consecutive logging points whose windows overlap share snapshots: their ``U`` and ``S``
+    are not independent, and a least-squares t-statistic over them counts one window's noise
+    several times (a stationary run's tail a window long looks like a trend). So the test
+    covers the last :data:`TREND_WINDOWS` window spans at the final stride (at least the
+    tail), its t-statistics are deflated by ``sqrt(n_eff / n)`` (the variance inflation of
+    ``n`` points ``n / n_eff`` to a window) and compared with the critical value for the
+    ``n_eff`` independent windows (:func:`independent_windows`)."""
+    span = _window_span(run, part)
+    if span is None or not span > 0:
+        return part, len(part)
+    final = final_stride_points(run)
+    start = min(float(part["step"].iloc[0]), float(final["step"].iloc[-1]) - TREND_WINDOWS * span)
+    stretch = final[final["step"] >= start]
+    return stretch, independent_windows(stretch["step"].to_numpy(float), span)
+
+
 def tail_bootstrap_of(run: RunData, tail: float = 0.15, min_points: int = 5, *,
                       draws: int = 200, seed: int = 0) -> TailBootstrap | None:
     """The moving-block bootstrap of the run's tail means of ``U`` and ``S``
@@ -341,14 +379,32 @@ def summarize_run(run: RunData, tail: float = 0.15, min_points: int = 5) -> RunS
             if key in measured:
                 values[name] = (float(measured[key].mean()) if unresolved <= _MAX_UNRESOLVED
                                 else math.nan)
-    values["U_slope"], values["U_slope_t"] = trend(steps, part[U].to_numpy(float))
-    values["S_slope"], values["S_slope_t"] = trend(steps, part[S].to_numpy(float))
+    stretch, independent = _trend_stretch(run, part)
+    values["trend_points"] = independent
+    deflate = math.sqrt(independent / len(stretch))
+    for name, key in (("U", U), ("S", S)):
+        slope, t_stat = trend(stretch["step"].to_numpy(float), stretch[key].to_numpy(float))
+        values[f"{name}_slope"], values[f"{name}_slope_t"] = slope, t_stat * deflate
     record = run.record
     if record is not None and record.train_acc is not None:
         values["train_acc"] = record.train_acc
     if record is not None and record.random_loss is not None:
         values["U_random"] = record.random_loss
     return replace(base, **values)
+
+
+def untested_trends(summaries: Sequence[RunSummary]) -> str | None:
+    """One message for the stationary runs whose final stride holds fewer than 3 windows that
+    do not overlap (no trend test has the power to call them converging), ``None`` when
+    none."""
+    few = [s.run for s in summaries
+           if s.regime is Regime.STATIONARY and s.trend_points is not None and s.trend_points < 3]
+    if not few:
+        return None
+    names = ", ".join(few[:3]) + (f" and {len(few) - 3} more" if len(few) > 3 else "")
+    return (f"{len(few)} run(s) ({names}) are taken as stationary, but their steps at the "
+            "final stride hold fewer than 3 windows that do not overlap (runs.csv: "
+            "trend_points): too few to test for a trend. Train longer, or use a smaller window")
 
 
 def classify(summary: RunSummary, run: RunData, reference: tuple[float | None, int | None],
@@ -373,8 +429,9 @@ def classify(summary: RunSummary, run: RunData, reference: tuple[float | None, i
     else:
         values["regime"] = Regime(classify_regime(
             summary.U_slope_t, summary.S_slope_t, summary.S, s_uniform, dim,
-            u_mean=summary.U, u_random=summary.U_random, points=summary.tail_points,
-            train_acc=summary.train_acc))
+            u_mean=summary.U, u_random=summary.U_random,
+            points=summary.trend_points or summary.tail_points, train_acc=summary.train_acc))
+
     spec = run.window_spec
     if spec is not None and summary.ess is not None:
         values["window"] = spec.window
