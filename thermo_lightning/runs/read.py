@@ -109,25 +109,38 @@ class RunData:
         return legacy_known_temperature(self.hparams, self.lr)
 
 
-def read_tensorboard(folder: Path, tags: Sequence[str], seen: set[str] | None = None
+def read_tensorboard(folder: Path, tags: Sequence[str], seen: set[str] | None = None,
+                     problems: list[str] | None = None, hparams: dict[str, Any] | None = None
                      ) -> pd.DataFrame:
     """The ``tags``' scalars by step from the event files under ``folder`` (not those a
-    report wrote back); adds :data:`SESSION_TAG` to ``seen`` when a session is met."""
+    report wrote back); adds :data:`SESSION_TAG` to ``seen`` when a session is met.
+
+    Event files are read in the order they were opened (their names begin with the time).
+    A file that starts after the first step of those before it continues them (a resumed
+    fit: its rows replace theirs from its first step on); one that starts at or before it
+    is a new training in the same folder (a ``TensorBoardLogger(version=0)`` used twice):
+    only the last training is read, ``problems`` says so, and ``hparams`` (those of
+    ``hparams.yaml``, which Lightning writes for the first training only) is corrected with
+    the last training's own hparams session, or loses its ``lr`` when it has none."""
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
     from tensorboard.util import tensor_util
 
     wanted = set(tags)
     rows: dict[int, dict[str, float]] = {}
-    for events in sorted(folder.rglob(EVENTS_PREFIX + "*")):
-        if is_writeback(events):  # what an earlier report wrote back
-            continue
+    trainings, session = 1, None
+    files = [p for p in folder.rglob(EVENTS_PREFIX + "*") if not is_writeback(p)]
+    for events in sorted(files, key=lambda p: (p.name, str(p))):
+        own: dict[int, dict[str, float]] = {}
+        own_session = None
         for event in EventFileLoader(str(events)).Load():
             if not event.HasField("summary"):
                 continue
             for value in event.summary.value:
                 if value.tag not in wanted:
-                    if value.tag == SESSION_TAG and seen is not None:
-                        seen.add(value.tag)
+                    if value.tag == SESSION_TAG:
+                        own_session = _session_hparams(value)
+                        if seen is not None:
+                            seen.add(value.tag)
                     continue  # images, histograms and other tags are skipped unparsed
                 if value.HasField("simple_value"):
                     v = float(value.simple_value)
@@ -135,12 +148,67 @@ def read_tensorboard(folder: Path, tags: Sequence[str], seen: set[str] | None = 
                     v = float(tensor_util.make_ndarray(value.tensor).reshape(-1)[0])
                 else:
                     continue
-                rows.setdefault(int(event.step), {})[value.tag] = v
+                own.setdefault(int(event.step), {})[value.tag] = v
+        if not own:
+            session = own_session or session
+            continue
+        # T_local arrives at an earlier step than the row it is logged with: not a start
+        first = min((step for step, row in own.items() if set(row) - {keys.T_LOCAL}),
+                    default=min(own))
+        if rows and first <= min(rows):
+            trainings, session = trainings + 1, None
+            rows = {}
+        session = own_session or session
+        rows = {step: row for step, row in rows.items() if step < first}
+        for step, row in own.items():
+            if step < first:
+                rows.setdefault(step, {}).update(row)
+            else:
+                rows[step] = row
+    if trainings > 1:
+        _last_training(trainings, session, problems, hparams)
     if not rows:
         return pd.DataFrame()
     df = pd.DataFrame.from_dict(rows, orient="index").sort_index()
     df.insert(0, "step", df.index.astype(float))
     return df.reset_index(drop=True)
+
+
+def _session_hparams(value: Any) -> dict[str, Any] | None:
+    """The hyperparameters of an hparams session's start (``None``: unreadable)."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    data = plugin_data_pb2.HParamsPluginData()
+    try:
+        data.ParseFromString(value.metadata.plugin_data.content)
+    except Exception:  # a session another tool wrote differently: none to read
+        return None
+    out: dict[str, Any] = {}
+    for name, v in data.session_start_info.hparams.items():
+        kind = v.WhichOneof("kind")
+        out[name] = getattr(v, kind) if kind in ("number_value", "string_value",
+                                                 "bool_value") else None
+    return out or None
+
+
+def _last_training(trainings: int, session: dict[str, Any] | None,
+                   problems: list[str] | None, hparams: dict[str, Any] | None) -> None:
+    """Say that only the last of ``trainings`` is read, and give ``hparams`` its settings."""
+    if session is not None and hparams is not None:
+        hparams.update(session)
+        how = "its settings come from its own hparams session"
+    elif hparams is not None:
+        hparams.pop("lr", None)
+        how = ("hparams.yaml describes the first one and the last wrote no hparams session, "
+               "so its learning rate is unknown")
+    else:
+        how = "its settings are not read here"
+    if problems is not None:
+        problems.append(
+            f"its TensorBoard folder holds {trainings} trainings that each start from the "
+            f"beginning (a logger version used again); only the last one is read and {how}. "
+            "Give each training its own version (TensorBoardLogger's default) to keep them "
+            "apart")
 
 
 def read_csv(path: Path, problems: list[str]) -> pd.DataFrame:
@@ -236,7 +304,7 @@ def read_run(folder: str | Path, tags: Sequence[str] = NEEDED_TAGS, *,
         history = read_csv(folder / HISTORY_FILE, problems)
     else:
         seen: set[str] = set()
-        history = read_tensorboard(folder, tags, seen)
+        history = read_tensorboard(folder, tags, seen, problems, hparams)
         own_session = bool(seen)  # TensorBoard shows the run's first session: the logger's
         if history.empty:
             history = read_csv_logs(folder, problems)
