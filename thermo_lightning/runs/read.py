@@ -37,7 +37,7 @@ __all__ = ["NEEDED_TAGS", "RunData", "planned_runs", "read_run"]
 U, S = keys.ENERGY, keys.ENTROPY
 #: the metric keys the report reads (a TensorBoard log's other tags are skipped unparsed)
 NEEDED_TAGS = (U, S, keys.SNR, keys.GRAD_NORM, keys.STOCH_GRAD_NORM, keys.T_LOCAL, keys.ESS,
-               keys.WINDOW_FILL, keys.TRAIN_ACC)
+               keys.WINDOW_FILL, keys.TRAIN_ACC, keys.STRIDE, keys.CORRELATION_TIME)
 #: the tag of an hparams session (Lightning's TensorBoardLogger writes one with its default
 #: ``default_hp_metric=True``)
 SESSION_TAG = "_hparams_/session_start_info"
