@@ -283,3 +283,29 @@ def test_low_ess_warns_on_two_low_windows_in_a_row(monkeypatch: pytest.MonkeyPat
     said, flags = run([12.0, 4.0, 4.0, 12.0])
     assert flags == [0.0, 1.0, 1.0, 0.0] and len(said) == 1
     assert "effective sample size of 4 of 20" in said[0]
+
+
+def test_local_temperature_never_spans_a_stride_change() -> None:
+    # the pilot's stride-1 windows are far more correlated than the later ones (S jumps by
+    # orders of magnitude at the change); a T_local fitted across the jump is meaningless
+    # (it came out negative). U falls steadily, so T_local is logged wherever it is allowed.
+    steps, lag = 6000, 2
+    w = torch.zeros(20, dtype=torch.float64, requires_grad=True)
+    meter = ThermoMeter(window=20, k=3, stride="auto", schedule=40, lag=lag)
+    meter.setup([w], radius=None, max_steps=steps)
+    gen = torch.Generator().manual_seed(0)
+    for step in range(1, steps + 1):
+        with torch.no_grad():
+            w.mul_(0.95).add_(torch.randn(20, generator=gen, dtype=torch.float64))
+        meter.snapshot()
+        meter.update(10.0 / step)
+        if meter.should_measure(step):
+            meter.measure(step)
+    hist = meter.history
+    assert hist[keys.STRIDE].nunique() == 2  # the pilot's stride 1, then ceil(tau)
+    rows = hist.dropna(subset=[keys.ENERGY, keys.ENTROPY]).reset_index(drop=True)
+    with_t = rows.index[rows[keys.T_LOCAL].notna()] if keys.T_LOCAL in rows else []
+    assert len(with_t) > 0
+    for i in with_t:
+        stencil = rows.iloc[i - lag: i + lag + 1]
+        assert stencil[keys.STRIDE].nunique() == 1, stencil[["step", keys.STRIDE]]

@@ -513,7 +513,10 @@ class ThermoMeter(ExtraPasses, MeterState):
         return out
 
     def _local_temperature(self) -> list[tuple[int, dict[str, float]]]:
-        rows = [r for r in self._history if keys.ENERGY in r and keys.ENTROPY in r]
+        # only windows of the current stride: S jumps where the stride changes (windows of
+        # the pilot's stride 1 are far more correlated), and a fit across it is meaningless
+        rows = [r for r in self._history if keys.ENERGY in r and keys.ENTROPY in r
+                and r.get(keys.STRIDE) == float(self.stride)]
         if len(rows) <= 2 * self.lag:
             return []
         recent = rows[-(2 * self.lag + 1):]

@@ -34,6 +34,7 @@ from thermo_lightning.report.summary import (
     Regime,
     RunSummary,
     classify,
+    final_stride_points,
     summarize_run,
     uniform_references,
     untested_trends,
@@ -217,11 +218,12 @@ def _select(table: pd.DataFrame, settings: _Settings) -> pd.DataFrame:
 
 def _local_temperatures(runs: Sequence[RunData], summaries: Sequence[RunSummary]
                         ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
-    """``T(t) = dU/dS`` along each converging run (by its learning rate)."""
+    """``T(t) = dU/dS`` along each converging run (by its learning rate), over its points at
+    the final stride (never across a stride change, where S jumps)."""
     local = {}
     for run, summary in zip(runs, summaries, strict=True):
         if summary.regime is Regime.CONVERGING:
-            h = run.history.dropna(subset=[U, S])
+            h = final_stride_points(run)
             steps = h["step"].to_numpy(float)
             local[run.lr] = (steps, trend_temperature(steps, h[U].to_numpy(float),
                                                       h[S].to_numpy(float)))
