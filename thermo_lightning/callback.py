@@ -9,6 +9,7 @@ writes what it measures to every attached logger. Keys: :mod:`thermo_lightning.k
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable, Sequence, Sized
 from typing import Any
 
@@ -23,7 +24,7 @@ from thermo_lightning import keys, loggers
 from thermo_lightning.buffer import TrajectoryBuffer
 from thermo_lightning.data.sources import DataSpec, ExtraBatches, full_data_batches
 from thermo_lightning.meter import ThermoMeter
-from thermo_lightning.probes import batch_energy, default_loss_fn
+from thermo_lightning.probes import batch_energy, default_loss_fn, training_step_energy
 from thermo_lightning.scale_invariance import (
     ParameterSpec,
     check_parameter_spec,
@@ -217,17 +218,25 @@ class ThermoCallback(pl.Callback):
 
     def _measure_random_loss(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: Any) -> None:
-        """The first batch's loss at random SI weights (the level of a net that learned
-        nothing); not measured when the module gives no loss outside ``training_step``
-        (manual optimisation without ``loss``)."""
-        try:
-            loss_fn = self.loss_fn or default_loss_fn(pl_module)
-        except ValueError:
-            return
+        """The first batch's ``U`` at random SI weights (the level of a net that learned
+        nothing): what ``training_step`` returns as its energy (its ``"energy"`` entry, else
+        its loss), the quantity ``U`` averages; under manual optimisation the module's
+        ``loss`` (or ``loss_fn``), and nothing when it has neither."""
         step_input = _step_input(trainer, batch)
+        if pl_module.automatic_optimization:
+            def value() -> float:
+                energy = training_step_energy(pl_module, step_input)
+                return math.nan if energy is None else float(energy)
+        else:
+            try:
+                loss_fn = self.loss_fn or default_loss_fn(pl_module)
+            except ValueError:
+                return
+
+            def value() -> float:
+                return float(loss_fn(pl_module, step_input))
         with trainer.precision_plugin.train_step_context():
-            self.meter.measure_random_loss(pl_module,
-                                           lambda: float(loss_fn(pl_module, step_input)))
+            self.meter.measure_random_loss(pl_module, value)
 
     @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

@@ -28,6 +28,7 @@ __all__ = [
     "preserved_state",
     "random_weight_loss",
     "snr_from_batches",
+    "training_step_energy",
     "training_step_loss",
 ]
 
@@ -133,6 +134,28 @@ def training_step_loss(module: nn.Module, batch: Any) -> Tensor:
     Raises:
         TypeError: ``training_step`` returned no loss tensor.
     """
+    out = _training_step_output(module, batch)
+    if isinstance(out, dict):
+        out = out.get("loss")
+    if not isinstance(out, Tensor):
+        raise TypeError(
+            "training_step returned no loss tensor; pass `loss_fn=` (callback) or "
+            "`verify_forward=` (strategy)."
+        )
+    return out
+
+
+def training_step_energy(module: nn.Module, batch: Any) -> Tensor | None:
+    """What the callback averages as ``U`` for ``batch`` (:func:`batch_energy` of
+    ``training_step``'s output, logging off): its ``"energy"`` entry, else its loss; ``None``
+    when it returns neither. Automatic optimisation only (``training_step`` would step the
+    optimiser otherwise)."""
+    return batch_energy(_training_step_output(module, batch))
+
+
+def _training_step_output(module: nn.Module, batch: Any) -> Any:
+    """``module.training_step(batch, 0)`` with the module's ``log`` and ``log_dict``
+    switched off."""
     saved = module.__dict__.get("log"), module.__dict__.get("log_dict")
     module.log = lambda *a, **k: None  # type: ignore[method-assign]
     module.log_dict = lambda *a, **k: None  # type: ignore[method-assign]
@@ -144,13 +167,6 @@ def training_step_loss(module: nn.Module, batch: Any) -> Tensor:
                 module.__dict__.pop(name, None)
             else:
                 module.__dict__[name] = value
-    if isinstance(out, dict):
-        out = out.get("loss")
-    if not isinstance(out, Tensor):
-        raise TypeError(
-            "training_step returned no loss tensor; pass `loss_fn=` (callback) or "
-            "`verify_forward=` (strategy)."
-        )
     return out
 
 

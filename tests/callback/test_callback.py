@@ -436,3 +436,19 @@ def test_the_callback_and_the_meter_share_their_defaults() -> None:
     differ = {n: (callback[n].default, meter[n].default) for n in shared
               if callback[n].default != meter[n].default}
     assert differ == {}
+
+
+@pytest.mark.parametrize("lr", [0.02, 0.05, 0.1])
+def test_the_random_weights_level_is_the_energy_of_random_points(lr: float) -> None:
+    # the Langevin module's loss carries the step's noise (sigma <xi, w>); U is its "energy"
+    # entry, the noise-free L(w). The level random weights give must be that of U:
+    # E_uniform[L] = sum(lambda) / (2 n) on the sphere in R^n (4 draws of the noisy loss gave
+    # 0.10-0.12 for 0.67-0.69, and "has not learned" fired for runs that had)
+    problem = LangevinSphere(dim=8, noise_std=1.5)
+    exact = float(problem.curvatures.sum()) / (2 * problem.dim)
+    cb = ThermoCallback(window=10, k=3, schedule=20, snr=None)
+    messages = _fit_recording(cb, LangevinSphereModule(problem, lr=lr), 100,
+                              precision="64-true")
+    assert cb.random_loss == pytest.approx(exact, rel=0.2)  # 16 random points (0.3% here)
+    assert cb.history[keys.ENERGY].iloc[-1] < 0.8 * cb.random_loss  # U: 0.04-0.41
+    assert not any("has not learned" in m for m in messages)
