@@ -75,3 +75,16 @@ def test_a_recipe_of_this_process_only_is_refused_for_worker_processes(
         with pytest.raises(ValueError, match="registered in this process only"):
             run_sweep(cfg, tmp_path / "out", progress=False, **kwargs)
     assert not (tmp_path / "out").exists()  # refused before anything was written
+
+
+def test_the_known_temperature_is_the_chains() -> None:
+    # the first-order lr sigma^2 / 2 is off by O(lr lambda): the chain's dU/dS is the truth a
+    # sweep measures (issue 27)
+    from thermo_lightning.models import LangevinSphere
+    from thermo_lightning.sweep.recipes import recipe_for
+
+    cfg = SweepConfig(model="langevin", lrs=[0.1], dim=8, noise_std=1.5, batch_size=4)
+    truth = recipe_for("langevin").known_temperature(cfg, 0.1)
+    chain = LangevinSphere(dim=8, noise_std=0.75).chain_temperature(0.1)  # sigma / sqrt(4)
+    assert truth == pytest.approx(chain, rel=1e-12)
+    assert truth > 1.02 * 0.1 * 0.75**2 / 2  # not the first-order value

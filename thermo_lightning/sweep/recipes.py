@@ -217,6 +217,20 @@ def _build_langevin(cfg: SweepConfig, lr: float, dm: Any) -> Any:
     return LangevinSphereModule(problem, lr=lr, seed=cfg.seed, init_seed=cfg.seed)
 
 
+def _langevin_temperature(cfg: SweepConfig, lr: float) -> float:
+    """The temperature a sweep of the known-temperature problem measures: ``dU/dS`` of the
+    discrete chain's stationary law (:meth:`~thermo_lightning.models.LangevinSphere.
+    chain_temperature`), ``lr sigma^2 / 2`` up to ``O(lr lambda)``; the first-order value
+    where the chain is not stable at ``lr``."""
+    from thermo_lightning.models import LangevinSphere
+
+    problem = LangevinSphere(dim=cfg.dim, noise_std=langevin_noise_std(cfg))
+    try:
+        return problem.chain_temperature(lr)
+    except ValueError:  # lr * lambda_max >= 2: no stationary chain to compare with
+        return problem.temperature(lr)
+
+
 def _langevin_random_loss(model: Any, dm: Any, seed: int) -> float | None:
     from thermo_lightning.probes import random_weight_loss
 
@@ -255,7 +269,7 @@ for _recipe in (
     Recipe("langevin", _build_langevin, brings_own_data=True, batch_size=1,
            precision="64-true", snr=None, ignores=("width", "weight_decay", "snr_batches"),
            verify=False, random_loss=_langevin_random_loss,
-           known_temperature=lambda cfg, lr: lr * langevin_noise_std(cfg) ** 2 / 2.0,
+           known_temperature=_langevin_temperature,
            run_hparams=lambda cfg: {"gradient_noise_std": langevin_noise_std(cfg)}),
 ):
     register_recipe(_recipe)
