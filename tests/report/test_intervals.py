@@ -25,7 +25,7 @@ from thermo_lightning.report.intervals import (
 )
 from thermo_lightning.report.temperature import power_law_or_none
 
-from .synthetic import canonical, write_run
+from .synthetic import canonical, history, write_run
 
 LRS = [0.01, 0.02, 0.04, 0.08, 0.16]
 
@@ -217,3 +217,27 @@ def test_report_says_which_tail_gives_the_bootstrap_its_blocks(tmp_path) -> None
     full = make_report(tmp_path / "runs", tmp_path / "b", tail=0.15, tensorboard=False)
     assert (full.runs["blocks"] == 6).all() and (full.temperature["ci_method"] == "bootstrap"
                                                   ).all()
+
+
+def test_every_interval_is_about_its_own_point(tmp_path) -> None:
+    # T comes from the seed-averaged U and S, the spread from each seed's own T(eta), and the
+    # chords are ratios: the mean of the seeds' T is not the T of their mean. Here the seeds
+    # agree except at lr 0.08, whose S they scatter (-2, +1, +1): the averaged S is the
+    # canonical one, the seeds' own T about it are not. An interval about the seeds' mean
+    # is off-centre (two digits rows' excluded their own T); each must be about its T
+    lrs = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32]
+    for seed, shift in enumerate((-2.0, 1.0, 1.0)):
+        for lr in lrs:
+            _, u, s = canonical(lr)
+            write_run(tmp_path / f"seed{seed}", lr, history(u, s + (shift if lr == 0.08 else 0)),
+                      info={"hparams": {"lr": lr, "seed": seed, "window": 200, "k": [10],
+                                        "estimator": "knn_graph", "model": "synthetic"}})
+    result = make_report(tmp_path, tmp_path / "report", tensorboard=False, smoothing=None)
+    t = result.temperature
+    with_ci = t[t["T_ci_lo"].notna()]
+    assert len(with_ci) == 6 and (with_ci["ci_method"] == "seeds").all()
+    # the seeds' interval is log-symmetric: its geometric centre is the row's own T
+    centre = np.sqrt(with_ci["T_ci_lo"] * with_ci["T_ci_hi"])
+    assert centre.to_numpy() == pytest.approx(with_ci["T"].to_numpy(), rel=1e-9)
+    truth = np.array([canonical(lr)[0] for lr in t["lr"]])
+    assert np.allclose(t["T"][1:-1], truth[1:-1], rtol=0.05)  # averaged: the canonical T

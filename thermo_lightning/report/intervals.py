@@ -14,7 +14,8 @@ power law; the spread of those over the seeds is the uncertainty of the result.
 
 For a learning rate measured by ``n_i >= 2`` seeds (each ``T`` from that seed's own sweep),
 the interval is Student's ``t`` on ``ln T`` with the spread pooled over the learning rates
-(:func:`pooled_log_intervals`); the exponent's is Student's ``t`` over the seeds' own
+(:func:`pooled_log_intervals`; the report then places it about its own seed-averaged ``T``
+with the same relative extent); the exponent's is Student's ``t`` over the seeds' own
 exponents (:func:`t_interval`). On the known-temperature problem
 (``benchmarks/ci_coverage.py``: 10 sweeps of 3 seeds, 5 LRs, 20,000 steps per run, the meter's
 defaults) the 95% interval held ``T = eta sigma^2 / 2`` for 27 of 30 interior rows and the

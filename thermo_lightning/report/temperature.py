@@ -228,10 +228,8 @@ def _temperature_one(
     if why_not:
         messages.append(why_not)
     spread, ci_method = _intervals(chosen_runs, resampled, eps, smoothing, ci, messages)
-    bounds = spread.temperature.set_index("lr") if spread is not None else None
-    for col in ("T_ci_lo", "T_ci_hi"):
-        temperature[col] = ([float(bounds[col].get(float(x), math.nan))
-                             for x in temperature["lr"]] if bounds is not None else math.nan)
+    temperature["T_ci_lo"], temperature["T_ci_hi"] = _around_own_point(
+        temperature, spread.temperature if spread is not None else None)
     temperature["ci_method"] = ci_method or ""
     temperature["U_se"], temperature["S_se"] = _standard_errors(chosen_runs, temperature["lr"])
     if power_law is not None:
@@ -251,6 +249,34 @@ def _temperature_one(
         if pd.api.types.is_integer_dtype(runs[along]):  # batch sizes stay integers
             temperature[along] = temperature[along].round().astype(runs[along].dtype)
     return temperature, power_law, fit
+
+
+def _around_own_point(temperature: pd.DataFrame, spread: pd.DataFrame | None
+                      ) -> tuple[list[float], list[float]]:
+    """``T_ci_lo``, ``T_ci_hi`` of each row of ``temperature`` around its own ``T``.
+
+    The intervals' spread comes from the seeds' (or the bootstrap draws') own ``T(eta)``,
+    centred on their mean ``T_seed_mean``, while the table's ``T`` comes from the seed-averaged
+    ``U`` and ``S``: the two differ (the construction is not linear), and an interval about
+    the one could exclude the other. Each interval keeps its relative extent,
+    ``T * [lo, hi] / T_seed_mean``, so that it is an interval about the ``T`` it is printed
+    with (and always holds it)."""
+    n = len(temperature)
+    if spread is None or spread.empty:
+        return [math.nan] * n, [math.nan] * n
+    by_lr = spread.set_index("lr")
+    lows, highs = [], []
+    for x, t in zip(temperature["lr"], temperature["T"], strict=True):
+        center = float(by_lr["T_seed_mean"].get(float(x), math.nan))
+        lo = float(by_lr["T_ci_lo"].get(float(x), math.nan))
+        hi = float(by_lr["T_ci_hi"].get(float(x), math.nan))
+        if not (math.isfinite(t) and t > 0 and center > 0 and math.isfinite(lo + hi)):
+            lows.append(math.nan)
+            highs.append(math.nan)
+            continue
+        lows.append(min(t * lo / center, t))
+        highs.append(max(t * hi / center, t))
+    return lows, highs
 
 
 def batch_size_collapse(temperature: pd.DataFrame, level: float = 0.95
