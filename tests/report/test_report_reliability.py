@@ -268,3 +268,24 @@ def test_overlapping_windows_still_show_a_real_trend() -> None:
                         _overlapping_run(seed, drift=20.0), (None, None), tail=0.15,
                         include_low_ess=False, messages=[])[0].regime for seed in range(10)]
     assert all(r is Regime.CONVERGING for r in regimes)
+
+
+def test_runs_whose_stride_was_capped_are_left_out(tmp_path: Path) -> None:
+    # at the CLI's --steps 2000 the stride is capped at 18 against correlation times of
+    # 21-61 steps: the windows are correlated, S biased low (T 21-23% low), yet their ESS
+    # stayed above N / 4, so the report used to keep them
+    for lr in LRS:
+        _, u, s = canonical(lr)
+        capped = lr < 0.05  # the three lowest rates: tau 40 > stride 18
+        hist = history(u, s, extra={"thermo/stride": 18.0,
+                                    "thermo/corr_time": 40.0 if capped else 12.0})
+        write_run(tmp_path / "runs", lr, hist)
+    result = make_report(tmp_path / "runs", tmp_path / "report", tensorboard=False)
+    runs = result.runs.set_index("lr")
+    assert runs["stride_capped"].tolist() == [lr < 0.05 for lr in LRS]
+    assert all(r.startswith("capped stride") for r in runs.loc[runs["stride_capped"], "reason"])
+    assert result.temperature.empty  # two uncapped rates are too few for T(eta)
+    assert any("stride capped below" in m for m in result.messages)
+    kept = make_report(tmp_path / "runs", tmp_path / "kept", tensorboard=False,
+                       include_low_ess=True)
+    assert len(kept.temperature) == len(LRS)

@@ -163,6 +163,16 @@ def _summarize(runs: Sequence[RunData], settings: _Settings, messages: list[str]
     untested = untested_trends(summaries)
     if untested is not None:
         messages.append(untested)
+    capped = [s.run for s in summaries if s.regime is Regime.STATIONARY and s.stride_capped]
+    if capped:
+        fate = ("kept in T(eta) (--include-low-ess)" if settings.include_low_ess else
+                "left out of T(eta) unless --include-low-ess")
+        more = " and more" if len(capped) > 3 else ""
+        messages.append(
+            f"{len(capped)} run(s) ({', '.join(capped[:3])}{more}) had their stride "
+            "capped below the weights' correlation time (so that a window "
+            "fills in the run): their windows are correlated and S is biased low, even where "
+            f"the ESS looks fine; {fate}. Train longer, or use a smaller window")
     return summaries, resampled, references
 
 
@@ -211,8 +221,10 @@ def _select(table: pd.DataFrame, settings: _Settings) -> pd.DataFrame:
     if "regime" not in measured:  # an empty table: no usable run
         return measured.iloc[0:0]
     chosen = measured[measured["regime"] == Regime.STATIONARY.value]
-    if not settings.include_low_ess and "low_ess" in chosen:
-        chosen = chosen[chosen["low_ess"] != True]  # noqa: E712 (NaN: not measured)
+    if not settings.include_low_ess:
+        for flag in ("low_ess", "stride_capped"):
+            if flag in chosen:
+                chosen = chosen[chosen[flag] != True]  # noqa: E712 (NaN: not measured)
     return chosen
 
 
@@ -330,7 +342,8 @@ def make_report(
         tensorboard: also write the TensorBoard view (``out/tensorboard`` and one event
             file per run, replaced by the next report).
         include_low_ess: keep stationary runs whose window has a low effective sample size
-            (``low_ess``: ESS below a quarter of the window) in ``T(eta)``; by default they are
+            (``low_ess``: ESS below a quarter of the window), or whose stride was capped below
+            the correlation time (``stride_capped``), in ``T(eta)``; by default they are
             left out, with their reason.
         ci: level of the intervals (``T_ci_lo``, ``T_ci_hi`` in ``temperature.csv``;
             ``a_ci_lo``, ``a_ci_hi`` in ``fit.json``): over the seeds' own ``T(eta)`` and

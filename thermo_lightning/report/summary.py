@@ -90,6 +90,8 @@ class Exclusion(Enum):
 
     REGIME = "regime"  #: its regime (:attr:`Regime.reason`)
     LOW_ESS = "low ESS"  #: a stationary run whose window is too correlated
+    #: a stationary run whose stride was capped below the weights' correlation time
+    CAPPED_STRIDE = "capped stride"
     OUTSIDE_RANGE = "outside --lr-range"  #: a stationary run outside ``--lr-range``
 
     @classmethod
@@ -99,6 +101,8 @@ class Exclusion(Enum):
             return None
         if summary.regime is Regime.STATIONARY and summary.low_ess:
             return cls.LOW_ESS
+        if summary.regime is Regime.STATIONARY and summary.stride_capped:
+            return cls.CAPPED_STRIDE
         if summary.regime is None or summary.regime is Regime.STATIONARY:
             return cls.OUTSIDE_RANGE
         return cls.REGIME
@@ -138,6 +142,9 @@ class RunSummary:
     regime: Regime | None = None
     window: int | None = None
     low_ess: bool | None = None
+    #: the final stride is below the correlation time the pilot measured (stride="auto"
+    #: capped it so that a window fills): windows correlated beyond what the ESS shows
+    stride_capped: bool | None = None
     blocks: int | None = None
     tail_for_bootstrap: float | None = None
     U_se: float | None = None
@@ -158,6 +165,9 @@ class RunSummary:
         if self.exclusion is Exclusion.LOW_ESS:
             return ("low ESS: its window is too correlated for S to be trusted (include it "
                     "with --include-low-ess)")
+        if self.exclusion is Exclusion.CAPPED_STRIDE:
+            return ("capped stride: its snapshots are closer than the weights' correlation "
+                    "time, so S is biased low (include it with --include-low-ess)")
         if self.exclusion is Exclusion.REGIME and self.regime is not None:
             return self.regime.reason
         return Exclusion.OUTSIDE_RANGE.value
@@ -309,6 +319,17 @@ def _window_span(run: RunData, part: pd.DataFrame) -> float | None:
     return None if stride is None else spec.window * stride
 
 
+def _stride_capped(part: pd.DataFrame) -> bool | None:
+    """Whether the tail's stride is below ``ceil(tau)``, ``tau`` the correlation time the
+    pilot measured (``None``: a run without them, e.g. a fixed stride)."""
+    if keys.CORRELATION_TIME not in part or keys.STRIDE not in part:
+        return None
+    tau, stride = part[keys.CORRELATION_TIME].dropna(), part[keys.STRIDE].dropna()
+    if tau.empty or stride.empty or not math.isfinite(float(tau.iloc[-1])):
+        return None
+    return float(stride.iloc[-1]) < math.ceil(float(tau.iloc[-1]) - 1e-9)
+
+
 def _trend_stretch(run: RunData, part: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """The points the trend test fits and how many independent windows they hold.
 
@@ -379,6 +400,9 @@ def summarize_run(run: RunData, tail: float = 0.15, min_points: int = 5) -> RunS
             if key in measured:
                 values[name] = (float(measured[key].mean()) if unresolved <= _MAX_UNRESOLVED
                                 else math.nan)
+    capped = _stride_capped(part)
+    if capped is not None:
+        values["stride_capped"] = capped
     stretch, independent = _trend_stretch(run, part)
     values["trend_points"] = independent
     deflate = math.sqrt(independent / len(stretch))
