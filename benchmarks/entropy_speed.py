@@ -15,9 +15,17 @@ Each measurement runs in a fresh subprocess (so its peak memory can be read), th
 ratio to the reference, the peak RSS growth and the relative difference of S from the
 reference.
 
+``--baseline PATH`` adds ``torch@PATH``: the same torch backend imported from another
+checkout (e.g. a ``git worktree`` of an older commit), measured in the same interleaved
+rounds. ``--split`` prints, for the ``torch`` method, where its time goes (the scale pass,
+the squared distances: centring, norms and the Gram matrix, the top-k) next to the machine's
+float32 GEMM rate and the time the Gram matrix's lower triangle needs at that rate: the limit.
+
 Usage::
 
     python benchmarks/entropy_speed.py                        # N=1000, D=1e4 and 1e5
+    python benchmarks/entropy_speed.py --sizes 1000x100000 200x20 --split \
+        --baseline /tmp/baa3724                               # against an older checkout
     python benchmarks/entropy_speed.py --sizes 1000x10000 1000x100000 4000x100000 1000x1000000
     python benchmarks/entropy_speed.py --sizes 200x2000 --repeats 1        # smoke run
 """
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -38,6 +47,7 @@ _WORKER = textwrap.dedent(
     import json, resource, sys, time
     import numpy as np, torch
     method, n, d, k, repeats, seed = sys.argv[1], *map(int, sys.argv[2:7])
+    method = method.split("@")[0]  # torch@PATH: the torch backend of PATH (on sys.path)
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(d, generator=g)
     x = x / x.norm()
@@ -78,10 +88,54 @@ _WORKER = textwrap.dedent(
 )
 
 
+_SPLIT = textwrap.dedent(
+    """
+    import json, statistics, sys, time
+    import torch
+    from thermo_lightning.knn.torch_backend import (
+        knn_from_sq_distances, pairwise_sq_distances, power_of_two_scale)
+    n, d, k = map(int, sys.argv[1:4])
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(n, d, generator=g) / d**0.5
+    a = torch.randn(n, 4096, generator=g)
+
+    def median_time(f, repeats=3):
+        f()
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            f()
+            times.append(time.perf_counter() - t0)
+        return statistics.median(times)
+
+    rate = 2 * n * n * 4096 / median_time(lambda: a @ a.T)  # float32 multiply-adds x 2 / s
+    sq = pairwise_sq_distances(w)
+    print(json.dumps({
+        "gemm_GFLOPs": rate / 1e9,
+        "gram_limit_s": n * (n + 1) * d / rate,  # the lower triangle, N(N+1)/2 D FMAs
+        "scale_s": median_time(lambda: power_of_two_scale(w)),
+        "distances_s": median_time(lambda: pairwise_sq_distances(w)),
+        "topk_s": median_time(lambda: knn_from_sq_distances(sq.clone(), k)),
+    }))
+    """
+)
+
+
+def _split(n: int, d: int, k: int) -> dict:
+    out = subprocess.run([sys.executable, "-c", _SPLIT, str(n), str(d), str(k)],
+                         capture_output=True, text=True, timeout=1800)
+    if out.returncode != 0:
+        return {"error": (out.stderr.strip().splitlines() or ["failed"])[-1][:80]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def _run(method: str, n: int, d: int, k: int, repeats: int, timeout: float) -> dict:
     cmd = [sys.executable, "-c", _WORKER, method, str(n), str(d), str(k), str(repeats), "0"]
+    env = None
+    if "@" in method:  # the backend of another checkout first on the path
+        env = {**os.environ, "PYTHONPATH": method.split("@", 1)[1]}
     try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     except subprocess.TimeoutExpired:
         return {"error": f"over {timeout:.0f} s"}
     if out.returncode != 0:
@@ -98,7 +152,13 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--methods", nargs="+", default=["torch", "faiss", "reference", "ckdtree"])
     p.add_argument("--ckdtree-max-d", type=int, default=10_000)
     p.add_argument("--timeout", type=float, default=1800)
+    p.add_argument("--baseline", default=None,
+                   help="another checkout whose torch backend is measured alongside")
+    p.add_argument("--split", action="store_true",
+                   help="print where the torch backend's time goes, and the GEMM limit")
     args = p.parse_args(argv)
+    if args.baseline:
+        args.methods = [*args.methods, f"torch@{args.baseline}"]
     rows = []
     for size in args.sizes:
         n, d = (int(float(v)) for v in size.lower().split("x"))
@@ -137,6 +197,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     print(f"k-NN graph entropy, k={args.k}, float32 trajectory-like windows, median of "
           f"{args.repeats}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.split:
+        splits = []
+        for size in args.sizes:
+            n, d = (int(float(v)) for v in size.lower().split("x"))
+            splits.append({"N": n, "D": d, **_split(n, d, min(args.k, n - 1))})
+        print("\nwhere the torch backend's time goes (median of 3; gram_limit_s: the lower "
+              "triangle of the Gram matrix at the measured float32 GEMM rate)")
+        print(pd.DataFrame(splits).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     return table
 
 

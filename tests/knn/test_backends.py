@@ -219,3 +219,22 @@ def test_exact_recompute_keeps_true_duplicates_at_zero() -> None:
     assert dist[3, 0] == 0 and dist[7, 0] == 0
     ref = torch.cdist(x.double(), x.double()).fill_diagonal_(math.inf).sort(dim=1).values[:, :2]
     torch.testing.assert_close(dist.double(), ref, rtol=2e-5, atol=1e-7)  # float32 GEMM form
+
+
+@pytest.mark.parametrize(("scale", "rescaled"), [(1.0, False), (1e-30, True), (1e30, True)])
+def test_only_windows_out_of_float32s_range_pay_for_a_scale_pass(
+        monkeypatch: pytest.MonkeyPatch, scale: float, rescaled: bool) -> None:
+    # a pass to find every window's power-of-two scale (and a scaled copy of every slice)
+    # cost 22-32% of the search (issue 29): an ordinary window is searched as it is; only one
+    # whose squared distances overflow or underflow float32 is scaled, with the same result
+    from thermo_lightning.knn import torch_backend
+
+    calls = []
+    original = torch_backend.power_of_two_scale
+    monkeypatch.setattr(torch_backend, "power_of_two_scale",
+                        lambda x: calls.append(1) or original(x))
+    x = torch.randn(300, 40, generator=torch.Generator().manual_seed(2))
+    dist = torch_backend.TorchKnn().search((x * scale).float(), 5)
+    assert bool(calls) == rescaled
+    ref = torch.cdist(x.double(), x.double()).fill_diagonal_(math.inf).sort(dim=1).values[:, :5]
+    torch.testing.assert_close(dist.double() / scale, ref, rtol=2e-5, atol=1e-7)

@@ -20,7 +20,13 @@ from torch import Tensor
 
 from thermo_lightning.knn.base import full_precision_matmul, raise_nonfinite
 
-__all__ = ["TorchKnn", "knn_from_sq_distances", "pairwise_sq_distances", "power_of_two_scale"]
+__all__ = [
+    "SquaredDistanceOverflow",
+    "TorchKnn",
+    "knn_from_sq_distances",
+    "pairwise_sq_distances",
+    "power_of_two_scale",
+]
 
 _CPU_CHUNK_BYTES = 32 * 2**20  # measured fastest on a 2-core CPU (16-64 MiB tried)
 _GPU_CHUNK_BYTES = 256 * 2**20
@@ -104,13 +110,18 @@ def pairwise_sq_distances(
             w = min(chunk, d - c0)
             xc = buf[:, :w]
             view = x[:, c0 : c0 + w]
-            if scale != 1.0:  # a power of two: exact (in float64 when float32 cannot hold it)
-                view = view * scale if 2.0**-120 < scale < 2.0**120 else view.double() * scale
+            if scale != 1.0 and not 2.0**-120 < scale < 2.0**120:
+                view = view.double() * scale  # float32 cannot hold the factor itself
+                factor = 1.0
+            else:  # a power of two: exact, applied in place to the centred slice
+                factor = scale
             if center:  # one pass: mean, then the centred copy written straight into buf
                 mean = view.mean(dim=0, keepdim=True, dtype=dtype)
                 torch.sub(view.to(dtype), mean, out=xc)
             else:
                 xc.copy_(view)
+            if factor != 1.0:
+                xc.mul_(factor)
             # the norms summed directly, not read off the Gram diagonal: float32 GEMM
             # diagonals carry a bias that shifts every distance by ~2e-7 relative
             sq.add_(xc.square().sum(dim=1))
@@ -122,7 +133,10 @@ def pairwise_sq_distances(
         if not bool(torch.isfinite(sq).all()):
             # NaN/Inf anywhere reaches every norm through the column means: the window's own
             # finiteness check, folded into this pass
-            raise_nonfinite(x, overflow=True)
+            raise_nonfinite(x)
+            raise SquaredDistanceOverflow(
+                f"`x` is finite but its squared distances overflow {dtype}; rescale the "
+                "window or pass dtype=torch.float64.")
         if full:
             for i, (b0, b1) in enumerate(bounds):  # mirror: exactly symmetric
                 diag = out[b0:b1, b0:b1]
@@ -160,6 +174,15 @@ def power_of_two_scale(x: Tensor) -> float:
     exponent = -torch.frexp(torch.tensor(peak, dtype=torch.float64)).exponent.item()
     exponent = max(-1000, min(1000, exponent))  # within float64's range
     return float(2.0**exponent)
+
+
+class SquaredDistanceOverflow(ValueError):
+    """A finite window whose squared distances overflow the computation dtype."""
+
+
+#: squared distances all below this are redone on the window scaled by a power of two (data
+#: near 1e-30 would lose its digits to float32's subnormal range)
+_TINY = 2.0**-80
 
 
 def _recompute_exactly(x: Tensor, out: Tensor, pairs: Tensor, r0: int, scale: float) -> None:
@@ -241,15 +264,29 @@ class TorchKnn:
             raise ValueError(f"`k` must satisfy 1 <= k < N={n}, got {k}.")
         itemsize = torch.empty((), dtype=dtype).element_size()
         block = max(1, min(n, self.block_bytes // (n * itemsize)))
-        scale = power_of_two_scale(x)
-        parts = []
-        for r0 in range(0, n, block):
-            r1 = min(n, r0 + block)
-            sq = pairwise_sq_distances(
-                x, center=center, dtype=dtype, chunk_size=self.chunk_size, rows=(r0, r1),
-                scale=scale,
-            )
-            parts.append(knn_from_sq_distances(sq, k, row_offset=r0))
-            del sq
+        # the window as it is, unless its squared distances overflow or underflow float32:
+        # then scaled by a power of two (exact); a pass to find the scale of every window
+        # cost 5% of the search
+        try:
+            scale, parts = 1.0, self._blocks(x, k, block, center, dtype, 1.0)
+            if float(max(p[:, -1].max() for p in parts)) ** 2 < _TINY:
+                scale = power_of_two_scale(x)
+                if scale != 1.0:
+                    parts = self._blocks(x, k, block, center, dtype, scale)
+        except SquaredDistanceOverflow:
+            scale = power_of_two_scale(x)
+            parts = self._blocks(x, k, block, center, dtype, scale)
         dist = parts[0] if len(parts) == 1 else torch.cat(parts)
         return dist if scale == 1.0 else dist.div_(scale)  # back to the data's units
+
+    def _blocks(self, x: Tensor, k: int, block: int, center: bool, dtype: torch.dtype,
+                scale: float) -> list[Tensor]:
+        """The ``k`` nearest distances of every row of ``scale * x``, ``block`` rows at a
+        time."""
+        parts = []
+        for r0 in range(0, x.shape[0], block):
+            sq = pairwise_sq_distances(x, center=center, dtype=dtype, chunk_size=self.chunk_size,
+                                       rows=(r0, min(x.shape[0], r0 + block)), scale=scale)
+            parts.append(knn_from_sq_distances(sq, k, row_offset=r0))
+            del sq
+        return parts
