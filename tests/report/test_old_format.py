@@ -28,7 +28,8 @@ CHANGED_COLUMNS = ["U_slope", "U_slope_t", "S_slope", "S_slope_t", "trend_points
 #: the seeds' intervals are about each row's own T since issue 27 (they were about the
 #: seeds' geometric mean): the same log-width, centred on T (checked, then left out)
 CENTRED = ["T_ci_lo", "T_ci_hi"]
-NEW_MESSAGES = ("too few to test for a trend",)
+NEW_MESSAGES = ("too few to test for a trend",  # the trend test (issue 26)
+                "left out of T(eta) (", "outside --lr-range left out of T(eta)")  # issue 30
 
 
 def _same_width_about_t(got: pd.DataFrame, want: pd.DataFrame) -> None:

@@ -289,3 +289,22 @@ def test_runs_whose_stride_was_capped_are_left_out(tmp_path: Path) -> None:
     kept = make_report(tmp_path / "runs", tmp_path / "kept", tensorboard=False,
                        include_low_ess=True)
     assert len(kept.temperature) == len(LRS)
+
+
+def test_every_run_left_out_of_the_table_is_said(tmp_path: Path, capsys) -> None:
+    # the demo said "6 learning rates" and printed 5: the sixth was "relaxing", said only in
+    # runs.csv (issue 30). Every run left out of T(eta) gets a printed line saying why
+    for lr in LRS:
+        _, u, s = canonical(lr)
+        falling = lr == LRS[2]  # still falling: converging
+        steps = history(u, s)["step"].to_numpy()
+        hist = history(u - (0.05 * np.log(steps) if falling else 0),
+                       s - (2.0 * np.log(steps) if falling else 0))
+        write_run(tmp_path / "runs", lr, hist)
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report"),
+                 "--no-tensorboard"]) == 0
+    runs = pd.read_csv(tmp_path / "report" / "runs.csv")
+    left = runs[runs["reason"].fillna("") != ""]
+    assert len(left) == 1
+    printed = capsys.readouterr().out
+    assert f"note: {left['run'].iloc[0]}: left out of T(eta) (converging" in printed

@@ -176,6 +176,19 @@ def _summarize(runs: Sequence[RunData], settings: _Settings, messages: list[str]
     return summaries, resampled, references
 
 
+def _left_out(summaries: Sequence[RunSummary]) -> list[str]:
+    """One line per run left out of ``T(eta)`` for its regime (those left out for a low ESS
+    or a capped stride have theirs already), and one for the runs outside ``--lr-range``: a
+    table that drops a row says why."""
+    lines = [f"{s.run}: left out of T(eta) ({s.reason})" for s in summaries
+             if s.exclusion is Exclusion.REGIME]
+    outside = [s.run for s in summaries if s.exclusion is Exclusion.OUTSIDE_RANGE]
+    if outside:
+        lines.append(f"{len(outside)} stationary run(s) outside --lr-range left out of T(eta)"
+                     f" ({', '.join(outside[:3])}{' and more' if len(outside) > 3 else ''})")
+    return lines
+
+
 def _axis_columns(table: pd.DataFrame, runs: Sequence[RunData]) -> list[str]:
     """The sweep's axes, ``lr`` first: every axis a run names, plus ``seed`` when the table
     has one."""
@@ -374,6 +387,7 @@ def make_report(
     chosen = _select(table, settings)
     used = set(chosen["run"]) if "run" in chosen else set()
     summaries = [replace(s, exclusion=Exclusion.of(s, s.run in used)) for s in summaries]
+    messages.extend(_left_out(summaries))
     if not table.empty:
         reasons = {s.run: s.reason for s in summaries}
         table["reason"] = [reasons[name] for name in table["run"]]
