@@ -84,11 +84,23 @@ def test_plain_pytorch_example_runs_without_lightning() -> None:
     assert "OK 2" in out.stdout
 
 
-def test_fabric_example() -> None:
+@pytest.mark.filterwarnings("error::UserWarning")
+def test_fabric_example(capsys) -> None:
     history = load_script("examples", "fabric_loop").main(
         ["--steps", "60", "--window", "10", "--k", "3", "--every", "30"])
     assert history["step"].tolist() == [30.0, 60.0]
     assert history["thermo/S"].notna().all()
+    # it says what its numbers mean (a loss above chance was printed without a word)
+    assert "the net fits the digits" in capsys.readouterr().out
+
+
+@pytest.mark.filterwarnings("error::UserWarning")
+def test_plain_pytorch_example_explains_its_warnings(capsys) -> None:
+    history = load_script("examples", "plain_pytorch").main(
+        ["--steps", "300", "--every", "100", "--snr-batches", "3"])
+    out = capsys.readouterr().out
+    assert history["thermo/U"].iloc[-1] < 0.05
+    assert "the net fits the digits" in out and "low ESS" in out  # the collapse, explained
 
 
 def test_digits_up_vs_op_example(tmp_path: Path) -> None:
