@@ -3,6 +3,7 @@
 Its public names are a contract (docs/architecture.md, "Public contract").
 """
 
+from thermo_lightning.functional.convex_temperature import convex_temperature
 from thermo_lightning.functional.entropy import (
     ESTIMATORS,
     DuplicatePointsWarning,
@@ -53,6 +54,7 @@ __all__ = [
     "GradientSNRAccumulator",
     "StationarityResult",
     "autocorrelation",
+    "convex_temperature",
     "corrected_autocorrelation_time",
     "effective_lr",
     "effective_sample_size",
