@@ -79,6 +79,10 @@ def test_the_runner_writes_version_1_records(tmp_path: Path) -> None:
     record = RunRecord.read(run)
     raw = json.loads((run / "run.json").read_text())
     assert raw["version"] == SCHEMA_VERSION and record.done
-    assert record.known_temperature == pytest.approx(0.05 * 0.5**2 / 2)  # from its recipe
+    from thermo_lightning.models import LangevinSphere
+
+    # from its recipe: the discrete chain's dU/dS (about lr sigma^2 / 2)
+    assert record.known_temperature == pytest.approx(
+        LangevinSphere(dim=4, noise_std=0.5).chain_temperature(0.05))
     assert record.axes == {"lr": 0.05} and record.last_logged_step == 40
     assert record.window_spec["thermo_spec/window"] == 10 and record.random_loss > 0
