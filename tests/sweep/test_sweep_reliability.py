@@ -211,3 +211,22 @@ def test_workers_use_command_line_overrides_and_die_with_their_parent(tmp_path: 
 
     _wait_for(lambda: all(gone(p) for p in pids), timeout=60)
     assert all(_info(r)["status"] == "interrupted" for r in runs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_marks_runs_interrupted_without_a_traceback(tmp_path: Path, workers: str) -> None:
+    # a Ctrl-C in a terminal reaches the whole process group: the sweep and its workers.
+    # It printed a traceback, and the workers' runs said "failed" (Lightning's graceful
+    # shutdown ends in sys.exit(1)) instead of "interrupted"
+    proc = _spawn_sweep(tmp_path, *LONG, "--workers", workers)
+    started = [tmp_path / run_dir_name(lr) for lr in (0.05, 0.1)[: int(workers)]]
+    _wait_for(lambda: all(_running(r) for r in started))
+    time.sleep(2.0)  # inside trainer.fit
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGINT, err[-2000:]
+    assert "Traceback" not in err and "sweep stopped by Ctrl-C" in err, err[-2000:]
+    assert all(_info(r)["status"] == "interrupted" for r in started), [
+        _info(r) for r in started]
+    assert "Ctrl-C" in _info(started[0])["error"]

@@ -9,6 +9,7 @@ package imports neither the runner nor Lightning.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from thermo_lightning.runs.layout import run_log
 from thermo_lightning.runs.record import RunRecord
 
 __all__ = ["Launcher", "PlannedRun", "RunHandle", "RunInterrupted", "RunSkipped", "SweepPlan",
-           "watch"]
+           "interrupted_by_user", "watch"]
 
 #: ``(run name, progress) -> None``: train one run of the plan in this process
 RunHere = Callable[[str, "Callable[[str], Any] | None"], None]
@@ -31,8 +32,19 @@ class RunSkipped(RuntimeError):
 
 
 class RunInterrupted(Exception):
-    """A signal stopped the run trained in this process; the sweep stops (and resumes when
-    run again)."""
+    """A signal stopped the run trained in this process (``signum``: SIGTERM, or SIGINT for a
+    Ctrl-C); the sweep stops (and resumes when run again)."""
+
+    def __init__(self, name: str, signum: int = signal.SIGTERM) -> None:
+        super().__init__(name)
+        self.name, self.signum = name, int(signum)
+
+
+def interrupted_by_user(err: BaseException) -> bool:
+    """Whether ``err`` is a Ctrl-C: a ``KeyboardInterrupt``, or the ``SystemExit`` Lightning
+    raises while it handles one (its graceful shutdown ends in ``sys.exit(1)``)."""
+    return isinstance(err, KeyboardInterrupt) or (
+        isinstance(err, SystemExit) and isinstance(err.__context__, KeyboardInterrupt))
 
 
 @dataclass(frozen=True)

@@ -64,12 +64,13 @@ def _run_here(plan: SweepPlan, progress: bool) -> list[str]:
     for i, run in enumerate(runs):
         try:
             plan.run_here(run.name, bar.set_postfix_str if progress else None)
-        except RunInterrupted:
+        except RunInterrupted as err:
             bar.close()
-            print(f"sweep stopped by SIGTERM during {run.name}; "
+            how = "Ctrl-C" if err.signum == signal.SIGINT else signal.Signals(err.signum).name
+            print(f"sweep stopped by {how} during {run.name} (interrupted); "
                   f"{len(runs) - i - 1} runs not started. Run the same command again to "
                   "resume.", file=sys.stderr)
-            raise SystemExit(128 + signal.SIGTERM) from None
+            raise SystemExit(128 + err.signum) from None
         except RunSkipped as err:
             elsewhere.append(str(err))
         except Exception as err:  # keep going; report at the end
@@ -181,8 +182,14 @@ def _run_parallel(plan: SweepPlan, workers: int, progress: bool) -> list[str]:
             handles[run.name] = _ChildHandle(pool.submit(run_child, run, started),
                                              str(plan.log(run.name)), started)
         return watch(plan, handles, desc="sweep", progress=progress)
+    except KeyboardInterrupt:  # Ctrl-C: the children (same process group) stop too
+        not_started = sum(not h.started.is_set() and not h.done() for h in handles.values())
+        interrupted = terminate_children()
+        print(f"sweep stopped by Ctrl-C; {interrupted} runs interrupted, {not_started} not "
+              "started. Run the same command again to resume.", file=sys.stderr)
+        raise SystemExit(128 + signal.SIGINT) from None
     except BaseException:
-        terminate_children()  # Ctrl-C or an error here: no orphan keeps training
+        terminate_children()  # an error here: no orphan keeps training
         raise
     finally:
         pool.shutdown(wait=False, cancel_futures=True)

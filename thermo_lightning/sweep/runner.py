@@ -33,6 +33,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from thermo_lightning.callback import ThermoCallback
 from thermo_lightning.launch import Launcher, LocalLauncher, RunInterrupted, SweepPlan
+from thermo_lightning.launch.base import interrupted_by_user
 from thermo_lightning.launch.progress import format_progress
 from thermo_lightning.runs.layout import (
     CHECKPOINT_DIR,
@@ -294,7 +295,11 @@ def _run_locked(cfg: SweepConfig, spec: RunSpec, run_dir: Path, progress_bar: bo
         record.write(run_dir)
         raise
     except BaseException as err:
-        record.status, record.error = RunStatus.FAILED.value, f"{type(err).__name__}: {err}"
+        if interrupted_by_user(err):  # Ctrl-C: stopped, not failed
+            record.status = RunStatus.INTERRUPTED.value
+            record.error = "Ctrl-C (resumes from its last checkpoint)"
+        else:
+            record.status, record.error = RunStatus.FAILED.value, f"{type(err).__name__}: {err}"
         record.write(run_dir)
         raise
     if trainer.global_rank == 0:
@@ -375,6 +380,10 @@ def _run_here(cfg: SweepConfig, out: Path, name: str,
         run_spec(cfg, cfg.run_named(name), out, progress=progress)
     except SIGTERMException:
         raise RunInterrupted(name) from None
+    except BaseException as err:
+        if interrupted_by_user(err):
+            raise RunInterrupted(name, signal.SIGINT) from None
+        raise
 
 
 def plan_sweep(cfg: SweepConfig, out: str | Path) -> SweepPlan:
