@@ -404,11 +404,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from thermo_lightning.launch.base import LauncherError
     from thermo_lightning.sweep.errors import RunLockedError, SweepSettingsError
 
     try:
         return int(args.func(args) or 0)
-    except (SweepSettingsError, RunLockedError) as err:
+    except (SweepSettingsError, RunLockedError, LauncherError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except ImportError as err:  # an optional dependency: the message names the extra

@@ -191,3 +191,46 @@ def test_bad_launcher_options_and_failed_runs_are_one_error_line(tmp_path: Path,
     assert "cannot train at that rate" in err and "run the same command again" in err
     assert json.loads((tmp_path / "c" / "lr=5.00e-02" / "run.json").read_text())["status"] == \
         "done"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_ray_to_an_address_where_nothing_answers_fails_at_once(tmp_path: Path,
+                                                                capsys) -> None:
+    # ray.init retried for minutes; now one line within seconds, and no run started
+    pytest.importorskip("ray")
+    started = time.monotonic()
+    code = main(["sweep", *TINY, "--out", str(tmp_path), "--launcher", "ray", "--ray-address",
+                 f"127.0.0.1:{_free_port()}", "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and time.monotonic() - started < 60
+    assert err.startswith("error: --ray-address 127.0.0.1:") and "ray start --head" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not [p for p in tmp_path.iterdir() if p.is_dir()]  # no run folder
+
+
+def test_ray_gpus_per_run_without_gpus_fails_before_any_run(tmp_path: Path) -> None:
+    # the docs' own command waited forever on a machine without GPUs (Ray cannot place it)
+    import subprocess
+    import sys
+
+    pytest.importorskip("ray")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    started = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-m", "thermo_lightning.cli", "sweep", *TINY, "--out", str(tmp_path),
+         "--launcher", "ray", "--gpus-per-run", "1", "--ray-num-cpus", "1", "--no-progress"],
+        capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and time.monotonic() - started < 60, out.stderr[-2000:]
+    assert "error: --gpus-per-run 1: this machine's Ray cluster has 0 GPU(s)" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not [p for p in tmp_path.iterdir() if p.is_dir()]

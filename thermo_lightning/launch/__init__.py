@@ -30,6 +30,7 @@ from typing import Any
 
 from thermo_lightning.launch.base import (
     Launcher,
+    LauncherError,
     PlannedRun,
     RunHandle,
     RunInterrupted,
@@ -44,6 +45,7 @@ from thermo_lightning.launch.slurm_launcher import SlurmLauncher
 __all__ = [
     "LAUNCHERS",
     "Launcher",
+    "LauncherError",
     "LocalLauncher",
     "PlannedRun",
     "RayLauncher",

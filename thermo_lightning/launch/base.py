@@ -20,11 +20,16 @@ from thermo_lightning.launch.progress import progress_summary, warnings_in
 from thermo_lightning.runs.layout import run_log
 from thermo_lightning.runs.record import RunRecord
 
-__all__ = ["Launcher", "PlannedRun", "RunHandle", "RunInterrupted", "RunSkipped", "SweepPlan",
-           "interrupted_by_user", "watch"]
+__all__ = ["Launcher", "LauncherError", "PlannedRun", "RunHandle", "RunInterrupted",
+           "RunSkipped", "SweepPlan", "interrupted_by_user", "watch"]
 
 #: ``(run name, progress) -> None``: train one run of the plan in this process
 RunHere = Callable[[str, "Callable[[str], Any] | None"], None]
+
+
+class LauncherError(RuntimeError):
+    """A launcher cannot start the sweep where it was asked to (a cluster that does not
+    answer, resources it does not have): one line that says what to do; no run started."""
 
 
 class RunSkipped(RuntimeError):

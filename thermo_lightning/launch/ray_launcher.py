@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from thermo_lightning.launch.base import SweepPlan, watch
+from thermo_lightning.launch.base import LauncherError, SweepPlan, watch
 from thermo_lightning.launch.worker import run_command
 
 __all__ = ["RayLauncher"]
@@ -70,11 +70,21 @@ class RayLauncher:
 
         started_here = not ray.is_initialized()
         if started_here:
+            _check_reachable(self.address)
             kwargs: dict[str, Any] = {"address": self.address, "include_dashboard": False,
                                       "log_to_driver": False}
             if self.address is None and self.num_cpus is not None:
                 kwargs["num_cpus"] = self.num_cpus
-            ray.init(**kwargs)
+            try:
+                ray.init(**kwargs)
+            except ConnectionError as err:  # address="auto" without a cluster, say
+                raise LauncherError(f"--launcher ray: {err}") from None
+        try:
+            self._check_resources(ray)
+        except LauncherError:
+            if started_here:
+                ray.shutdown()
+            raise
         task = ray.remote(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run,
                           max_retries=self.max_retries)(run_command)
         try:
@@ -88,3 +98,39 @@ class RayLauncher:
         finally:
             if started_here:
                 ray.shutdown()
+
+    def _check_resources(self, ray: Any) -> None:
+        """Refuse a request the cluster can never grant (Ray would wait for it forever)."""
+        have = ray.cluster_resources()
+        for flag, want, key in (("--gpus-per-run", self.gpus_per_run, "GPU"),
+                                ("--cpus-per-run", self.cpus_per_run, "CPU")):
+            if want and float(have.get(key, 0.0)) < want:
+                where = f"the Ray cluster at {self.address}" if self.address else (
+                    "this machine's Ray cluster")
+                raise LauncherError(
+                    f"{flag} {want:g}: {where} has {float(have.get(key, 0.0)):g} {key}(s), so "
+                    "no run could ever start. "
+                    + ("Leave out --gpus-per-run to train on CPUs, or use a cluster with GPUs"
+                       if key == "GPU" else "Ask for fewer CPUs per run")
+                    + ".")
+
+
+def _check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """Refuse an address where nothing answers, at once (``ray.init`` retries for minutes):
+    ``host:port`` or ``ray://host:port``; ``None`` (a local cluster) and names Ray resolves
+    itself (``auto``) pass."""
+    import socket
+
+    if address is None or ("://" not in address and ":" not in address):
+        return
+    target = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = target.rpartition(":")
+    if not port.isdigit():
+        return  # not host:port: Ray says what it makes of it
+    try:
+        socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout).close()
+    except OSError as err:
+        raise LauncherError(
+            f"--ray-address {address}: nothing answers there ({err.strerror or err}). Start a "
+            "cluster (`ray start --head` prints its address) and pass that address, or leave "
+            "--ray-address out to start a local one.") from None
