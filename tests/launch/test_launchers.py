@@ -234,3 +234,20 @@ def test_ray_gpus_per_run_without_gpus_fails_before_any_run(tmp_path: Path) -> N
     assert "error: --gpus-per-run 1: this machine's Ray cluster has 0 GPU(s)" in out.stderr
     assert "Traceback" not in out.stderr
     assert not [p for p in tmp_path.iterdir() if p.is_dir()]
+
+
+def test_slurm_without_slurm_is_one_error_line(tmp_path: Path, capsys) -> None:
+    # submitit's 'Could not detect "srun"' was a traceback
+    submitit = pytest.importorskip("submitit")
+    import shutil
+
+    if shutil.which("srun"):
+        pytest.skip("this machine has SLURM")
+    del submitit
+    code = main(["sweep", *TINY, "--out", str(tmp_path), "--launcher", "slurm",
+                 "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.startswith("error: --launcher slurm could not submit the array (RuntimeError: ")
+    assert "srun" in err and "--slurm-executor local" in err
+    assert not [p for p in tmp_path.iterdir() if p.is_dir()]

@@ -230,3 +230,32 @@ def test_ctrl_c_marks_runs_interrupted_without_a_traceback(tmp_path: Path, worke
     assert all(_info(r)["status"] == "interrupted" for r in started), [
         _info(r) for r in started]
     assert "Ctrl-C" in _info(started[0])["error"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie (exited, not yet reaped by its parent) is not training
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_local_slurm_array_leaves_no_orphan(tmp_path: Path) -> None:
+    # the sweep died with -15 and left the array's tasks training, run.json "running"
+    pytest.importorskip("submitit")
+    proc = _spawn_sweep(tmp_path, *LONG, "--launcher", "slurm", "--slurm-executor", "local")
+    runs = [tmp_path / run_dir_name(lr) for lr in (0.05, 0.1, 0.2)]
+    _wait_for(lambda: all(_running(r) for r in runs), timeout=180)
+    time.sleep(2.0)  # inside trainer.fit
+    pids = [_info(r)["pid"] for r in runs]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 128 + signal.SIGTERM, err[-2000:]
+    assert "sweep stopped by SIGTERM; 3 array tasks cancelled" in err and "Traceback" not in err
+    assert [_info(r)["status"] for r in runs] == ["interrupted"] * 3
+    assert not [pid for pid in pids if _alive(pid)]

@@ -5,14 +5,19 @@ this launcher runs."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from thermo_lightning.launch.base import SweepPlan, watch
+from thermo_lightning.launch.base import LauncherError, SweepPlan, watch
 from thermo_lightning.launch.worker import run_command
 from thermo_lightning.runs.layout import SLURM_DIR
+from thermo_lightning.runs.record import RunRecord
 
 __all__ = ["SlurmLauncher"]
 
@@ -145,13 +150,19 @@ class SlurmLauncher:
             executor: Any = submitit.LocalExecutor(folder=plan.out / SLURM_DIR)
             executor.update_parameters(timeout_min=self.time_min)
         elif self.executor == "slurm":
-            executor = submitit.SlurmExecutor(folder=folder)
-            executor.update_parameters(**self._parameters())
+            try:
+                executor = submitit.SlurmExecutor(folder=folder)
+                executor.update_parameters(**self._parameters())
+            except Exception as err:  # srun not found: not a SLURM machine
+                raise _cannot_submit(err) from None
         else:
             raise ValueError(f"`executor` must be 'slurm' or 'local', got {self.executor!r}.")
         tasks = [_SlurmTask(run.command, str(plan.log(run.name))) for run in plan.runs]
-        with executor.batch():
-            jobs = [executor.submit(task) for task in tasks]
+        try:
+            with executor.batch():
+                jobs = [executor.submit(task) for task in tasks]
+        except Exception as err:  # sbatch refused the array (an option, the account ...)
+            raise _cannot_submit(err) from None
         ids = sorted({str(job.job_id).split("_")[0] for job in jobs})
         print(f"submitted {len(jobs)} runs as SLURM job {', '.join(ids)} "
               f"({'local executor' if self.executor == 'local' else 'sbatch'}); logs in "
@@ -159,4 +170,65 @@ class SlurmLauncher:
         if not self.wait:
             return []
         handles = {run.name: _JobHandle(job) for run, job in zip(plan.runs, jobs, strict=True)}
+        if self.executor != "local":  # the cluster's jobs live on without this process
+            return watch(plan, handles, desc="sweep (slurm)", progress=progress, poll=0.5)
+        return _watch_local(plan, handles, jobs, progress)
+
+
+def _cannot_submit(err: Exception) -> LauncherError:
+    first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+    return LauncherError(
+        f"--launcher slurm could not submit the array ({type(err).__name__}: {first}). Run "
+        "the sweep on a SLURM login node, or pass --slurm-executor local to run the array as "
+        "processes on this machine (--dry-run prints the sbatch script).")
+
+
+def _watch_local(plan: SweepPlan, handles: dict[str, _JobHandle], jobs: list[Any],
+                 progress: bool) -> list[str]:
+    """:func:`watch` for the local executor, whose jobs are this process's children: a
+    SIGTERM or Ctrl-C cancels them (each stops its run, marked ``interrupted``) and waits for
+    them, then ends the sweep with one line; no job outlives the sweep."""
+    def stop(signum: int, frame: Any) -> None:
+        raise _Stopped(signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
         return watch(plan, handles, desc="sweep (slurm)", progress=progress, poll=0.5)
+    except (KeyboardInterrupt, _Stopped) as err:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second signal: still clean up
+        signum = err.signum if isinstance(err, _Stopped) else signal.SIGINT
+        live = [job for job in jobs if not job.done()]
+        _stop_runs(plan)  # each run marks itself interrupted; its task then ends
+        deadline = time.monotonic() + 120
+        while any(not job.done() for job in live) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        for job in live:  # a task that did not end with its run (none should)
+            if not job.done():
+                job.cancel(check=False)
+        how = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        print(f"sweep stopped by {how}; {len(live)} array tasks cancelled (their runs "
+              "interrupted). Run the same command again to resume.", file=sys.stderr)
+        raise SystemExit(128 + signum) from None
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_runs(plan: SweepPlan) -> None:
+    """SIGTERM to the ``sweep-run`` process of every run of ``plan`` in progress (its
+    ``run.json`` names it): the run stops at its next batch, marked ``interrupted``."""
+    for run in plan.runs:
+        try:
+            record = RunRecord.read(plan.out / run.name)
+        except (OSError, ValueError):
+            continue
+        if record is not None and record.status == "running" and record.pid:
+            with contextlib.suppress(ProcessLookupError, PermissionError):  # ended already
+                os.kill(int(record.pid), signal.SIGTERM)
+
+
+class _Stopped(Exception):
+    """SIGTERM while the local executor's jobs run."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum

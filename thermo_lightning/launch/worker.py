@@ -1,6 +1,7 @@
 """The job a remote worker runs for one run (a Ray task, a SLURM array task): start the
 run's ``sweep-run`` command, told to stop when this worker dies, its output appended to the
-run's log; the exit status."""
+run's log; the exit status. A worker that is stopped (a cancelled job: SIGINT) stops its run
+first, so that no run outlives its worker."""
 
 from __future__ import annotations
 
@@ -20,4 +21,12 @@ def run_command(command: Sequence[str], log: str, pid_file: str | None = None) -
     with open(log, "a") as f:
         proc = subprocess.Popen([*command, "--parent-pid", str(os.getpid())], stdout=f,
                                 stderr=subprocess.STDOUT)
-        return proc.wait()
+        try:
+            return proc.wait()
+        except BaseException:  # the worker is stopped (a job cancelled): so is its run
+            proc.terminate()  # SIGTERM: the run is marked interrupted and resumes later
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise
