@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import logging
 import math
@@ -402,6 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: OSError numbers that are the machine's state (space, permissions), said in one line
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from thermo_lightning.launch.base import LauncherError
@@ -417,6 +422,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a full disk, a read-only folder: the machine's, not a bug
+        if err.errno not in _DISK_ERRORS:
+            raise
+        where = f" ({err.filename})" if err.filename else ""
+        print(f"error: {err.strerror or err}{where}. Free some space or choose a folder you "
+              "can write (--out), then run the same command again: what was finished is kept.",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

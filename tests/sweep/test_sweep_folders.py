@@ -127,3 +127,17 @@ def test_seeds_that_change_nothing_give_no_interval(tmp_path: Path) -> None:
     assert set(result.temperature["n_runs"]) == {2}
     assert result.temperature["T_ci_lo"].isna().all()  # not an interval of width 0
     assert any("identical runs at every learning rate" in m for m in result.messages)
+
+
+def test_a_run_seed_outside_the_sweep_is_one_error_line(tmp_path: Path, capsys) -> None:
+    assert main(["sweep", "--model", "toy-up", "--lrs", "0.05", "--seeds", "0", "1", "--steps",
+                 "40", "--window", "10", "--k", "3", "--snr", "none", "--schedule", "5",
+                 "--out", str(tmp_path), "--plan"]) == 0
+    capsys.readouterr()
+    config = str(tmp_path / "sweep.json")
+    for extra in (["--run-seed", "7"], []):  # a seed not in the sweep, or none at all
+        assert main(["sweep-run", "--config", config, "--lr", "0.05", *extra,
+                     "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and "seed" in err and len(err.splitlines()) == 1
+    assert not [p for p in tmp_path.iterdir() if p.is_dir()]  # no run folder

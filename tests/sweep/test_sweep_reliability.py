@@ -259,3 +259,30 @@ def test_sigterm_to_a_local_slurm_array_leaves_no_orphan(tmp_path: Path) -> None
     assert "sweep stopped by SIGTERM; 3 array tasks cancelled" in err and "Traceback" not in err
     assert [_info(r)["status"] for r in runs] == ["interrupted"] * 3
     assert not [pid for pid in pids if _alive(pid)]
+
+
+def test_a_full_disk_is_one_error_line(tmp_path: Path, capsys, monkeypatch) -> None:
+    # a full disk while the sweep writes its plan was a traceback; while a run writes its
+    # record, the run is said to have failed and the sweep ends with exit 1
+    import errno
+
+    import thermo_lightning.sweep.plan as plan
+    from thermo_lightning.runs.record import RunRecord
+
+    def full(path, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    args = ["sweep", "--model", "toy-up", "--lrs", "0.05", "0.1", "--steps", "40", "--window",
+            "10", "--k", "3", "--snr", "none", "--schedule", "5", "--no-progress"]
+    with monkeypatch.context() as m:
+        m.setattr(plan, "_write_atomic", full)
+        assert main([*args, "--out", str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: No space left on device (") and "sweep.json" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    with monkeypatch.context() as m:
+        m.setattr(RunRecord, "write", lambda self, folder, *a, **k: full(folder / "run.json"))
+        assert main([*args, "--out", str(tmp_path / "b")]) == 1
+    err = capsys.readouterr().err
+    assert "error: some runs failed" in err and "No space left on device" in err
+    assert "Traceback" not in err
