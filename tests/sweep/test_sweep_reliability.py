@@ -286,3 +286,19 @@ def test_a_full_disk_is_one_error_line(tmp_path: Path, capsys, monkeypatch) -> N
     err = capsys.readouterr().err
     assert "error: some runs failed" in err and "No space left on device" in err
     assert "Traceback" not in err
+
+
+def test_a_retried_run_keeps_no_stale_error(tmp_path: Path) -> None:
+    # after a retry a finished run's run.json still said "error": "SIGTERM ..." (issue 30)
+    from thermo_lightning.runs.record import RunRecord
+
+    cfg = SweepConfig.from_dict(TINY)
+    folder = tmp_path / run_dir_name(0.05)
+    folder.mkdir()
+    RunRecord(status="interrupted", error="SIGTERM (resumes from its last checkpoint)").write(
+        folder)
+    run_one(cfg, 0.05, tmp_path)
+    info = _info(folder)
+    assert info["status"] == "done" and "error" not in info
+    assert info["notes"] == ["an earlier attempt ended: SIGTERM (resumes from its last "
+                             "checkpoint)"]

@@ -284,6 +284,9 @@ def _run_locked(cfg: SweepConfig, spec: RunSpec, run_dir: Path, progress_bar: bo
         return run_dir
     known = recipe_for(cfg.model).known_temperature
     record.hparams, record.axes = hparams, spec.axes()
+    if record.error is not None:  # an earlier attempt's: kept as a note, not as this one's
+        record.notes.append(f"an earlier attempt ended: {record.error}")
+        record.error = None
     record.status, record.started, record.pid = RunStatus.RUNNING.value, time.time(), os.getpid()
     record.known_temperature = known(cfg, lr) if known is not None else None
     record.write(run_dir)
