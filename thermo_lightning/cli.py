@@ -388,7 +388,8 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--smoothing", type=float, default=0.3,
                         help="triangular smoothing half-width in ln(lr); 0 = off (default 0.3)")
     report.add_argument("--lr-range", type=float, nargs=2, metavar=("MIN", "MAX"),
-                        help="LRs used for T(eta) instead of the automatic stationary ones")
+                        help="use the runs with lr in [MIN, MAX] for T(eta), of any regime "
+                             "(default: the stationary runs, chosen automatically)")
     report.add_argument("--no-tensorboard", action="store_true",
                         help="do not write REPORT/tensorboard")
     report.add_argument("--ci", type=float, default=0.95,

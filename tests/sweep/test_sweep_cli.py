@@ -252,3 +252,22 @@ def test_a_window_that_cannot_fill_is_refused_before_any_run(tmp_path: Path) -> 
         SweepConfig.from_dict({**TINY, "steps": 300, "window": 100, "stride": 5})
     assert not (tmp_path / "a").exists()  # nothing was started
     SweepConfig.from_dict({**TINY, "steps": 300, "window": "auto"})  # 50 snapshots fit
+
+
+def test_the_help_gives_every_options_default(capsys) -> None:
+    # --ray-num-cpus, --slurm-partition, --slurm-mem, --slurm-option, --slurm-setup and
+    # report --lr-range showed none (issue 30)
+    import re
+
+    from thermo_lightning.cli import main as cli_main
+
+    for command, flags in (("sweep", ["--ray-num-cpus", "--slurm-partition", "--slurm-mem",
+                                      "--slurm-option", "--slurm-setup", "--ray-address",
+                                      "--workers", "--cpus-per-run"]),
+                           ("report", ["--lr-range", "--tail", "--smoothing", "--ci"])):
+        with pytest.raises(SystemExit):
+            cli_main([command, "--help"])
+        text = " ".join(capsys.readouterr().out.split())
+        for flag in flags:
+            entry = re.search(rf"  ?{re.escape(flag)} [A-Z_= .]*(.*?)(?= --[a-z]|$)", text)
+            assert entry is not None and "default" in entry.group(1), (flag, entry)

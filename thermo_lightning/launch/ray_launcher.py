@@ -51,14 +51,15 @@ class RayLauncher:
     """
 
     address: str | None = field(default=None, metadata={
-        "flag": "--ray-address", "help": "an existing cluster (none: start a local one)"})
+        "flag": "--ray-address", "help": "an existing cluster (default: start a local one)"})
     cpus_per_run: float = field(default=1.0, metadata={
         "flag": "--cpus-per-run", "type": float, "help": "CPUs per run"})
     gpus_per_run: float = field(default=0.0, metadata={
         "flag": "--gpus-per-run", "type": float, "help": "GPUs per run"})
     max_retries: int = 3
     num_cpus: int | None = field(default=None, metadata={
-        "flag": "--ray-num-cpus", "type": int, "help": "CPUs of a local cluster (none: all)"})
+        "flag": "--ray-num-cpus", "type": int,
+        "help": "CPUs of a local cluster (default: all of this machine's)"})
     _pid_files: bool = field(default=False, repr=False)  # tests: where each worker is
 
     def launch(self, plan: SweepPlan, *, progress: bool = True) -> list[str]:

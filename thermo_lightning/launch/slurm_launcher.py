@@ -78,7 +78,7 @@ class SlurmLauncher:
     """
 
     partition: str | None = field(default=None, metadata={
-        "flag": "--slurm-partition", "help": "partition (none: the cluster's default)"})
+        "flag": "--slurm-partition", "help": "partition (default: the cluster's default)"})
     time_min: int = field(default=60, metadata={
         "flag": "--slurm-time", "type": int, "help": "minutes per run"})
     gpus_per_run: int = field(default=0, metadata={
@@ -86,16 +86,18 @@ class SlurmLauncher:
     cpus_per_run: int = field(default=1, metadata={
         "flag": "--cpus-per-run", "type": float, "help": "CPUs per run"})
     mem: str | None = field(default=None, metadata={
-        "flag": "--slurm-mem", "help": "memory per run, e.g. 16G (none: the cluster's "
-                                       "default)"})
+        "flag": "--slurm-mem", "help": "memory per run, e.g. 16G (default: the "
+                                       "cluster's default)"})
     array_parallelism: int = field(default=64, metadata={
         "flag": "--slurm-parallelism", "type": int, "help": "array tasks at once"})
     extra: Mapping[str, Any] = field(default_factory=dict, metadata={
         "flag": "--slurm-option", "action": "append", "metavar": "KEY=VALUE",
-        "help": "another #SBATCH option (account=..., qos=...); repeat the flag"})
+        "help": "another #SBATCH option (account=..., qos=...); repeat the flag "
+                "(default: none)"})
     setup: Sequence[str] = field(default=(), metadata={
         "flag": "--slurm-setup", "action": "append", "metavar": "LINE",
-        "help": "a shell line run before each task (module load ...); repeat the flag"})
+        "help": "a shell line run before each task (module load ...); repeat the "
+                "flag (default: none)"})
     executor: str = field(default="slurm", metadata={
         "flag": "--slurm-executor", "choices": ["slurm", "local"],
         "help": "'local' runs the array as local processes (a test)"})
