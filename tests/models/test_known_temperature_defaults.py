@@ -42,7 +42,8 @@ def test_default_callback_recovers_the_known_temperature(tmp_path) -> None:
         assert math.isfinite(callback.meter.correlation_time)
     report = make_report(tmp_path / "lightning_logs", tmp_path / "report", tensorboard=False)
     t = report.temperature
-    assert len(t) == len(LRS) and (t["regime"] == "stationary").all(), report.table
+    assert len(t) == len(LRS) and (t["regime"] == "stationary").all(), report.runs[
+        ["lr", "regime", "reason"]]
     interior = t.iloc[1:-1]
     ratio = (interior["T"] / interior["T_true"]).to_numpy()
     assert ((ratio > 0.85) & (ratio < 1.15)).all(), t[["lr", "T", "T_true"]]

@@ -276,7 +276,7 @@ def test_runs_whose_stride_was_capped_are_left_out(tmp_path: Path) -> None:
     # stayed above N / 4, so the report used to keep them
     for lr in LRS:
         _, u, s = canonical(lr)
-        capped = lr < 0.05  # the three lowest rates: tau 40 > stride 18
+        capped = lr < 0.05  # the three lowest rates: stride 18 < tau 40 / 2
         hist = history(u, s, extra={"thermo/stride": 18.0,
                                     "thermo/corr_time": 40.0 if capped else 12.0})
         write_run(tmp_path / "runs", lr, hist)
@@ -285,7 +285,7 @@ def test_runs_whose_stride_was_capped_are_left_out(tmp_path: Path) -> None:
     assert runs["stride_capped"].tolist() == [lr < 0.05 for lr in LRS]
     assert all(r.startswith("capped stride") for r in runs.loc[runs["stride_capped"], "reason"])
     assert result.temperature.empty  # two uncapped rates are too few for T(eta)
-    assert any("stride capped below" in m for m in result.messages)
+    assert any("stride capped below half" in m for m in result.messages)
     kept = make_report(tmp_path / "runs", tmp_path / "kept", tensorboard=False,
                        include_low_ess=True)
     assert len(kept.temperature) == len(LRS)

@@ -170,7 +170,7 @@ def _summarize(runs: Sequence[RunData], settings: _Settings, messages: list[str]
         more = " and more" if len(capped) > 3 else ""
         messages.append(
             f"{len(capped)} run(s) ({', '.join(capped[:3])}{more}) had their stride "
-            "capped below the weights' correlation time (so that a window "
+            "capped below half the weights' correlation time (so that a window "
             "fills in the run): their windows are correlated and S is biased low, even where "
             f"the ESS looks fine; {fate}. Train longer, or use a smaller window")
     return summaries, resampled, references
