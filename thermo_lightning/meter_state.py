@@ -107,4 +107,3 @@ class MeterState:
             self._pending = [int(i) for i in state.get("pending", [])]
         self._loss_sum.fill_(float(state.get("loss_sum", 0.0)))
         self._loss_n = int(state.get("loss_n", 0))
-

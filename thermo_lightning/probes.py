@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -42,8 +43,7 @@ def preserved_rng() -> Iterator[None]:
     cpu_rng = torch.get_rng_state()
     cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
     py_rng = random.getstate()
-    np_random = _numpy_random()
-    np_rng = np_random.get_state() if np_random is not None else None
+    np_rng = np.random.get_state()  # noqa: NPY002 (the global state a dataset may use)
     try:
         yield
     finally:
@@ -51,16 +51,7 @@ def preserved_rng() -> Iterator[None]:
         if cuda_rng is not None:
             torch.cuda.set_rng_state_all(cuda_rng)
         random.setstate(py_rng)
-        if np_random is not None:
-            np_random.set_state(np_rng)
-
-
-def _numpy_random() -> Any:
-    try:
-        import numpy
-    except ImportError:  # pragma: no cover - numpy comes with torch's usual installs
-        return None
-    return numpy.random
+        np.random.set_state(np_rng)  # noqa: NPY002
 
 
 @contextlib.contextmanager

@@ -21,7 +21,7 @@ from thermo_lightning.runs.layout import run_log
 from thermo_lightning.runs.record import RunRecord
 
 __all__ = ["Launcher", "LauncherError", "PlannedRun", "RunHandle", "RunInterrupted",
-           "RunSkipped", "SweepPlan", "interrupted_by_user", "watch"]
+           "RunSkipped", "SweepPlan", "interrupted_by_user", "signal_label", "watch"]
 
 #: ``(run name, progress) -> None``: train one run of the plan in this process
 RunHere = Callable[[str, "Callable[[str], Any] | None"], None]
@@ -43,6 +43,11 @@ class RunInterrupted(Exception):
     def __init__(self, name: str, signum: int = signal.SIGTERM) -> None:
         super().__init__(name)
         self.name, self.signum = name, int(signum)
+
+
+def signal_label(signum: int) -> str:
+    """How a stop is said: ``Ctrl-C`` for SIGINT, else the signal's name (``SIGTERM``)."""
+    return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
 
 
 def interrupted_by_user(err: BaseException) -> bool:

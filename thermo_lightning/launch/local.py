@@ -20,6 +20,7 @@ from thermo_lightning.launch.base import (
     RunInterrupted,
     RunSkipped,
     SweepPlan,
+    signal_label,
     watch,
 )
 
@@ -66,8 +67,7 @@ def _run_here(plan: SweepPlan, progress: bool) -> list[str]:
             plan.run_here(run.name, bar.set_postfix_str if progress else None)
         except RunInterrupted as err:
             bar.close()
-            how = "Ctrl-C" if err.signum == signal.SIGINT else signal.Signals(err.signum).name
-            print(f"sweep stopped by {how} during {run.name} (interrupted); "
+            print(f"sweep stopped by {signal_label(err.signum)} during {run.name} (interrupted); "
                   f"{len(runs) - i - 1} runs not started. Run the same command again to "
                   "resume.", file=sys.stderr)
             raise SystemExit(128 + err.signum) from None

@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from thermo_lightning.launch.base import LauncherError, SweepPlan, watch
+from thermo_lightning.launch.base import LauncherError, SweepPlan, signal_label, watch
 from thermo_lightning.launch.worker import run_command
 from thermo_lightning.runs.layout import SLURM_DIR
-from thermo_lightning.runs.record import RunRecord
+from thermo_lightning.runs.record import RunRecord, RunStatus
 
 __all__ = ["SlurmLauncher"]
 
@@ -207,9 +207,8 @@ def _watch_local(plan: SweepPlan, handles: dict[str, _JobHandle], jobs: list[Any
         for job in live:  # a task that did not end with its run (none should)
             if not job.done():
                 job.cancel(check=False)
-        how = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        print(f"sweep stopped by {how}; {len(live)} array tasks cancelled (their runs "
-              "interrupted). Run the same command again to resume.", file=sys.stderr)
+        print(f"sweep stopped by {signal_label(signum)}; {len(live)} array tasks cancelled "
+              "(their runs interrupted). Run the same command again to resume.", file=sys.stderr)
         raise SystemExit(128 + signum) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -223,7 +222,7 @@ def _stop_runs(plan: SweepPlan) -> None:
             record = RunRecord.read(plan.out / run.name)
         except (OSError, ValueError):
             continue
-        if record is not None and record.status == "running" and record.pid:
+        if record is not None and record.status == RunStatus.RUNNING.value and record.pid:
             with contextlib.suppress(ProcessLookupError, PermissionError):  # ended already
                 os.kill(int(record.pid), signal.SIGTERM)
 

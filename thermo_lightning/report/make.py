@@ -35,6 +35,7 @@ from thermo_lightning.report.summary import (
     RunSummary,
     classify,
     final_stride_points,
+    name_list,
     summarize_run,
     uniform_references,
     untested_trends,
@@ -167,9 +168,8 @@ def _summarize(runs: Sequence[RunData], settings: _Settings, messages: list[str]
     if capped:
         fate = ("kept in T(eta) (--include-low-ess)" if settings.include_low_ess else
                 "left out of T(eta) unless --include-low-ess")
-        more = " and more" if len(capped) > 3 else ""
         messages.append(
-            f"{len(capped)} run(s) ({', '.join(capped[:3])}{more}) had their stride "
+            f"{len(capped)} run(s) ({name_list(capped)}) had their stride "
             "capped below half the weights' correlation time (so that a window "
             "fills in the run): their windows are correlated and S is biased low, even where "
             f"the ESS looks fine; {fate}. Train longer, or use a smaller window")
@@ -185,7 +185,7 @@ def _left_out(summaries: Sequence[RunSummary]) -> list[str]:
     outside = [s.run for s in summaries if s.exclusion is Exclusion.OUTSIDE_RANGE]
     if outside:
         lines.append(f"{len(outside)} stationary run(s) outside --lr-range left out of T(eta)"
-                     f" ({', '.join(outside[:3])}{' and more' if len(outside) > 3 else ''})")
+                     f" ({name_list(outside)})")
     return lines
 
 
@@ -356,7 +356,7 @@ def make_report(
             file per run, replaced by the next report).
         include_low_ess: keep stationary runs whose window has a low effective sample size
             (``low_ess``: ESS below a quarter of the window), or whose stride was capped below
-            the correlation time (``stride_capped``), in ``T(eta)``; by default they are
+            half the correlation time (``stride_capped``), in ``T(eta)``; by default they are
             left out, with their reason.
         ci: level of the intervals (``T_ci_lo``, ``T_ci_hi`` in ``temperature.csv``;
             ``a_ci_lo``, ``a_ci_hi`` in ``fit.json``): over the seeds' own ``T(eta)`` and

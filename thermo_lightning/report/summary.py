@@ -142,8 +142,9 @@ class RunSummary:
     regime: Regime | None = None
     window: int | None = None
     low_ess: bool | None = None
-    #: the final stride is below the correlation time the pilot measured (stride="auto"
-    #: capped it so that a window fills): windows correlated beyond what the ESS shows
+    #: the final stride is below half the correlation time the pilot measured
+    #: (stride="auto" capped it so that a window fills): windows correlated beyond what the
+    #: ESS shows (:data:`CAPPED_STRIDE_SHARE`)
     stride_capped: bool | None = None
     blocks: int | None = None
     tail_for_bootstrap: float | None = None
@@ -425,6 +426,12 @@ def summarize_run(run: RunData, tail: float = 0.15, min_points: int = 5) -> RunS
     return replace(base, **values)
 
 
+def name_list(names: Sequence[str], shown: int = 3) -> str:
+    """``a, b, c and 4 more``: the first ``shown`` of ``names`` for a one-line message."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def untested_trends(summaries: Sequence[RunSummary]) -> str | None:
     """One message for the stationary runs whose final stride holds fewer than 3 windows that
     do not overlap (no trend test has the power to call them converging), ``None`` when
@@ -433,8 +440,7 @@ def untested_trends(summaries: Sequence[RunSummary]) -> str | None:
            if s.regime is Regime.STATIONARY and s.trend_points is not None and s.trend_points < 3]
     if not few:
         return None
-    names = ", ".join(few[:3]) + (f" and {len(few) - 3} more" if len(few) > 3 else "")
-    return (f"{len(few)} run(s) ({names}) are taken as stationary, but their steps at the "
+    return (f"{len(few)} run(s) ({name_list(few)}) are taken as stationary, but their steps at the "
             "final stride hold fewer than 3 windows that do not overlap (runs.csv: "
             "trend_points): too few to test for a trend. Train longer, or use a smaller window")
 
@@ -463,7 +469,6 @@ def classify(summary: RunSummary, run: RunData, reference: tuple[float | None, i
             summary.U_slope_t, summary.S_slope_t, summary.S, s_uniform, dim,
             u_mean=summary.U, u_random=summary.U_random,
             points=summary.trend_points or summary.tail_points, train_acc=summary.train_acc))
-
     spec = run.window_spec
     if spec is not None and summary.ess is not None:
         values["window"] = spec.window
