@@ -107,12 +107,12 @@ def interpretation(history: pd.DataFrame, said: Sequence[str]) -> str:
                 "(docs/concepts.md, section 1)." if u.iloc[-1] < 0.5 else
                 "the net does not fit the digits at this learning rate (the saturated regime "
                 "of a learning rate too high for its width).")]
+    lines += [f"meter: {m}" for m in said]
     if any("effective sample size" in m for m in said):
-        lines.append("The meter warned of a low ESS: during a collapse the weights drift, so "
-                     "consecutive snapshots are correlated by the drift itself; S here tracks "
-                     "the collapse, and a run like this gives no temperature (a sweep uses "
-                     "stationary runs).")
-    lines += [f"meter: {m}" for m in said if "effective sample size" not in m]
+        lines.append("The meter warned of a low ESS (above): during a collapse the weights "
+                     "drift, so consecutive snapshots are correlated by the drift itself; S "
+                     "here tracks the collapse, and a run like this gives no temperature (a "
+                     "sweep uses stationary runs).")
     return "\n".join(lines)
 
 

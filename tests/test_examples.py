@@ -101,6 +101,8 @@ def test_plain_pytorch_example_explains_its_warnings(capsys) -> None:
     out = capsys.readouterr().out
     assert history["thermo/U"].iloc[-1] < 0.05
     assert "the net fits the digits" in out and "low ESS" in out  # the collapse, explained
+    # the warning it explains is printed too (a new user read about one never shown)
+    assert "meter: " in out and "effective sample size" in out
 
 
 def test_digits_up_vs_op_example(tmp_path: Path) -> None:

@@ -106,7 +106,8 @@ def _print_table(temperature: pd.DataFrame, along: str = "lr") -> None:
     import pandas as pd
 
     if temperature.empty:
-        print("  (no temperature table: too few stationary learning rates)")
+        print(f"  (no temperature table: fewer than 3 values of {along} have runs in T(eta); the "
+              "notes above say why. temperature.csv holds its header only)")
         return
     cols = ["group", along, "U", "S", "T", "T_lo", "T_hi", "T_ci_lo", "T_ci_hi", "valid",
             "regime", "T_true"]

@@ -251,3 +251,28 @@ def test_slurm_without_slurm_is_one_error_line(tmp_path: Path, capsys) -> None:
     assert err.startswith("error: --launcher slurm could not submit the array (RuntimeError: ")
     assert "srun" in err and "--slurm-executor local" in err
     assert not [p for p in tmp_path.iterdir() if p.is_dir()]
+
+
+def test_a_launcher_that_cannot_start_leaves_the_folder_as_it_was(tmp_path: Path,
+                                                                  capsys) -> None:
+    # the failed start left sweep.json and plan.json; the same folder with other settings
+    # was then refused: "its finished runs would be skipped" (there were none)
+    pytest.importorskip("ray")
+    dead = ["--launcher", "ray", "--ray-address", f"127.0.0.1:{_free_port()}", "--no-progress"]
+    out = tmp_path / "runs"
+    assert main(["sweep", *TINY, "--out", str(out), *dead]) == 2
+    assert not out.exists()  # the folder it created, removed again
+    other = [*TINY[:TINY.index("--seeds")], "--steps", "30"]  # no seeds, fewer steps
+    assert main(["sweep", *other, "--out", str(out), "--no-progress"]) == 0
+    capsys.readouterr()
+    plan, sweep = (out / "plan.json").read_text(), (out / "sweep.json").read_text()
+    # a sweep that ran, then a failed start with other settings: its plan is kept, and the
+    # folder still refuses other settings for the runs it holds
+    assert main(["sweep", *TINY, "--out", str(out), *dead]) == 2
+    assert "would be skipped" in capsys.readouterr().err  # checked before any launch
+    extended = [*other[:other.index("--lrs")], "--lrs", "0.05", "0.1", "0.2",
+                *other[other.index("--lrs") + 3:]]
+    assert main(["sweep", *extended, "--out", str(out), *dead]) == 2
+    assert (out / "plan.json").read_text() == plan and (out / "sweep.json").read_text() == sweep
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(
+        r["name"] for r in json.loads(plan)["runs"])

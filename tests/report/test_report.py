@@ -94,7 +94,7 @@ def test_regimes_on_synthetic_runs(tmp_path: Path) -> None:
     assert (by_lr[1.0].regime, by_lr[1.0].exclusion) == (Regime.SATURATED, Exclusion.REGIME)
     assert by_lr[1.0].in_t_eta == "no (saturated)"
     assert result.runs["S_uniform"].iloc[0] == pytest.approx(s_uni)
-    assert any("at least 3 stationary" in m for m in result.messages)
+    assert any("at least 3 learning rates with runs in it" in m for m in result.messages)
     assert (tmp_path / "report" / "local_temperature.png").exists()
 
 
@@ -184,5 +184,6 @@ def test_runs_without_a_learning_rate_give_notes_not_a_crash(tmp_path: Path) -> 
     result = make_report(tmp_path / "lightning_logs")
     assert result.temperature.empty and result.power_law is None
     assert sum("no learning rate" in m for m in result.messages) == 3
-    assert any("needs at least 3 stationary learning rates, found 0" in m
+    assert any("needs at least 3 learning rates with runs in it (stationary, without a low ESS"
+               " or a capped stride), found 0" in m
                for m in result.messages)

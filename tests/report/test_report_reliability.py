@@ -308,3 +308,46 @@ def test_every_run_left_out_of_the_table_is_said(tmp_path: Path, capsys) -> None
     assert len(left) == 1
     printed = capsys.readouterr().out
     assert f"note: {left['run'].iloc[0]}: left out of T(eta) (converging" in printed
+
+
+def test_a_window_refilled_inside_the_tail_is_said(tmp_path: Path, capsys) -> None:
+    # a run resumed near its end without save_window=True logs U but no S while its window
+    # refills (as ThermoCallback does after Lightning's resume: steps 45-55 of 80 with
+    # window 6 and stride 3); the tail then averages fewer points, which nothing said
+    for lr in LRS:
+        _, u, s = canonical(lr)
+        hist = history(u, s, noise=1e-4)
+        if lr == LRS[1]:
+            hist.loc[hist.index[-6:-3], "thermo/S"] = np.nan
+        write_run(tmp_path / "runs", lr, hist)
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report"),
+                 "--no-tensorboard"]) == 0
+    runs = pd.read_csv(tmp_path / "report" / "runs.csv").set_index("lr")
+    assert runs["tail_without_S"].fillna(0).tolist() == [3 if lr == LRS[1] else 0
+                                                         for lr in LRS]
+    printed = capsys.readouterr().out
+    assert "1 run(s) (lr=" in printed and "refilled inside the tail" in printed
+    # the refilled run keeps its place in T(eta): its other tail points are sound
+    assert len(pd.read_csv(tmp_path / "report" / "temperature.csv")) == len(LRS)
+
+
+def test_no_table_says_why_and_contradicts_no_other_line(tmp_path: Path, capsys) -> None:
+    # a new user read "3 run(s) are taken as stationary" and then "needs at least 3
+    # stationary learning rates, found 0" (the three were low-ESS), and "(no temperature
+    # table)" beside a temperature.csv that was written
+    from thermo_lightning.meter import WindowSpec
+
+    spec = WindowSpec(200, 50, 49, (10,), "auto", 1.0, "knn_graph").as_hparams()
+    for lr in LRS[:3]:
+        _, u, s = canonical(lr)
+        write_run(tmp_path / "runs", lr, history(u, s, extra={"thermo/ess": 5.0}),
+                  info={"window_spec": spec})
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report"),
+                 "--no-tensorboard"]) == 0
+    printed = capsys.readouterr().out
+    assert "needs at least 3 learning rates with runs in it (stationary, without a low ESS" \
+        in printed
+    assert "stationary learning rates, found" not in printed
+    assert "temperature.csv holds its header only" in printed
+    table = pd.read_csv(tmp_path / "report" / "temperature.csv")
+    assert table.empty and {"lr", "U", "S", "T", "valid"} <= set(table.columns)

@@ -36,6 +36,7 @@ from thermo_lightning.report.summary import (
     classify,
     final_stride_points,
     name_list,
+    refilled_windows,
     summarize_run,
     uniform_references,
     untested_trends,
@@ -161,9 +162,9 @@ def _summarize(runs: Sequence[RunData], settings: _Settings, messages: list[str]
         summaries.append(summary)
         if means is not None:
             resampled[run.name] = means
-    untested = untested_trends(summaries)
-    if untested is not None:
-        messages.append(untested)
+    for message in (untested_trends(summaries), refilled_windows(summaries)):
+        if message is not None:
+            messages.append(message)
     capped = [s.run for s in summaries if s.regime is Regime.STATIONARY and s.stride_capped]
     if capped:
         fate = ("kept in T(eta) (--include-low-ess)" if settings.include_low_ess else
@@ -291,10 +292,6 @@ def _draw(out: Path, table: pd.DataFrame, temperature: pd.DataFrame,
     return fig.save_figures(rendered, out)
 
 
-def _some(names: Sequence[str], shown: int = 3) -> str:
-    return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
-
-
 def _write_tensorboard(out: Path, figures: list[Path], runs: Sequence[RunData],
                        summaries: Sequence[RunSummary], table: pd.DataFrame,
                        temperature: pd.DataFrame, along: str, messages: list[str]) -> None:
@@ -306,12 +303,12 @@ def _write_tensorboard(out: Path, figures: list[Path], runs: Sequence[RunData],
                              along=along)
     no_board = board.write_run_entries(runs, table, in_t_eta, messages)
     if no_board:
-        messages.append(f"{len(no_board)} run(s) have no TensorBoard log ({_some(no_board)})"
+        messages.append(f"{len(no_board)} run(s) have no TensorBoard log ({name_list(no_board)})"
                         ": their F is in free_energy.csv only")
     own = [r.name for r in runs if r.own_hparams_session]
     if own:
         messages.append(
-            f"{len(own)} run(s) hold their logger's own hparams session ({_some(own)}; "
+            f"{len(own)} run(s) hold their logger's own hparams session ({name_list(own)}; "
             "Lightning's TensorBoardLogger writes one with its default "
             "default_hp_metric=True): TensorBoard's HParams tab shows that one, without the "
             "report's columns (regime, T, ...); their F and stationary means are written. "

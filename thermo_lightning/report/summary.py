@@ -124,6 +124,9 @@ class RunSummary:
     U_std: float | None = None
     S_std: float | None = None
     tail_points: int | None = None
+    #: logging points inside the tail's span with ``U`` but no ``S``: the run was resumed
+    #: without its window (``save_window=False``), which refilled there (``None``: none)
+    tail_without_S: int | None = None
     #: independent windows among the tail's points (points a window span apart)
     trend_points: int | None = None
     first_tail_step: float | None = None
@@ -390,10 +393,11 @@ def summarize_run(run: RunData, tail: float = 0.15, min_points: int = 5) -> RunS
         return replace(base, problem=part.why)
     n_tail = len(part)
     steps = part["step"].to_numpy(float)
+    gap = int((h[U].notna() & h[S].isna() & (h["step"] > steps[0])).sum())
     values: dict[str, Any] = {
         "U": part[U].mean(), "S": part[S].mean(), "U_std": part[U].std(ddof=1),
         "S_std": part[S].std(ddof=1), "tail_points": n_tail, "first_tail_step": steps[0],
-        "last_step": float(h["step"].max())}
+        "last_step": float(h["step"].max()), "tail_without_S": gap or None}
     for key, name in ((keys.STOCH_GRAD_NORM, "stoch_grad_norm"), (keys.ESS, "ess"),
                       (keys.TRAIN_ACC, "train_acc")):
         if key in h and h[key].notna().any():
@@ -430,6 +434,18 @@ def name_list(names: Sequence[str], shown: int = 3) -> str:
     """``a, b, c and 4 more``: the first ``shown`` of ``names`` for a one-line message."""
     more = f" and {len(names) - shown} more" if len(names) > shown else ""
     return ", ".join(names[:shown]) + more
+
+
+def refilled_windows(summaries: Sequence[RunSummary]) -> str | None:
+    """One message for the runs whose tail has logging points without ``S`` (resumed without
+    their window, which refilled inside the tail), ``None`` when none."""
+    gaps = [s.run for s in summaries if s.tail_without_S]
+    if not gaps:
+        return None
+    return (f"{len(gaps)} run(s) ({name_list(gaps)}) were resumed without their window, which "
+            "refilled inside the tail: U and S there average only the points with an entropy "
+            "(runs.csv: tail_points, and tail_without_S for the points without). "
+            "ThermoCallback(save_window=True) keeps the window across a resume")
 
 
 def untested_trends(summaries: Sequence[RunSummary]) -> str | None:

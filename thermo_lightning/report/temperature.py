@@ -207,13 +207,13 @@ def _temperature_one(
         chosen_runs["lr"] = chosen_runs["lr"].astype(float)
         chosen = _one_row_per_lr(chosen_runs, messages)
     if len(chosen) < 3:
-        what = ("T(eta) needs at least 3 stationary learning rates" if along == "lr" else
-                f"T({along}) needs at least 3 stationary values of {along}")
+        what = ("T(eta) needs at least 3 learning rates" if along == "lr" else
+                f"T({along}) needs at least 3 values of {along}")
         messages.append(
-            f"{what}, found "
+            f"{what} with runs in it (stationary, without a low ESS or a capped stride), found "
             f"{len(chosen)}; runs.csv and the per-run figures are still written (runs.csv "
             "says why each other run was left out; --lr-range uses runs of any regime, "
-            "--include-low-ess keeps low-ESS ones)")
+            "--include-low-ess keeps low-ESS and capped ones)")
         return None, None, None
     fit = None
     name = "learning rates" if along == "lr" else along

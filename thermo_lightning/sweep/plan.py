@@ -16,7 +16,8 @@ from thermo_lightning.runs.layout import PLAN_FILE, SWEEP_FILE, RunSpec
 from thermo_lightning.sweep.config import NOT_MEASUREMENT, SweepConfig
 from thermo_lightning.sweep.errors import SweepSettingsError
 
-__all__ = ["check_sweep_folder", "read_plan", "run_command", "settings_diff", "write_plan"]
+__all__ = ["PlanFiles", "check_sweep_folder", "read_plan", "run_command", "settings_diff",
+           "write_plan"]
 
 
 def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -42,6 +43,31 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(text)
     tmp.replace(path)
+
+
+class PlanFiles:
+    """What a sweep folder's ``sweep.json`` and ``plan.json`` held before a sweep was planned
+    into it, to put back when its launcher cannot start (``LauncherError``: no run started).
+    Otherwise the failed start's plan stays, and the same folder with other settings is then
+    refused as if it held runs."""
+
+    def __init__(self, out: str | Path) -> None:
+        self.out = Path(out).resolve()
+        self.existed = self.out.exists()
+        self.texts = {name: (self.out / name).read_text() if (self.out / name).exists()
+                      else None for name in (SWEEP_FILE, PLAN_FILE)}
+
+    def restore(self) -> None:
+        """The two files as they were (removed where there were none), and the folder
+        removed when this sweep created it and it holds nothing else."""
+        for name, text in self.texts.items():
+            path = self.out / name
+            if text is None:
+                path.unlink(missing_ok=True)
+            else:
+                _write_atomic(path, text)
+        if not self.existed and self.out.is_dir() and not any(self.out.iterdir()):
+            self.out.rmdir()
 
 
 def check_sweep_folder(cfg: SweepConfig, out: Path) -> None:

@@ -32,7 +32,13 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from thermo_lightning.callback import ThermoCallback
-from thermo_lightning.launch import Launcher, LocalLauncher, RunInterrupted, SweepPlan
+from thermo_lightning.launch import (
+    Launcher,
+    LauncherError,
+    LocalLauncher,
+    RunInterrupted,
+    SweepPlan,
+)
 from thermo_lightning.launch.base import interrupted_by_user
 from thermo_lightning.launch.progress import format_progress
 from thermo_lightning.runs.layout import (
@@ -49,7 +55,12 @@ from thermo_lightning.runs.record import RunRecord, RunStatus
 from thermo_lightning.strategy import DDPSphereProjectionStrategy, SphereProjectionStrategy
 from thermo_lightning.sweep.config import SweepConfig
 from thermo_lightning.sweep.errors import RunLockedError, SweepSettingsError
-from thermo_lightning.sweep.plan import check_sweep_folder, settings_diff, write_plan
+from thermo_lightning.sweep.plan import (
+    PlanFiles,
+    check_sweep_folder,
+    settings_diff,
+    write_plan,
+)
 from thermo_lightning.sweep.recipes import import_factory, recipe_for, registered_here_only
 
 __all__ = ["RunProgress", "check_factories", "check_run", "plan_sweep", "run_lock", "run_one",
@@ -439,8 +450,13 @@ def run_sweep(
             "afresh and do not know it. Run with workers=1 (in this process), add the recipe "
             "to thermo_lightning/sweep/recipes.py, or use a factory "
             "(model='package.module:factory').")
+    earlier = PlanFiles(out)
     plan = plan_sweep(cfg, out)
-    failures = launcher.launch(plan, progress=progress)
+    try:
+        failures = launcher.launch(plan, progress=progress)
+    except LauncherError:  # nothing started: the folder as it was
+        earlier.restore()
+        raise
     if failures:
         raise RuntimeError("some runs failed:\n" + "\n".join(failures))
     return [Path(out) / run.name for run in plan.runs]
