@@ -18,11 +18,13 @@ import logging
 import math
 import os
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from thermo_lightning.launch.base import count_runs
 from thermo_lightning.runs.layout import PLAN_FILE, REPORT_DIR
 
 if TYPE_CHECKING:
@@ -109,7 +111,7 @@ def _print_table(temperature: pd.DataFrame, along: str = "lr") -> None:
         print(f"  (no temperature table: fewer than 3 values of {along} have runs in T(eta); the "
               "notes above say why. temperature.csv holds its header only)")
         return
-    cols = ["group", along, "U", "S", "T", "T_lo", "T_hi", "T_ci_lo", "T_ci_hi", "valid",
+    cols = ["group", along, "U", "S", "T", "T_lo", "T_hi", "T_ci_lo", "T_ci_hi", "valid", "end",
             "regime", "T_true"]
     table = temperature[[c for c in cols if c in temperature and not (
         c.startswith("T_ci") and temperature[c].isna().all())]].copy()  # no interval: 1 seed
@@ -171,7 +173,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 2
     if args.plan or args.dry_run:
         plan = write_plan(cfg, args.out)
-        print(f"plan: {len(plan.runs)} runs in {plan.out / PLAN_FILE}")
+        print(f"plan: {count_runs(len(plan.runs))} in {plan.out / PLAN_FILE}")
         for run in plan.runs:
             print("  " + " ".join(run.command))
         if args.dry_run:
@@ -190,7 +192,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"error: {err}\nThe other runs are done; run the same command again to retry "
               "the failed ones (finished runs are skipped).", file=sys.stderr)
         return 1
-    print(f"{len(runs)} runs in {args.out}; next: thermo-lightning report {args.out} --out "
+    print(f"{count_runs(len(runs))} in {args.out}; next: thermo-lightning report {args.out} --out "
           f"{Path(args.out) / REPORT_DIR}")
     return 0
 
@@ -237,7 +239,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                              lr_range=tuple(args.lr_range) if args.lr_range else None,
                              force=args.force, tensorboard=not args.no_tensorboard,
                              include_low_ess=args.include_low_ess, ci=args.ci,
-                             along=args.along)
+                             along=args.along, construction=args.construction)
     except (FileNotFoundError, FileExistsError, NotADirectoryError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -268,30 +270,40 @@ def fit_line(result: Any) -> str:
     return f"T = {b:.3g} * lr^{a:.3f}{interval}"
 
 
-def demo_sweeps(quick: bool = False) -> list[tuple[str, SweepConfig]]:
-    """The demo's two sweeps (measured choices, see docs/quickstart.md):
+def demo_sweeps(quick: bool = False, seed_offset: int = 0) -> list[tuple[str, SweepConfig]]:
+    """The demo's two sweeps (measured choices, see docs/quickstart.md), each over the seeds
+    ``seed_offset``, ``seed_offset + 1``, ``seed_offset + 2`` (for the intervals):
 
     - the known-temperature problem in R^21 (``sigma = 0.5``, curvatures 1..2), five LRs a
-      factor sqrt(2) apart from 0.02, 12,000 steps each, at the callback's defaults, 3 seeds
-      (for the intervals ``T_ci_lo``, ``T_ci_hi``): the interior ``T`` within 15% of
-      ``T_true`` (0.95-1.16 over 8 seeds of the same set-up);
+      factor sqrt(2) apart from 0.02, 12,000 steps each, at the callback's defaults: the
+      interior ``T`` within 15% of ``T_true`` (0.95-1.16 over 8 seeds of the same set-up);
     - ScaleInvariantConvNet of width 1 (387 SI weights, under-parameterised: it never fits
-      digits) at six LRs from 0.015 to 0.045, 13,000 steps each: stationary runs with ``T``
-      rising with the LR. Its weights have slow directions (correlation times of hundreds of
-      steps), so the window is 30 snapshots, farther apart, instead of the default 65.
+      digits) at seven LRs from 0.015 to 0.045, NETWORK_STEPS steps each: stationary runs
+      with ``T`` rising with the LR. Its weights have slow directions (correlation times of
+      hundreds of steps), so the window is 30 snapshots, farther apart, instead of the
+      default.
     """
     from thermo_lightning.sweep.config import SweepConfig
 
+    if not (isinstance(seed_offset, int) and seed_offset >= 0):
+        raise ValueError(f"`seed_offset` (--seed-offset) must be an integer >= 0, got "
+                         f"{seed_offset!r}.")
+    seeds = [seed_offset + i for i in range(3)]
     lrs = [float(f"{0.02 * math.sqrt(2) ** i:.4g}") for i in range(5)]
+    suffix = f"-seeds{seed_offset}" if seed_offset else ""  # other seeds: another folder
     return [
-        ("known-temperature", SweepConfig(
+        (f"known-temperature{suffix}", SweepConfig(
             model="langevin", data=None, dim=21, noise_std=0.5, lrs=lrs,
-            steps=4000 if quick else 12_000, snr=None, seeds=[0, 1, 2])),
-        ("digits-convnet", SweepConfig(
+            steps=4000 if quick else 12_000, snr=None, seeds=seeds)),
+        (f"digits-convnet{suffix}", SweepConfig(
             model="convnet", data="digits", width=1, lr_min=0.015, lr_max=0.045,
-            num_lrs=3 if quick else 6, steps=300 if quick else 13_000,
-            window=20 if quick else 30, snr_batches=4)),
+            num_lrs=3 if quick else 7, steps=300 if quick else NETWORK_STEPS,
+            window=20 if quick else 30, snr_batches=4, seeds=seeds[:1] if quick else seeds)),
     ]
+
+
+#: steps of each run of the demo's network half (measured: docs/quickstart.md)
+NETWORK_STEPS = 6000
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -303,9 +315,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _quiet()
     out = Path(args.out)
     workers = max(1, min(2, os.cpu_count() or 1))
-    for name, cfg in demo_sweeps(args.quick):
-        print(f"== {name}: {len(cfg.learning_rates())} learning rates, {cfg.steps} steps each")
+    try:
+        sweeps = demo_sweeps(args.quick, args.seed_offset)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for name, cfg in sweeps:
+        seeds = f" x seeds {', '.join(map(str, cfg.seeds))}" if cfg.seeds else ""
+        print(f"== {name}: {len(cfg.learning_rates())} learning rates{seeds}, {cfg.steps} "
+              "steps each")
+        started = time.monotonic()
         run_sweep(cfg, out / name, workers=workers, progress=not args.no_progress)
+        print(f"({count_runs(len(cfg.runs()))} in {time.monotonic() - started:.0f} s)")
         report = make_report(out / name, out / name / REPORT_DIR, force=True)
         for message in report.messages:
             print(f"note: {message}")
@@ -332,6 +353,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="thermo_demo", help="output folder (default thermo_demo)")
     demo.add_argument("--quick", action="store_true",
                       help="a small version (about a minute), to check the set-up")
+    demo.add_argument("--seed-offset", type=int, default=0, metavar="K",
+                      help="run the seeds K, K+1, K+2 (into folders named -seedsK when K > 0): "
+                           "the same demo on other random draws (default 0)")
     demo.add_argument("--no-progress", action="store_true", help="no progress bars")
     demo.set_defaults(func=cmd_demo)
 
@@ -385,9 +409,16 @@ def build_parser() -> argparse.ArgumentParser:
                              "files of yours are never touched)")
     report.add_argument("--tail", type=float, default=0.15,
                         help="fraction of logging points averaged per run (default 0.15)")
-    report.add_argument("--eps", type=float, default=0.0, help="bracket slack (default 0)")
+    report.add_argument("--construction", choices=["convex", "bracket"], default="convex",
+                        help="convex: T from the most likely convex U(S) given the points' "
+                             "standard errors (a row is invalid only where they reject "
+                             "convexity); bracket: the paper's construction, for comparisons "
+                             "with its numbers (default convex)")
+    report.add_argument("--eps", type=float, default=0.0,
+                        help="bracket slack, for the bracket construction only (default 0)")
     report.add_argument("--smoothing", type=float, default=0.3,
-                        help="triangular smoothing half-width in ln(lr); 0 = off (default 0.3)")
+                        help="triangular smoothing half-width in ln(lr), for the bracket "
+                             "construction only; 0 = off (default 0.3)")
     report.add_argument("--lr-range", type=float, nargs=2, metavar=("MIN", "MAX"),
                         help="use the runs with lr in [MIN, MAX] for T(eta), of any regime "
                              "(default: the stationary runs, chosen automatically)")

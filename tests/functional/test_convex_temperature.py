@@ -60,11 +60,25 @@ def test_a_kink_far_beyond_the_errors_is_rejected() -> None:
     assert fitted["valid"].sum() >= 6  # the kink, and at most a neighbour it pulls along
 
 
+def test_a_slope_the_data_do_not_determine_is_not_valid() -> None:
+    # equal points fit any slope: the solver's start came back as T = 1.0 on every row,
+    # valid (a sweep whose S does not move with the learning rate)
+    flat = convex_temperature(LRS, np.full(8, 0.5), np.full(8, -3.0))
+    assert not flat["valid"].any()
+    assert "do not determine its slope" in flat["reason"][3]
+    # S resolved on one side only: the rows whose neighbours straddle the step stay valid
+    s = np.where(np.arange(8) < 4, -3.0, 3.0) + 0.01 * np.arange(8)
+    u = np.where(np.arange(8) < 4, 0.5, 2.0) + 0.001 * np.arange(8)
+    fitted = convex_temperature(LRS, u, s, np.full(8, 0.01), np.full(8, 0.1))
+    assert fitted["valid"].tolist() == [False, False, False, True, True, False, False, False]
+
+
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"lrs": [0.1, 0.2], "energies": [1.0, 2.0], "entropies": [0.0, 1.0]}, "at least 3"),
     ({"lrs": [0.1, 0.1, 0.2]}, "distinct"),
     ({"energies": [1.0, float("nan"), 2.0]}, "NaN"),
     ({"reject": 0.0}, "reject"),
+    ({"resolve": -1.0}, "resolve"),
     ({"energy_se": [1.0, 2.0]}, "energy_se"),
 ])
 def test_bad_input_is_said(kwargs: dict, match: str) -> None:

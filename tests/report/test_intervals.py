@@ -235,7 +235,8 @@ def test_every_interval_is_about_its_own_point(tmp_path) -> None:
     result = make_report(tmp_path, tmp_path / "report", tensorboard=False, smoothing=None)
     t = result.temperature
     with_ci = t[t["T_ci_lo"].notna()]
-    assert len(with_ci) == 6 and (with_ci["ci_method"] == "seeds").all()
+    assert len(with_ci) == 4 and (with_ci["ci_method"] == "seeds").all()
+    assert t.loc[t["end"], "T_ci_lo"].isna().all()  # the end rows: not valid, no interval
     # the seeds' interval is log-symmetric: its geometric centre is the row's own T
     centre = np.sqrt(with_ci["T_ci_lo"] * with_ci["T_ci_hi"])
     assert centre.to_numpy() == pytest.approx(with_ci["T"].to_numpy(), rel=1e-9)

@@ -264,10 +264,31 @@ def test_the_help_gives_every_options_default(capsys) -> None:
     for command, flags in (("sweep", ["--ray-num-cpus", "--slurm-partition", "--slurm-mem",
                                       "--slurm-option", "--slurm-setup", "--ray-address",
                                       "--workers", "--cpus-per-run"]),
-                           ("report", ["--lr-range", "--tail", "--smoothing", "--ci"])):
+                           ("report", ["--lr-range", "--tail", "--smoothing", "--ci", "--eps",
+                                       "--construction"])):
         with pytest.raises(SystemExit):
             cli_main([command, "--help"])
         text = " ".join(capsys.readouterr().out.split())
         for flag in flags:
             entry = re.search(rf"  ?{re.escape(flag)} [A-Z_= .]*(.*?)(?= --[a-z]|$)", text)
             assert entry is not None and "default" in entry.group(1), (flag, entry)
+
+
+def test_the_demo_runs_three_seeds_from_its_seed_offset(tmp_path: Path, capsys) -> None:
+    # issue 27: the network half was one seed (one random draw, no interval); every half now
+    # runs 3 seeds, --seed-offset K picks K, K+1, K+2 into folders of their own (a sweep folder
+    # extended with other seeds would average all six)
+    from thermo_lightning.cli import demo_sweeps
+
+    default = dict(demo_sweeps())
+    assert set(default) == {"known-temperature", "digits-convnet"}
+    assert all(cfg.seeds == [0, 1, 2] for cfg in default.values())
+    network = default["digits-convnet"]
+    assert len(network.learning_rates()) == 7  # 5 interior rows besides the two end rows
+    shifted = dict(demo_sweeps(seed_offset=3))
+    assert set(shifted) == {"known-temperature-seeds3", "digits-convnet-seeds3"}
+    assert all(cfg.seeds == [3, 4, 5] for cfg in shifted.values())
+    assert {k: dataclasses.replace(v, seeds=None) for k, v in shifted.items()} == {
+        f"{k}-seeds3": dataclasses.replace(v, seeds=None) for k, v in default.items()}
+    assert main(["demo", "--seed-offset", "-1", "--out", str(tmp_path)]) == 2
+    assert "seed_offset" in capsys.readouterr().err and not any(tmp_path.iterdir())

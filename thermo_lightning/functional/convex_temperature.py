@@ -22,8 +22,10 @@ at the ends), the same rule as the paper's brackets. Points that are already con
 reproduced exactly, so on clean data the two constructions agree. A row is not valid only
 when the data reject convexity there beyond their errors: its standardised distance to the
 curve, ``sqrt(((hat S_i - S_i) / sigma_S)^2 + ((hat U_i - U_i) / sigma_U)^2)``, above
-``reject`` (3 by default). The end rows' one-chord values are marked (``end``): a chord is
-a biased estimate of the slope at an end point.
+``reject`` (3 by default), or where the data do not determine the slope: its neighbours'
+measured ``S`` differ by less than ``resolve`` (2) standard errors (equal points, say, fit
+any slope). The end rows' one-chord values are marked (``end``): a chord is a biased
+estimate of the slope at an end point.
 """
 
 from __future__ import annotations
@@ -94,6 +96,7 @@ def convex_temperature(
     entropy_se: ArrayLike | None = None,
     *,
     reject: float = 3.0,
+    resolve: float = 2.0,
 ) -> pd.DataFrame:
     """``T(eta)`` from the most likely increasing convex ``U(S)`` through the sweep's points
     (module docstring).
@@ -106,6 +109,9 @@ def convex_temperature(
             and rows are rejected only in units of 1% of the sweep's spread).
         reject: a row whose standardised distance to the fitted curve exceeds this is not
             valid (the data reject convexity there beyond their errors).
+        resolve: a row is not valid either where its neighbours' measured ``S`` differ by
+            less than this many standard errors (``S_{i+1} - S_{i-1}``, one neighbour at
+            the ends): the chords' slope is then not determined by the data.
 
     Returns:
         one row per learning rate, ascending: ``lr, U, S, U_fit, S_fit, T, T_lo, T_hi``
@@ -138,6 +144,8 @@ def convex_temperature(
         raise ValueError("`energies`/`entropies` hold NaN or Inf: drop those runs first.")
     if not (math.isfinite(reject) and reject > 0):
         raise ValueError(f"`reject` must be a positive number, got {reject!r}.")
+    if not (math.isfinite(resolve) and resolve >= 0):
+        raise ValueError(f"`resolve` must be a number >= 0, got {resolve!r}.")
     order = np.argsort(lr)
     lr, u, s = lr[order], u[order], s[order]
     su = _errors(u, None if energy_se is None else _sorted(energy_se, order, "energy_se"),
@@ -160,6 +168,12 @@ def convex_temperature(
     distance = np.hypot((s_hat - s) / ss, (u_hat - u) / su)
     end = np.isnan(t_lo) | np.isnan(t_hi)
     reason = np.full(n, "", dtype=object)
+    # the chords of row i span its neighbours' S: a slope over an S step that the errors do
+    # not resolve is whatever the fit's start was (the data do not determine it)
+    left, right = np.maximum(np.arange(n) - 1, 0), np.minimum(np.arange(n) + 1, n - 1)
+    resolved = s[right] - s[left] > resolve * np.hypot(ss[right], ss[left])
+    reason[~resolved] = (f"S changes by less than {resolve:g} standard errors across this "
+                         "row's neighbours: the data do not determine its slope")
     reason[distance > reject] = (f"the points reject a convex free energy here (more than "
                                  f"{reject:g} standard errors off the curve)")
     reason[~(t > 0)] = "non-positive temperature"

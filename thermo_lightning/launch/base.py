@@ -45,6 +45,11 @@ class RunInterrupted(Exception):
         self.name, self.signum = name, int(signum)
 
 
+def count_runs(n: int) -> str:
+    """``1 run``, ``2 runs``: a count of runs in a message."""
+    return f"{n} run" if n == 1 else f"{n} runs"
+
+
 def signal_label(signum: int) -> str:
     """How a stop is said: ``Ctrl-C`` for SIGINT, else the signal's name (``SIGTERM``)."""
     return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name

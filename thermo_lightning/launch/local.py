@@ -20,6 +20,7 @@ from thermo_lightning.launch.base import (
     RunInterrupted,
     RunSkipped,
     SweepPlan,
+    count_runs,
     signal_label,
     watch,
 )
@@ -68,7 +69,7 @@ def _run_here(plan: SweepPlan, progress: bool) -> list[str]:
         except RunInterrupted as err:
             bar.close()
             print(f"sweep stopped by {signal_label(err.signum)} during {run.name} (interrupted); "
-                  f"{_runs(len(runs) - i - 1)} not started. Run the same command again to "
+                  f"{count_runs(len(runs) - i - 1)} not started. Run the same command again to "
                   "resume.", file=sys.stderr)
             raise SystemExit(128 + err.signum) from None
         except RunSkipped as err:
@@ -105,11 +106,6 @@ class _ChildHandle:
     def failure(self) -> str | None:
         code = self.future.result()
         return None if code == 0 else f"exit code {code} (see {self.log})"
-
-
-def _runs(n: int) -> str:
-    """``1 run``, ``2 runs``: a count of runs in a message."""
-    return f"{n} run" if n == 1 else f"{n} runs"
 
 
 def _run_parallel(plan: SweepPlan, workers: int, progress: bool) -> list[str]:
@@ -173,7 +169,7 @@ def _run_parallel(plan: SweepPlan, workers: int, progress: bool) -> list[str]:
     def stop(signum: int, frame: Any) -> None:
         not_started = sum(not h.started.is_set() and not h.done() for h in handles.values())
         interrupted = terminate_children()
-        print(f"sweep stopped by {signal_label(signum)}; {_runs(interrupted)} interrupted, "
+        print(f"sweep stopped by {signal_label(signum)}; {count_runs(interrupted)} interrupted, "
               f"{not_started} not started. Run the same command again to resume.",
               file=sys.stderr)
         raise SystemExit(128 + signum)
@@ -190,7 +186,7 @@ def _run_parallel(plan: SweepPlan, workers: int, progress: bool) -> list[str]:
     except KeyboardInterrupt:  # Ctrl-C: the children (same process group) stop too
         not_started = sum(not h.started.is_set() and not h.done() for h in handles.values())
         interrupted = terminate_children()
-        print(f"sweep stopped by Ctrl-C; {_runs(interrupted)} interrupted, {not_started} not "
+        print(f"sweep stopped by Ctrl-C; {count_runs(interrupted)} interrupted, {not_started} not "
               "started. Run the same command again to resume.", file=sys.stderr)
         raise SystemExit(128 + signal.SIGINT) from None
     except BaseException:

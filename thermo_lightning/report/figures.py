@@ -131,7 +131,7 @@ def _fig_temperature(temperature: pd.DataFrame, power_law: tuple[float, float] |
     band = lo.notna() & hi.notna()
     if band.any():
         ax.fill_between(t["lr"][band], lo[band], hi[band], color="tab:orange", alpha=0.25,
-                        label="bracket [T_lo, T_hi]")
+                        label="chords [T_lo, T_hi]")
     ok = t["valid"].astype(bool) & (t["T"] > 0)
     interior = ok & band
     ax.scatter(t["lr"][interior], t["T"][interior], color="tab:orange", zorder=3,

@@ -28,6 +28,7 @@ import pandas as pd
 
 from thermo_lightning import keys
 from thermo_lightning.functional.temperature import trend_temperature
+from thermo_lightning.report import notes
 from thermo_lightning.report.output import ReportOutput
 from thermo_lightning.report.summary import (
     Exclusion,
@@ -35,13 +36,12 @@ from thermo_lightning.report.summary import (
     RunSummary,
     classify,
     final_stride_points,
-    name_list,
-    refilled_windows,
     summarize_run,
     uniform_references,
-    untested_trends,
 )
 from thermo_lightning.report.temperature import (
+    CONSTRUCTIONS,
+    Construction,
     batch_size_collapse,
     free_energy_along_runs,
     temperatures,
@@ -90,6 +90,7 @@ class _Settings:
     include_low_ess: bool
     ci: float
     along: str
+    construction: str = "convex"
 
 
 def _check(settings: _Settings) -> None:
@@ -113,6 +114,9 @@ def _check(settings: _Settings) -> None:
             f"{s.lr_range!r}.")
     if not (number(s.ci) and 0 < s.ci < 1):
         raise ValueError(f"`ci` (--ci) must be a level in (0, 1), got {s.ci!r}.")
+    if s.construction not in CONSTRUCTIONS:
+        raise ValueError(f"`construction` (--construction) must be one of "
+                         f"{list(CONSTRUCTIONS)}, got {s.construction!r}.")
     if s.along == "seed":
         raise ValueError("`along` (--along) cannot be seed: seeds are repeats of one "
                          "setting (they give the intervals), not an axis to infer T along.")
@@ -162,32 +166,8 @@ def _summarize(runs: Sequence[RunData], settings: _Settings, messages: list[str]
         summaries.append(summary)
         if means is not None:
             resampled[run.name] = means
-    for message in (untested_trends(summaries), refilled_windows(summaries)):
-        if message is not None:
-            messages.append(message)
-    capped = [s.run for s in summaries if s.regime is Regime.STATIONARY and s.stride_capped]
-    if capped:
-        fate = ("kept in T(eta) (--include-low-ess)" if settings.include_low_ess else
-                "left out of T(eta) unless --include-low-ess")
-        messages.append(
-            f"{len(capped)} run(s) ({name_list(capped)}) had their stride "
-            "capped below half the weights' correlation time (so that a window "
-            "fills in the run): their windows are correlated and S is biased low, even where "
-            f"the ESS looks fine; {fate}. Train longer, or use a smaller window")
+    messages.extend(notes.about_runs(summaries, settings.include_low_ess))
     return summaries, resampled, references
-
-
-def _left_out(summaries: Sequence[RunSummary]) -> list[str]:
-    """One line per run left out of ``T(eta)`` for its regime (those left out for a low ESS
-    or a capped stride have theirs already), and one for the runs outside ``--lr-range``: a
-    table that drops a row says why."""
-    lines = [f"{s.run}: left out of T(eta) ({s.reason})" for s in summaries
-             if s.exclusion is Exclusion.REGIME]
-    outside = [s.run for s in summaries if s.exclusion is Exclusion.OUTSIDE_RANGE]
-    if outside:
-        lines.append(f"{len(outside)} stationary run(s) outside --lr-range left out of T(eta)"
-                     f" ({name_list(outside)})")
-    return lines
 
 
 def _axis_columns(table: pd.DataFrame, runs: Sequence[RunData]) -> list[str]:
@@ -303,12 +283,12 @@ def _write_tensorboard(out: Path, figures: list[Path], runs: Sequence[RunData],
                              along=along)
     no_board = board.write_run_entries(runs, table, in_t_eta, messages)
     if no_board:
-        messages.append(f"{len(no_board)} run(s) have no TensorBoard log ({name_list(no_board)})"
-                        ": their F is in free_energy.csv only")
+        messages.append(f"{len(no_board)} run(s) have no TensorBoard log "
+                        f"({notes.name_list(no_board)}): their F is in free_energy.csv only")
     own = [r.name for r in runs if r.own_hparams_session]
     if own:
         messages.append(
-            f"{len(own)} run(s) hold their logger's own hparams session ({name_list(own)}; "
+            f"{len(own)} run(s) hold their logger's own hparams session ({notes.name_list(own)}; "
             "Lightning's TensorBoardLogger writes one with its default "
             "default_hp_metric=True): TensorBoard's HParams tab shows that one, without the "
             "report's columns (regime, T, ...); their F and stationary means are written. "
@@ -329,6 +309,7 @@ def make_report(
     include_low_ess: bool = False,
     ci: float = 0.95,
     along: str = "lr",
+    construction: str = "convex",
 ) -> ReportResult:
     """Read the runs under ``logdir`` and write the report into ``out`` (default
     ``logdir/report``).
@@ -344,7 +325,8 @@ def make_report(
 
     Args:
         tail: fraction of the logging points (with an entropy) averaged per run.
-        eps, smoothing: passed to :func:`~thermo_lightning.functional.infer_temperature`.
+        eps, smoothing: passed to :func:`~thermo_lightning.functional.infer_temperature`
+            (the bracket construction only).
         lr_range: use the runs with ``lr`` in this closed range for ``T(eta)`` instead of the
             automatically chosen stationary ones.
         force: replace the report already in ``out`` (the files its manifest lists; the
@@ -363,6 +345,13 @@ def make_report(
             axes (but ``seed``) become groups, each with its own ``T`` rows (a ``group``
             column and one column per axis in ``temperature.csv``). An ``lr`` x
             ``batch_size`` grid also gets the ``eta / B`` collapse (``collapse.json``).
+        construction: ``"convex"`` (default): ``T`` from the most likely convex, increasing
+            ``U(S)`` given the points' standard errors
+            (:func:`~thermo_lightning.functional.convex_temperature`); a row is invalid only
+            where the points reject convexity beyond their errors. ``"bracket"``: the
+            paper's construction (:func:`~thermo_lightning.functional.infer_temperature`),
+            for comparisons with its numbers. Either way the end rows (one chord) are
+            marked ``end``, not valid and not fitted.
 
     Raises:
         FileNotFoundError: ``logdir`` is missing or holds no runs.
@@ -370,7 +359,8 @@ def make_report(
             files with the report's names that no report wrote.
         ValueError: ``out`` is the folder of runs, or a run's folder or inside one.
     """
-    settings = _Settings(tail, eps, smoothing, lr_range, include_low_ess, ci, along)
+    settings = _Settings(tail, eps, smoothing, lr_range, include_low_ess, ci, along,
+                         construction)
     _check(settings)
     logdir = Path(logdir)
     out = Path(logdir / REPORT_DIR if out is None else out)
@@ -384,7 +374,7 @@ def make_report(
     chosen = _select(table, settings)
     used = set(chosen["run"]) if "run" in chosen else set()
     summaries = [replace(s, exclusion=Exclusion.of(s, s.run in used)) for s in summaries]
-    messages.extend(_left_out(summaries))
+    messages.extend(notes.left_out(summaries))
     if not table.empty:
         reasons = {s.run: s.reason for s in summaries}
         table["reason"] = [reasons[name] for name in table["run"]]
@@ -392,8 +382,9 @@ def make_report(
         raise ValueError(f"`along` (--along) must be one of the sweep's axes {axes}, got "
                          f"{along!r}.")
     groups = [a for a in axes if a not in (along, "seed")]
-    temperature, power_law, fit = temperatures(chosen, along, groups, resampled, eps=eps,
-                                               smoothing=smoothing, ci=ci, messages=messages)
+    how = Construction(construction, eps=eps, smoothing=smoothing)
+    temperature, power_law, fit = temperatures(chosen, along, groups, resampled,
+                                               construction=how, ci=ci, messages=messages)
     collapse = None
     if along == "lr" and groups == ["batch_size"] and len(temperature):
         collapse = batch_size_collapse(temperature, level=ci)

@@ -16,7 +16,7 @@ of random SI weights when the sweep recorded it); or, for a run that cannot be c
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
 from typing import Any
@@ -428,37 +428,6 @@ def summarize_run(run: RunData, tail: float = 0.15, min_points: int = 5) -> RunS
     if record is not None and record.random_loss is not None:
         values["U_random"] = record.random_loss
     return replace(base, **values)
-
-
-def name_list(names: Sequence[str], shown: int = 3) -> str:
-    """``a, b, c and 4 more``: the first ``shown`` of ``names`` for a one-line message."""
-    more = f" and {len(names) - shown} more" if len(names) > shown else ""
-    return ", ".join(names[:shown]) + more
-
-
-def refilled_windows(summaries: Sequence[RunSummary]) -> str | None:
-    """One message for the runs whose tail has logging points without ``S`` (resumed without
-    their window, which refilled inside the tail), ``None`` when none."""
-    gaps = [s.run for s in summaries if s.tail_without_S]
-    if not gaps:
-        return None
-    return (f"{len(gaps)} run(s) ({name_list(gaps)}) were resumed without their window, which "
-            "refilled inside the tail: U and S there average only the points with an entropy "
-            "(runs.csv: tail_points, and tail_without_S for the points without). "
-            "ThermoCallback(save_window=True) keeps the window across a resume")
-
-
-def untested_trends(summaries: Sequence[RunSummary]) -> str | None:
-    """One message for the stationary runs whose final stride holds fewer than 3 windows that
-    do not overlap (no trend test has the power to call them converging), ``None`` when
-    none."""
-    few = [s.run for s in summaries
-           if s.regime is Regime.STATIONARY and s.trend_points is not None and s.trend_points < 3]
-    if not few:
-        return None
-    return (f"{len(few)} run(s) ({name_list(few)}) are taken as stationary, but their steps at the "
-            "final stride hold fewer than 3 windows that do not overlap (runs.csv: "
-            "trend_points): too few to test for a trend. Train longer, or use a smaller window")
 
 
 def classify(summary: RunSummary, run: RunData, reference: tuple[float | None, int | None],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,6 +17,7 @@ import pandas as pd
 
 from thermo_lightning import keys
 from thermo_lightning._validation import finite_number as number
+from thermo_lightning.functional.convex_temperature import convex_temperature
 from thermo_lightning.functional.temperature import fit_power_law, free_energy, infer_temperature
 from thermo_lightning.report.intervals import (
     MIN_BLOCKS,
@@ -25,11 +27,64 @@ from thermo_lightning.report.intervals import (
 )
 from thermo_lightning.runs.read import RunData
 
-__all__ = ["MIN_FIT_ROWS", "batch_size_collapse", "fit_rows", "free_energy_along_runs",
-           "power_law_of", "power_law_or_none", "temperatures"]
+__all__ = ["CONSTRUCTIONS", "MIN_FIT_ROWS", "Construction", "batch_size_collapse", "fit_rows",
+           "free_energy_along_runs", "power_law_of", "power_law_or_none", "temperatures"]
 
 U, S = keys.ENERGY, keys.ENTROPY
 MIN_FIT_ROWS = 3  #: interior rows (both bracket bounds) the power law needs
+#: the temperature constructions a report can use: ``convex`` (the most likely convex free
+#: energy given the points' standard errors, the default) and ``bracket`` (the paper's)
+CONSTRUCTIONS = ("convex", "bracket")
+END_REASON = "end row: one chord, a biased slope (kept out of the fit)"
+
+
+@dataclass(frozen=True)
+class Construction:
+    """How a report turns a sweep's ``(lr, U, S)`` into ``T``: ``kind`` is ``"convex"``
+    (:func:`~thermo_lightning.functional.convex_temperature`, using the standard errors of
+    ``U`` and ``S``; a row is invalid only where the points reject convexity by more than
+    ``reject`` standard errors) or ``"bracket"`` (the paper's construction,
+    :func:`~thermo_lightning.functional.infer_temperature` with ``eps`` and ``smoothing``).
+    Either way the end rows (one chord) are marked ``end`` and are not ``valid``."""
+
+    kind: str = "convex"
+    eps: float = 0.0
+    smoothing: float | None = 0.3
+    reject: float = 3.0
+
+    def __post_init__(self) -> None:
+        if self.kind not in CONSTRUCTIONS:
+            raise ValueError(f"`construction` must be one of {list(CONSTRUCTIONS)}, got "
+                             f"{self.kind!r}.")
+
+    def table(self, rows: pd.DataFrame, se: pd.DataFrame | None = None) -> pd.DataFrame:
+        """``T`` for ``rows`` (``lr, U, S``, distinct ``lr``): ``lr, U, S, T, T_lo, T_hi,
+        valid, reason, end`` (and ``F``; the convex one adds ``U_fit, S_fit, distance``).
+        ``se``: ``U_se``, ``S_se`` by ``lr`` (convex only; ``None`` or missing: equal
+        weights)."""
+        if self.kind == "bracket":
+            table = infer_temperature(rows["lr"], rows["U"], rows["S"], eps=self.eps,
+                                      smoothing=self.smoothing)
+        else:
+            lrs = rows["lr"].to_numpy(float)
+            u_se = s_se = None
+            if se is not None and not se.empty:
+                u_se = se["U_se"].reindex(lrs).to_numpy(float)
+                s_se = se["S_se"].reindex(lrs).to_numpy(float)
+            # the curve rises along the axis where S does (the learning rate); along an axis
+            # where S falls (the batch size), it is fitted in the axis's reverse order
+            flip = bool(np.polyfit(np.log(lrs), rows["S"].to_numpy(float), 1)[0] < 0)
+            table = convex_temperature(1 / lrs if flip else lrs, rows["U"], rows["S"], u_se,
+                                       s_se, reject=self.reject)
+            if flip:  # back in the axis's order, with its exact values
+                table = table.iloc[::-1].reset_index(drop=True)
+                table["lr"] = np.sort(lrs)
+            table["F"] = table["U"] - table["T"] * table["S"]
+        end = (table["T_lo"].isna() | table["T_hi"].isna()).to_numpy()
+        table["end"] = end
+        table.loc[end & table["valid"].to_numpy(), "reason"] = END_REASON
+        table["valid"] = table["valid"] & ~end
+        return table
 
 
 def _one_row_per_lr(chosen: pd.DataFrame, messages: list[str]) -> pd.DataFrame:
@@ -76,14 +131,17 @@ def power_law_or_none(temperature: pd.DataFrame) -> tuple[float, float] | None:
     return power_law_of(temperature)[0]
 
 
-def _intervals(chosen_runs: pd.DataFrame, resampled: dict[str, np.ndarray], eps: float,
-               smoothing: float | None, level: float, messages: list[str]
-               ) -> tuple[SeedIntervals | None, str | None]:
+def _intervals(chosen_runs: pd.DataFrame, resampled: dict[str, np.ndarray],
+               construction: Construction, se: pd.DataFrame, level: float,
+               messages: list[str]) -> tuple[SeedIntervals | None, str | None]:
     """The intervals of ``T(eta)`` and the exponent: over seeds where the runs have 2 or
     more, else from the runs' tail bootstraps; ``(None, None)`` (said in ``messages``) when
-    neither is possible."""
+    neither is possible. ``se``: the standard errors of the seed-averaged ``U`` and ``S``
+    by ``lr`` (a single seed's are ``sqrt(n_runs)`` times larger)."""
+    one_seed = se[["U_se", "S_se"]].mul(np.sqrt(se["n_runs"]), axis=0)
+
     def infer(rows: pd.DataFrame) -> pd.DataFrame:
-        return infer_temperature(rows["lr"], rows["U"], rows["S"], eps=eps, smoothing=smoothing)
+        return construction.table(rows, one_seed)
 
     if "seed" in chosen_runs and chosen_runs["seed"].nunique() >= 2:
         spread = chosen_runs.groupby("lr")[["U", "S"]].agg(np.ptp)
@@ -143,8 +201,7 @@ def temperatures(
     groups: list[str],
     resampled: dict[str, np.ndarray],
     *,
-    eps: float,
-    smoothing: float | None,
+    construction: Construction,
     ci: float,
     messages: list[str],
 ) -> tuple[pd.DataFrame, tuple[float, float] | None, dict[str, Any] | None]:
@@ -152,9 +209,9 @@ def temperatures(
     the temperature table (group columns first), the power law and ``fit.json``'s content
     (with several groups: no single power law, and ``fit`` holds one entry per group)."""
     empty = pd.DataFrame(columns=[*groups, along, "U", "S", "T", "T_lo", "T_hi", "valid",
-                                  "regime"])
+                                  "end", "regime"])
     if not groups:
-        t, law, fit = _temperature_one(chosen, along, resampled, eps, smoothing, ci, messages)
+        t, law, fit = _temperature_one(chosen, along, resampled, construction, ci, messages)
         return (empty if t is None else t), law, fit
     tables, fits = [], {}
     said: dict[str, list[str]] = {}  # message -> the groups that gave it
@@ -162,7 +219,7 @@ def temperatures(
         key = key if isinstance(key, tuple) else (key,)
         label = ",".join(f"{g}={_label_value(v)}" for g, v in zip(groups, key, strict=True))
         own: list[str] = []
-        t, _, fit = _temperature_one(runs, along, resampled, eps, smoothing, ci, own)
+        t, _, fit = _temperature_one(runs, along, resampled, construction, ci, own)
         for m in own:
             said.setdefault(m, []).append(label)
         if t is None:
@@ -191,12 +248,11 @@ def _temperature_one(
     runs: pd.DataFrame,
     along: str,
     resampled: dict[str, np.ndarray],
-    eps: float,
-    smoothing: float | None,
+    construction: Construction,
     ci: float,
     messages: list[str],
 ) -> tuple[pd.DataFrame | None, tuple[float, float] | None, dict[str, Any] | None]:
-    """``T`` along ``along`` over ``runs`` (one group): the bracket construction on the runs
+    """``T`` along ``along`` over ``runs`` (one group): the construction on the runs
     averaged per value of ``along``, the power law, and the intervals."""
     chosen_runs = runs.copy()
     if chosen_runs.empty:  # no usable run (none with a learning rate, say): no columns
@@ -217,8 +273,14 @@ def _temperature_one(
         return None, None, None
     fit = None
     name = "learning rates" if along == "lr" else along
-    temperature = infer_temperature(chosen["lr"], chosen["U"], chosen["S"], eps=eps,
-                                    smoothing=smoothing)
+    u_se, s_se = _standard_errors(chosen_runs, chosen["lr"])
+    se = pd.DataFrame({"U_se": u_se, "S_se": s_se, "n_runs": chosen["n_runs"].to_numpy()},
+                      index=chosen["lr"].to_numpy(float))
+    if construction.kind == "convex" and se[["U_se", "S_se"]].isna().all().all():
+        messages.append("convex construction: no standard errors of U and S (one seed, tails "
+                        "too short for the bootstrap), so every point weighs alike and a row "
+                        "is invalid only 3% of the sweep's spread off a convex curve")
+    temperature = construction.table(chosen, se)
     temperature["regime"] = chosen["regime"].to_numpy()
     temperature["n_runs"] = chosen["n_runs"].to_numpy()
     if "T_true" in chosen_runs and chosen_runs["T_true"].notna().any():
@@ -227,22 +289,28 @@ def _temperature_one(
     power_law, why_not = power_law_of(temperature, name)
     if why_not:
         messages.append(why_not)
-    spread, ci_method = _intervals(chosen_runs, resampled, eps, smoothing, ci, messages)
+    spread, ci_method = _intervals(chosen_runs, resampled, construction, se, ci, messages)
     temperature["T_ci_lo"], temperature["T_ci_hi"] = _around_own_point(
         temperature, spread.temperature if spread is not None else None)
     temperature["ci_method"] = ci_method or ""
-    temperature["U_se"], temperature["S_se"] = _standard_errors(chosen_runs, temperature["lr"])
+    temperature["U_se"], temperature["S_se"] = u_se, s_se  # chosen and the table: by lr
     if power_law is not None:
         a_ci = spread.a_ci if spread is not None else (math.nan, math.nan)
         fit = {"b": power_law[0], "a": power_law[1], "a_ci_lo": a_ci[0], "a_ci_hi": a_ci[1],
-               "level": ci, "ci_method": ci_method,
+               "level": ci, "ci_method": ci_method, "construction": construction.kind,
                "rows": [float(v) for v in fit_rows(temperature)["lr"]],
                "n_seeds": int(chosen["n_runs"].max()),
                "seed_exponents": ({str(k): v for k, v in spread.exponents.items()}
                                   if spread is not None and ci_method == "seeds" else {})}
         if along != "lr":
             fit["along"] = along
-    for _, r in temperature[~temperature["valid"]].iterrows():
+    ends = temperature[temperature["end"] & (temperature["reason"] == END_REASON)]
+    if len(ends):
+        messages.append(f"the end rows ({', '.join(f'{along}={v:.3g}' for v in ends['lr'])}) "
+                        "have one chord each, a biased slope: reported, marked end, not valid, "
+                        "and kept out of the power law")
+    for _, r in temperature[~temperature["valid"] & (temperature["reason"] != END_REASON)
+                            ].iterrows():
         messages.append(f"{along}={r['lr']:.3g}: T not valid ({r['reason']})")
     if along != "lr":
         temperature = temperature.rename(columns={"lr": along})

@@ -1,0 +1,77 @@
+"""The report's notes about groups of runs: one line each for the runs whose trend cannot be
+tested, whose window refilled in the tail, whose stride was capped, and for every run left out
+of ``T(eta)``. Each names its runs (:func:`name_list`) and the column of ``runs.csv`` that
+holds the detail."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from thermo_lightning.report.summary import Exclusion, Regime, RunSummary
+
+__all__ = ["about_runs", "left_out", "name_list", "refilled_windows", "untested_trends"]
+
+
+def name_list(names: Sequence[str], shown: int = 3) -> str:
+    """``a, b, c and 4 more``: the first ``shown`` of ``names`` for a one-line message."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def refilled_windows(summaries: Sequence[RunSummary]) -> str | None:
+    """One message for the runs whose tail has logging points without ``S`` (resumed without
+    their window, which refilled inside the tail), ``None`` when none."""
+    gaps = [s.run for s in summaries if s.tail_without_S]
+    if not gaps:
+        return None
+    return (f"{len(gaps)} run(s) ({name_list(gaps)}) were resumed without their window, which "
+            "refilled inside the tail: U and S there average only the points with an entropy "
+            "(runs.csv: tail_points, and tail_without_S for the points without). "
+            "ThermoCallback(save_window=True) keeps the window across a resume")
+
+
+def untested_trends(summaries: Sequence[RunSummary]) -> str | None:
+    """One message for the stationary runs whose final stride holds fewer than 3 windows that
+    do not overlap (no trend test has the power to call them converging), ``None`` when
+    none."""
+    few = [s.run for s in summaries
+           if s.regime is Regime.STATIONARY and s.trend_points is not None and s.trend_points < 3]
+    if not few:
+        return None
+    return (f"{len(few)} run(s) ({name_list(few)}) are taken as stationary, but their steps at the "
+            "final stride hold fewer than 3 windows that do not overlap (runs.csv: "
+            "trend_points): too few to test for a trend. Train longer, or use a smaller window")
+
+
+def capped_strides(summaries: Sequence[RunSummary], include_low_ess: bool) -> str | None:
+    """One message for the stationary runs whose stride was capped below half the weights'
+    correlation time, and what the report did with them; ``None`` when none."""
+    capped = [s.run for s in summaries if s.regime is Regime.STATIONARY and s.stride_capped]
+    if not capped:
+        return None
+    fate = ("kept in T(eta) (--include-low-ess)" if include_low_ess else
+            "left out of T(eta) unless --include-low-ess")
+    return (f"{len(capped)} run(s) ({name_list(capped)}) had their stride "
+            "capped below half the weights' correlation time (so that a window "
+            "fills in the run): their windows are correlated and S is biased low, even where "
+            f"the ESS looks fine; {fate}. Train longer, or use a smaller window")
+
+
+def about_runs(summaries: Sequence[RunSummary], include_low_ess: bool) -> list[str]:
+    """The notes on the runs once they are classified, in the order the report prints them."""
+    found = (untested_trends(summaries), refilled_windows(summaries),
+             capped_strides(summaries, include_low_ess))
+    return [message for message in found if message is not None]
+
+
+def left_out(summaries: Sequence[RunSummary]) -> list[str]:
+    """One line per run left out of ``T(eta)`` for its regime (those left out for a low ESS
+    or a capped stride have theirs already), and one for the runs outside ``--lr-range``: a
+    table that drops a row says why."""
+    lines = [f"{s.run}: left out of T(eta) ({s.reason})" for s in summaries
+             if s.exclusion is Exclusion.REGIME]
+    outside = [s.run for s in summaries if s.exclusion is Exclusion.OUTSIDE_RANGE]
+    if outside:
+        lines.append(f"{len(outside)} stationary run(s) outside --lr-range left out of T(eta)"
+                     f" ({name_list(outside)})")
+    return lines
