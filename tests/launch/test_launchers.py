@@ -276,3 +276,15 @@ def test_a_launcher_that_cannot_start_leaves_the_folder_as_it_was(tmp_path: Path
     assert (out / "plan.json").read_text() == plan and (out / "sweep.json").read_text() == sweep
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == sorted(
         r["name"] for r in json.loads(plan)["runs"])
+
+
+def test_a_launcher_whose_package_is_missing_leaves_no_plan(tmp_path: Path, monkeypatch,
+                                                            capsys) -> None:
+    # without Ray installed: "needs Ray" (exit 2), and no sweep.json/plan.json left behind
+    # that would make the folder refuse the next sweep with other settings
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray: ImportError
+    out = tmp_path / "runs"
+    assert main(["sweep", *TINY, "--out", str(out), "--launcher", "ray", "--no-progress"]) == 2
+    assert "needs Ray" in capsys.readouterr().err and not out.exists()

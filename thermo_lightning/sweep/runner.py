@@ -454,7 +454,7 @@ def run_sweep(
     plan = plan_sweep(cfg, out)
     try:
         failures = launcher.launch(plan, progress=progress)
-    except LauncherError:  # nothing started: the folder as it was
+    except (LauncherError, ImportError):  # nothing started: the folder as it was
         earlier.restore()
         raise
     if failures:
