@@ -270,6 +270,10 @@ def fit_line(result: Any) -> str:
     return f"T = {b:.3g} * lr^{a:.3f}{interval}"
 
 
+#: steps of each run of the demo's network half (measured: docs/quickstart.md)
+NETWORK_STEPS = 6000
+
+
 def demo_sweeps(quick: bool = False, seed_offset: int = 0) -> list[tuple[str, SweepConfig]]:
     """The demo's two sweeps (measured choices, see docs/quickstart.md), each over the seeds
     ``seed_offset``, ``seed_offset + 1``, ``seed_offset + 2`` (for the intervals):
@@ -300,10 +304,6 @@ def demo_sweeps(quick: bool = False, seed_offset: int = 0) -> list[tuple[str, Sw
             num_lrs=3 if quick else 7, steps=300 if quick else NETWORK_STEPS,
             window=20 if quick else 30, snr_batches=4, seeds=seeds[:1] if quick else seeds)),
     ]
-
-
-#: steps of each run of the demo's network half (measured: docs/quickstart.md)
-NETWORK_STEPS = 6000
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -125,6 +125,14 @@ def test_bad_report_arguments_are_errors_not_tracebacks(tmp_path: Path, capsys, 
     assert match in capsys.readouterr().err
 
 
+def test_a_bad_construction_is_refused_before_anything_is_read(tmp_path: Path) -> None:
+    for lr in LRS[:3]:
+        write_run(tmp_path / "runs", lr, history(0.5, -3.0))
+    with pytest.raises(ValueError, match=r"`construction` \(--construction\) must be one of"):
+        make_report(tmp_path / "runs", tmp_path / "rep", construction="hull")
+    assert not (tmp_path / "rep").exists()
+
+
 def test_report_out_pointing_at_a_file(tmp_path: Path, capsys) -> None:
     for lr in LRS[:3]:
         write_run(tmp_path / "runs", lr, history(0.5, -3.0))

@@ -40,7 +40,6 @@ from thermo_lightning.report.summary import (
     uniform_references,
 )
 from thermo_lightning.report.temperature import (
-    CONSTRUCTIONS,
     Construction,
     batch_size_collapse,
     free_energy_along_runs,
@@ -90,7 +89,6 @@ class _Settings:
     include_low_ess: bool
     ci: float
     along: str
-    construction: str = "convex"
 
 
 def _check(settings: _Settings) -> None:
@@ -114,9 +112,6 @@ def _check(settings: _Settings) -> None:
             f"{s.lr_range!r}.")
     if not (number(s.ci) and 0 < s.ci < 1):
         raise ValueError(f"`ci` (--ci) must be a level in (0, 1), got {s.ci!r}.")
-    if s.construction not in CONSTRUCTIONS:
-        raise ValueError(f"`construction` (--construction) must be one of "
-                         f"{list(CONSTRUCTIONS)}, got {s.construction!r}.")
     if s.along == "seed":
         raise ValueError("`along` (--along) cannot be seed: seeds are repeats of one "
                          "setting (they give the intervals), not an axis to infer T along.")
@@ -359,9 +354,9 @@ def make_report(
             files with the report's names that no report wrote.
         ValueError: ``out`` is the folder of runs, or a run's folder or inside one.
     """
-    settings = _Settings(tail, eps, smoothing, lr_range, include_low_ess, ci, along,
-                         construction)
+    settings = _Settings(tail, eps, smoothing, lr_range, include_low_ess, ci, along)
     _check(settings)
+    how = Construction(construction, eps=eps, smoothing=smoothing)  # checks `construction`
     logdir = Path(logdir)
     out = Path(logdir / REPORT_DIR if out is None else out)
     folders = find_runs(logdir)
@@ -382,7 +377,6 @@ def make_report(
         raise ValueError(f"`along` (--along) must be one of the sweep's axes {axes}, got "
                          f"{along!r}.")
     groups = [a for a in axes if a not in (along, "seed")]
-    how = Construction(construction, eps=eps, smoothing=smoothing)
     temperature, power_law, fit = temperatures(chosen, along, groups, resampled,
                                                construction=how, ci=ci, messages=messages)
     collapse = None

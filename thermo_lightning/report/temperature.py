@@ -54,8 +54,8 @@ class Construction:
 
     def __post_init__(self) -> None:
         if self.kind not in CONSTRUCTIONS:
-            raise ValueError(f"`construction` must be one of {list(CONSTRUCTIONS)}, got "
-                             f"{self.kind!r}.")
+            raise ValueError(f"`construction` (--construction) must be one of "
+                             f"{list(CONSTRUCTIONS)}, got {self.kind!r}.")
 
     def table(self, rows: pd.DataFrame, se: pd.DataFrame | None = None) -> pd.DataFrame:
         """``T`` for ``rows`` (``lr, U, S``, distinct ``lr``): ``lr, U, S, T, T_lo, T_hi,
@@ -279,7 +279,8 @@ def _temperature_one(
     if construction.kind == "convex" and se[["U_se", "S_se"]].isna().all().all():
         messages.append("convex construction: no standard errors of U and S (one seed, tails "
                         "too short for the bootstrap), so every point weighs alike and a row "
-                        "is invalid only 3% of the sweep's spread off a convex curve")
+                        f"is invalid only {construction.reject:g}% of the sweep's spread off a "
+                        "convex curve")
     temperature = construction.table(chosen, se)
     temperature["regime"] = chosen["regime"].to_numpy()
     temperature["n_runs"] = chosen["n_runs"].to_numpy()

@@ -47,7 +47,8 @@ def _write_atomic(path: Path, text: str) -> None:
 
 class PlanFiles:
     """What a sweep folder's ``sweep.json`` and ``plan.json`` held before a sweep was planned
-    into it, to put back when its launcher cannot start (``LauncherError``: no run started).
+    into it, to put back when its launcher cannot start (a ``LauncherError``, or the
+    ``ImportError`` of a launcher whose package is missing: no run started).
     Otherwise the failed start's plan stays, and the same folder with other settings is then
     refused as if it held runs."""
 
