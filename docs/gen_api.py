@@ -33,6 +33,7 @@ SECTIONS = [
     ("thermo_lightning.runs.record", ["RunRecord", "RunStatus", "upgrade",
                                       "SCHEMA_VERSION"]),
     ("thermo_lightning.runs.read", ["RunData", "read_run"]),
+    ("thermo_lightning.runs.resumed", ["join_resumed"]),
     ("thermo_lightning.sweep", ["SweepConfig", "RunSpec", "run_sweep", "run_one", "run_spec",
                                 "lr_grid", "SweepSettingsError", "RunLockedError",
                                 "langevin_noise_std"]),

@@ -139,3 +139,5 @@ def test_a_fit_resumed_into_its_own_version_is_one_training(tmp_path: Path) -> N
     got = run.history.set_index("step")[keys.ENERGY]
     assert np.allclose(got.to_numpy(), full[keys.ENERGY].to_numpy(), rtol=1e-6)
     assert resumed.history["step"].tolist() == full["step"].tolist()
+    # measured at step 0 only: kept by the checkpoint (a new user saw None after a resume)
+    assert cb.random_loss is not None and resumed.random_loss == cb.random_loss

@@ -239,8 +239,16 @@ class ThermoCallback(pl.Callback):
             self.meter.measure_random_loss(pl_module, value)
 
     @override
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # after the checkpoint's loop state is restored (on_fit_start comes before it)
+        step = trainer.global_step
+        loggers.log_metrics(trainer, {keys.FIT_START: float(step)}, step)
+
+    @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.meter.check_learned()
+        step = trainer.global_step
+        loggers.log_metrics(trainer, {keys.FIT_END: float(step)}, step)
 
     @override
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,

@@ -184,6 +184,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                       "commands above)")
         return 0
     _quiet()
+    done_before = _finished_runs(cfg, Path(args.out))
     try:
         runs = run_sweep(cfg, args.out, progress=not args.no_progress, launcher=launcher)
     except RuntimeError as err:  # some runs failed; the others are done
@@ -192,9 +193,28 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"error: {err}\nThe other runs are done; run the same command again to retry "
               "the failed ones (finished runs are skipped).", file=sys.stderr)
         return 1
-    print(f"{count_runs(len(runs))} in {args.out}; next: thermo-lightning report {args.out} --out "
-          f"{Path(args.out) / REPORT_DIR}")
+    skipped = sum(run.name in done_before for run in runs)
+    what = (f"all {skipped} finished before, skipped" if skipped == len(runs) else
+            f"{skipped} finished before, skipped; {len(runs) - skipped} trained now" if skipped
+            else "trained now")
+    print(f"{count_runs(len(runs))} in {args.out} ({what}); next: thermo-lightning report "
+          f"{args.out} --out {Path(args.out) / REPORT_DIR}")
     return 0
+
+
+def _finished_runs(cfg: Any, out: Path) -> set[str]:
+    """The names of ``cfg``'s runs already done in ``out`` (the sweep skips them)."""
+    from thermo_lightning.runs.layout import RUN_FILE
+    from thermo_lightning.runs.record import RunRecord
+
+    done = set()
+    for spec in cfg.runs():
+        try:
+            if (out / spec.name / RUN_FILE).exists() and RunRecord.read(out / spec.name).done:
+                done.add(spec.name)
+        except Exception:  # an unreadable record: the sweep says what it makes of it
+            continue
+    return done
 
 
 def cmd_sweep_run(args: argparse.Namespace) -> int:
@@ -440,11 +460,27 @@ def build_parser() -> argparse.ArgumentParser:
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
 
 
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def _format_warning(message: Warning | str, category: type[Warning], filename: str,
+                    lineno: int, line: str | None = None) -> str:
+    """The package's own warnings as ``warning: <message>`` (a user needs the message, not
+    the line of the package's source that gave it); any other warning as Python shows it."""
+    if Path(filename).resolve().is_relative_to(_PACKAGE) or str(message).startswith("Thermo"):
+        return f"warning: {message}\n"
+    return _python_format(message, category, filename, lineno, line)
+
+
+_python_format = warnings.formatwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from thermo_lightning.launch.base import LauncherError
     from thermo_lightning.sweep.errors import RunLockedError, SweepSettingsError
 
+    shown, warnings.formatwarning = warnings.formatwarning, _format_warning
     try:
         return int(args.func(args) or 0)
     except (SweepSettingsError, RunLockedError, LauncherError) as err:
@@ -463,6 +499,8 @@ def main(argv: Sequence[str] | None = None) -> int:
               "can write (--out), then run the same command again: what was finished is kept.",
               file=sys.stderr)
         return 1
+    finally:
+        warnings.formatwarning = shown
 
 
 if __name__ == "__main__":

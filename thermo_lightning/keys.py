@@ -15,6 +15,8 @@ __all__ = [
     "ENERGY_WINDOW",
     "ENTROPY",
     "ESS",
+    "FIT_END",
+    "FIT_START",
     "FREE_ENERGY",
     "GRAD_NORM",
     "LOW_ESS",
@@ -53,12 +55,14 @@ WINDOW_FILL = PREFIX + "window_fill"  #: fraction of the window filled
 STRIDE = PREFIX + "stride"  #: steps between snapshots
 DUPLICATES = PREFIX + "duplicates"  #: snapshots whose nearest neighbour is identical
 SKIPPED = PREFIX + "skipped"  #: snapshots dropped for NaN/Inf (total)
+FIT_START = PREFIX + "fit_start"  #: the step a fit's training starts at (> 0: resumed)
+FIT_END = PREFIX + "fit_end"  #: the step a fit's training ended at (absent: it was cut)
 TRAIN_ACC = "train/acc"  #: training accuracy (logged by the classification task)
 
 #: every fixed metric key, in the order the documentation lists them
 METRICS = (ENERGY, ENERGY_WINDOW, ENTROPY, T_LOCAL, FREE_ENERGY, SNR, GRAD_NORM,
            STOCH_GRAD_NORM, NOISE_SCALE, ELR, WEIGHT_NORM, ESS, LOW_ESS, CORRELATION_TIME,
-           WINDOW_FILL, STRIDE, DUPLICATES, SKIPPED)
+           WINDOW_FILL, STRIDE, DUPLICATES, SKIPPED, FIT_START, FIT_END)
 
 #: prefix of the window's description in a run's hyperparameters (``thermo_spec/window``, ...)
 SPEC_PREFIX = "thermo_spec/"

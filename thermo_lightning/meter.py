@@ -188,8 +188,6 @@ class ThermoMeter(ExtraPasses, MeterState):
         self._params: list[Tensor] = []
         #: ``(mode, mini-batches for the noise)`` of this run's SNR (:meth:`snr_plan`)
         self._snr_plan: tuple[str, int] | None = None
-        #: the loss of random SI weights (:meth:`measure_random_loss`; ``None`` until then)
-        self.random_loss: float | None = None
         self._reset()
 
     # ------------------------------------------------------------------ state
@@ -204,6 +202,9 @@ class ThermoMeter(ExtraPasses, MeterState):
         self.correlation_time = math.nan
         self._stride_chosen = self.stride_spec != "auto"
         self._low_streak = 0  # consecutive full windows with a low ESS
+        #: the loss of random SI weights (:meth:`measure_random_loss`; ``None`` until then,
+        #: kept across a resume by :meth:`state_dict`)
+        self.random_loss: float | None = None
 
     @property
     def history(self) -> pd.DataFrame:
@@ -311,6 +312,12 @@ class ThermoMeter(ExtraPasses, MeterState):
         self.spec = WindowSpec(self.window, num, dim, self.ks, self.stride_spec, radius,
                                self.estimator.name, sketch_dim, shard[1] if sharded else 1)
         return self.spec
+
+    @property
+    def in_pilot(self) -> bool:
+        """Whether ``stride="auto"``'s pilot is still measuring the correlation time (its
+        stride-1 windows are not the run's)."""
+        return self.pilot is not None and not self._stride_chosen
 
     @property
     def parameters(self) -> tuple[Tensor, ...]:

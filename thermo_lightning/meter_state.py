@@ -55,6 +55,7 @@ class MeterState:
             "skipped_steps": sorted(self._skipped),
             "steps_taken": self._steps_taken,  # the snapshot phase after a resume
             "stride_chosen": self._stride_chosen, "correlation_time": self.correlation_time,
+            "random_loss": self.random_loss,
         }
         if self.pilot is not None and not self._stride_chosen:
             state["pilot"] = self.pilot.state_dict()
@@ -78,6 +79,8 @@ class MeterState:
         # states written before the pilot existed: their stride stands
         self._stride_chosen = bool(state.get("stride_chosen", True))
         self.correlation_time = float(state.get("correlation_time", math.nan))
+        loss = state.get("random_loss")
+        self.random_loss = float(loss) if loss is not None else None
         self._loaded = dict(state)
 
     def __getstate__(self) -> dict[str, Any]:

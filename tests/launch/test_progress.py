@@ -22,6 +22,10 @@ def test_a_progress_line_is_read_back_as_written() -> None:
     unknown = format_progress({"seed": 0, "lr": 2e-4}, 7, None)  # lr first whatever the order
     assert unknown == "lr=0.0002 seed=0 step 7/?"
     assert parse_progress(unknown) == Progress("lr=0.0002 seed=0", 7, None, None)
+    # during stride="auto"'s pilot the window is stride 1's, not the run's: not "window 100%"
+    pilot = format_progress({"lr": 0.01}, 150, 2000, 1.0, pilot=True)
+    assert pilot == "lr=0.01 step 150/2000, stride pilot"
+    assert parse_progress(pilot) == Progress("lr=0.01", 150, 2000, None, pilot=True)
     for other in ("noise", "lr=0.01 step x/3", "/x/meter.py:3: ThermoMeter: lr=0.01 step 1/2",
                   ""):
         assert parse_progress(other) is None
@@ -46,9 +50,34 @@ def test_worker_warnings_are_read_from_its_log(tmp_path: Path) -> None:
         "/x/thermo_lightning/meter.py:350: ThermoMeter: the stride is capped at 36.\n"
         "/x/thermo_lightning/meter.py:350: ThermoMeter: the stride is capped at 36.\n"
         "/x/a.py:3: UserWarning: ThermoCallback: the network has not learned.\n"
-        "/x/lightning/trainer.py:9: UserWarning: something of Lightning's\n")
+        "/x/lightning/trainer.py:9: UserWarning: something of Lightning's\n"
+        "warning: ThermoMeter: low ESS.\n")  # as the command line now shows them
     assert warnings_in(log) == ["ThermoMeter: the stride is capped at 36.",
-                                 "ThermoCallback: the network has not learned."]
+                                 "ThermoCallback: the network has not learned.",
+                                 "ThermoMeter: low ESS."]
     assert warnings_in(tmp_path / "missing.log") == []
 
 
+
+
+def test_the_command_line_shows_the_packages_warnings_without_source_paths(
+        tmp_path: Path, capsys) -> None:
+    # a new user's trial: every warning began with /.../site-packages/thermo_lightning/...
+    import warnings
+
+    from thermo_lightning import cli
+    from thermo_lightning.meter import ThermoMeter
+
+    here = cli._format_warning("ThermoMeter: the stride is capped.", UserWarning,
+                               ThermoMeter.__module__.replace(".", "/") + ".py", 3)
+    inside = cli._format_warning("the extra passes compute losses", UserWarning,
+                                 str(Path(cli.__file__).parent / "probes.py"), 114)
+    other = cli._format_warning("of Lightning's", UserWarning, "/x/lightning/a.py", 9)
+    assert here == "warning: ThermoMeter: the stride is capped.\n"
+    assert inside == "warning: the extra passes compute losses\n"
+    # others as Python (or Lightning's own formatter, once imported) shows them
+    assert other.startswith("/x/lightning/a.py:9: ") and "of Lightning's" in other
+    before = warnings.formatwarning
+    assert cli.main(["report", str(tmp_path / "none")]) == 2
+    assert warnings.formatwarning is before  # put back after the command
+    assert "not a folder of runs" in capsys.readouterr().err

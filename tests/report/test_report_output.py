@@ -4,6 +4,7 @@ test here failed on 6ed3ab5)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -155,3 +156,74 @@ def test_a_run_folder_that_cannot_be_written_is_said(tmp_path: Path,
     assert len(said) == 1 and locked.name in said[0] and "Permission denied" in said[0]
     assert len(result.runs) == len(LRS)  # the report is whole; the other runs got theirs
     assert len(list(runs.rglob(WRITEBACK_FILE))) == len(LRS) - 1
+
+
+def test_a_users_file_inside_the_reports_tensorboard_folder_stays(tmp_path: Path) -> None:
+    # a new user's trial (2026-12-05): a note put into OUT/tensorboard/ was deleted by the
+    # next report --force, whose manifest listed the folder as a whole
+    runs = _sweep(tmp_path / "runs", fmt="csv")
+    out = tmp_path / "report"
+    make_report(runs, out)
+    board = out / "tensorboard"
+    old = sorted(p.name for p in board.iterdir())
+    (board / "my_note.txt").write_text("mine")
+    (board / "mine").mkdir()
+    (board / "mine" / "events.out.tfevents.0.my.1").write_bytes(b"my own events")
+    make_report(runs, out, force=True)
+    assert (board / "my_note.txt").read_text() == "mine"
+    assert (board / "mine" / "events.out.tfevents.0.my.1").read_bytes() == b"my own events"
+    new = sorted(p.name for p in board.iterdir() if p.name not in ("my_note.txt", "mine"))
+    assert len(new) == len(old) == 1 and new != old  # the earlier report's entry replaced
+    listed = json.loads((out / MANIFEST).read_text())["files"]
+    assert f"tensorboard/{new[0]}" in listed and not any("my" in f for f in listed)
+
+
+def test_an_old_manifest_gives_up_only_the_event_files_of_its_folder(tmp_path: Path) -> None:
+    runs = _sweep(tmp_path / "runs", fmt="csv")
+    out = tmp_path / "report"
+    make_report(runs, out)
+    files = json.loads((out / MANIFEST).read_text())["files"]
+    old = sorted({f.split("/")[0] for f in files})  # as a version-1 manifest listed them
+    (out / MANIFEST).write_text(json.dumps({"version": 1, "files": old}))
+    (out / "tensorboard" / "my_note.txt").write_text("mine")
+    make_report(runs, out, force=True)
+    assert (out / "tensorboard" / "my_note.txt").read_text() == "mine"
+    assert len(list((out / "tensorboard").glob("events.out.tfevents.*"))) == 1
+
+
+def test_a_hand_edited_manifest_deletes_nothing_outside_the_reports_names(
+        tmp_path: Path) -> None:
+    runs = _sweep(tmp_path / "runs", fmt="csv")
+    out = tmp_path / "report"
+    make_report(runs, out)
+    (tmp_path / "precious.txt").write_text("keep")
+    (out / "notes.txt").write_text("keep")
+    files = json.loads((out / MANIFEST).read_text())["files"]
+    (out / MANIFEST).write_text(json.dumps({"version": 2, "files": [
+        *files, "../precious.txt", "notes.txt", str(tmp_path / "precious.txt"),
+        "tensorboard/../notes.txt"]}))
+    make_report(runs, out, force=True)
+    assert (tmp_path / "precious.txt").read_text() == "keep"
+    assert (out / "notes.txt").read_text() == "keep"
+
+
+def test_a_file_that_takes_a_staged_files_place_stops_the_install_before_any_removal(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from thermo_lightning.report import output as output_module
+
+    runs = _sweep(tmp_path / "runs", fmt="csv")
+    out = tmp_path / "report"
+    make_report(runs, out)
+    real = output_module.ReportOutput.install
+
+    def racing(self: output_module.ReportOutput) -> list[str]:
+        staged = sorted(p.name for p in (self.staging or out).glob("tensorboard/*"))
+        (out / "tensorboard" / staged[0]).write_bytes(b"another writer's")
+        return real(self)
+
+    monkeypatch.setattr(output_module.ReportOutput, "install", racing)
+    before = _files(out)
+    with pytest.raises(FileExistsError, match="appeared while the report was written"):
+        make_report(runs, out, force=True)
+    after = _files(out)
+    assert all(after.get(name) == data for name, data in before.items())  # nothing removed

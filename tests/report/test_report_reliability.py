@@ -80,7 +80,29 @@ def test_seeds_at_one_learning_rate_are_averaged(tmp_path: Path) -> None:
     for lr, row in temp.set_index("lr").iterrows():
         assert row["U"] == pytest.approx(runs.loc[np.isclose(runs["lr"], lr), "U"].mean(),
                                          rel=0.05)  # smoothing over neighbouring LRs aside
-    assert any("2 runs (seeds) averaged" in m for m in result.messages)
+    # folders named seed0/seed1, but no seed in their settings: repeats, not said to be seeds
+    assert any("2 runs (repeats without seeds) averaged" in m for m in result.messages)
+
+
+def test_a_run_read_twice_is_counted_once(tmp_path: Path) -> None:
+    # a new user's trial: the same training in two folders (no seeds) was averaged as
+    # "2 runs (seeds)" with a standard error of 0 and no note
+    import shutil
+
+    for i, lr in enumerate(LRS):
+        _, u, s = canonical(lr)
+        write_run(tmp_path / "a", lr, history(u, s, noise=1e-3, seed=i))
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    once = make_report(tmp_path / "a", tmp_path / "once")
+    twice = make_report(tmp_path, tmp_path / "twice")
+    assert len(twice.runs) == 2 * len(LRS) and (twice.temperature["n_runs"] == 1).all()
+    copies = [m for m in twice.messages if "to the last digit" in m]
+    assert len(copies) == len(LRS) and all("counted once" in m and "no seed" in m
+                                           for m in copies)
+    assert not any("averaged into one T(eta) row" in m for m in twice.messages)
+    for col in ("T", "U_se", "S_se", "T_ci_lo", "T_ci_hi"):  # no standard error of 0
+        np.testing.assert_allclose(twice.temperature[col], once.temperature[col], rtol=1e-12)
+    assert (twice.temperature["U_se"] > 0).all()
 
 
 def test_hand_edited_metadata_is_noted_not_fatal(tmp_path: Path) -> None:

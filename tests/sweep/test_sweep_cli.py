@@ -242,6 +242,12 @@ def test_progress_inside_a_run(tmp_path: Path) -> None:
     log = tmp_path / "w.log"
     log.write_text("noise\n" + "\n".join(lines[:3]) + "\nWarning: x\n")
     assert last_progress(log) == lines[2]  # what a launcher's bar shows for this worker
+    auto = SweepConfig.from_dict({**TINY, "steps": 1200, "stride": "auto"})
+    lines.clear()
+    run_one(auto, auto.learning_rates()[0], tmp_path / "auto", progress=lines.append)
+    pilot = [ln for ln in lines if ln.endswith(", stride pilot")]
+    assert pilot and lines.index(pilot[-1]) == len(pilot) - 1  # the first lines, then windows
+    assert lines[-1].endswith("step 1200/1200, window 100%")
 
 
 def test_a_window_that_cannot_fill_is_refused_before_any_run(tmp_path: Path) -> None:
@@ -292,3 +298,18 @@ def test_the_demo_runs_three_seeds_from_its_seed_offset(tmp_path: Path, capsys) 
         f"{k}-seeds3": dataclasses.replace(v, seeds=None) for k, v in default.items()}
     assert main(["demo", "--seed-offset", "-1", "--out", str(tmp_path)]) == 2
     assert "seed_offset" in capsys.readouterr().err and not any(tmp_path.iterdir())
+
+
+def test_the_sweep_says_which_runs_it_trained_and_which_it_skipped(tmp_path: Path,
+                                                                   capsys) -> None:
+    # a new user's trial: "4 runs in sw1" after a second sweep that trained none
+    args = ["sweep", "--model", "toy-up", "--lrs", "0.05", "0.1", "--steps", "30", "--window",
+            "8", "--k", "3", "--snr", "none", "--schedule", "5", "--no-progress",
+            "--out", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "2 runs in " in out and "(trained now)" in out
+    assert main(args) == 0
+    assert "(all 2 finished before, skipped)" in capsys.readouterr().out
+    assert main([*args[:4], "0.05", "0.1", "0.2", *args[6:]]) == 0
+    assert "(2 finished before, skipped; 1 trained now)" in capsys.readouterr().out

@@ -232,6 +232,22 @@ def test_ctrl_c_marks_runs_interrupted_without_a_traceback(tmp_path: Path, worke
     assert "Ctrl-C" in _info(started[0])["error"]
 
 
+@pytest.mark.slow
+def test_a_ctrl_c_to_the_sweep_alone_reaches_its_workers_as_a_ctrl_c(tmp_path: Path) -> None:
+    # a new user's trial: SIGINT to the parent only (kill -INT, an IDE's stop button) was
+    # passed on as SIGTERM, and the runs said "SIGTERM"
+    proc = _spawn_sweep(tmp_path, *LONG, "--workers", "2")
+    started = [tmp_path / run_dir_name(lr) for lr in (0.05, 0.1)]
+    _wait_for(lambda: all(_running(r) for r in started))
+    time.sleep(2.0)  # inside trainer.fit
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGINT, err[-2000:]
+    assert "sweep stopped by Ctrl-C; 2 runs interrupted" in err, err[-2000:]
+    infos = [_info(r) for r in started]
+    assert all(i["status"] == "interrupted" and "Ctrl-C" in i["error"] for i in infos), infos
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

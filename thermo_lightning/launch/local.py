@@ -27,13 +27,18 @@ from thermo_lightning.launch.base import (
 
 __all__ = ["LocalLauncher", "stop_with_parent"]
 
+#: seconds the children get to end by themselves on a Ctrl-C (a terminal's reaches them too)
+#: before it is passed on to them
+_CTRL_C_GRACE = 5.0
+
 
 @dataclass
 class LocalLauncher:
     """Processes on this machine: one after the other in this process (``workers=1``), or
     ``workers`` ``sweep-run`` child processes at a time (one GPU each when there are GPUs).
     Children stop when this process ends; SIGTERM to this process is passed on to them and
-    ends the sweep with status 143 (running it again resumes).
+    ends the sweep with status 143, a Ctrl-C (SIGINT) with 130, and their runs say which
+    (running it again resumes).
 
     Attributes:
         workers: runs at a time.
@@ -151,12 +156,18 @@ def _run_parallel(plan: SweepPlan, workers: int, progress: bool) -> list[str]:
             if device is not None:
                 free_gpus.put(device)
 
-    def terminate_children() -> int:
+    def terminate_children(signum: int = signal.SIGTERM, grace: float = 0.0) -> int:
+        """Stop the running children with ``signum``; those that end within ``grace`` seconds
+        by themselves (a Ctrl-C in a terminal reaches them too) are not signalled again."""
         stopping.set()
         with lock:
             procs = list(running.values())
+        deadline = time.monotonic() + grace
+        while grace and time.monotonic() < deadline and any(p.poll() is None for p in procs):
+            time.sleep(0.1)
         for proc in procs:
-            proc.terminate()
+            if proc.poll() is None:
+                proc.send_signal(signum)
         for proc in procs:
             try:
                 proc.wait(timeout=60)
@@ -183,9 +194,10 @@ def _run_parallel(plan: SweepPlan, workers: int, progress: bool) -> list[str]:
             handles[run.name] = _ChildHandle(pool.submit(run_child, run, started),
                                              str(plan.log(run.name)), started)
         return watch(plan, handles, desc="sweep", progress=progress)
-    except KeyboardInterrupt:  # Ctrl-C: the children (same process group) stop too
+    except KeyboardInterrupt:  # Ctrl-C: the children (same process group) stop too; those
+        # that did not get it (a SIGINT to this process alone) get it from here, and say Ctrl-C
         not_started = sum(not h.started.is_set() and not h.done() for h in handles.values())
-        interrupted = terminate_children()
+        interrupted = terminate_children(signal.SIGINT, grace=_CTRL_C_GRACE)
         print(f"sweep stopped by Ctrl-C; {count_runs(interrupted)} interrupted, {not_started} not "
               "started. Run the same command again to resume.", file=sys.stderr)
         raise SystemExit(128 + signal.SIGINT) from None

@@ -52,6 +52,7 @@ from thermo_lightning.runs.layout import (
     find_runs,
 )
 from thermo_lightning.runs.read import RunData, planned_runs, read_run
+from thermo_lightning.runs.resumed import join_resumed
 
 __all__ = ["ReportResult", "make_report"]
 
@@ -121,7 +122,9 @@ def _check(settings: _Settings) -> None:
 def _read(logdir: Path, folders: Sequence[Path], messages: list[str]) -> list[RunData]:
     """Every run in ``folders`` (:func:`~thermo_lightning.runs.layout.find_runs` of
     ``logdir``), named by its path there (``lightning_logs/version_0`` and ``.../version_1``
-    stay apart); an unreadable run is said and skipped."""
+    stay apart, unless one is the other's fit resumed:
+    :func:`~thermo_lightning.runs.resumed.join_resumed`); an unreadable run is said and
+    skipped."""
     if not folders:
         raise FileNotFoundError(f"no runs found under {logdir} (no run.json, history.csv, "
                                 "TensorBoard events or metrics.csv).")
@@ -138,12 +141,13 @@ def _read(logdir: Path, folders: Sequence[Path], messages: list[str]) -> list[Ru
                             "with other settings); left out")
             continue
         try:
-            run = read_run(folder, name=name)
+            runs.append(read_run(folder, name=name))
         except Exception as err:  # an unreadable run must not stop the report
             messages.append(f"{name}: unreadable ({type(err).__name__}: {err})")
-            continue
+    runs, joined = join_resumed(runs)  # a fit resumed into a new version_N: one run
+    for run in runs:
         messages.extend(f"{run.name}: {problem}" for problem in run.problems)
-        runs.append(run)
+    messages.extend(joined)
     return runs
 
 

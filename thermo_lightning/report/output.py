@@ -1,14 +1,20 @@
 """Where a report writes, and what it will never touch.
 
 A report is written into a staging folder inside ``OUT`` (``OUT/.thermo_report.partial-*``)
-and installed only when it is complete: its files are moved into ``OUT`` and listed in
-``OUT/.thermo_report.json``, the report's manifest. The next report (with ``--force``)
-replaces exactly the files that manifest lists, so an earlier report's ``fit.json`` or figure
-that this one has no data for goes, and nothing else does. A file in ``OUT`` that the report
-did not write is never deleted or rewritten: where it bears a name the report would write
-(``runs.csv``, ``snr.png``, ``tensorboard/``, ...), the report refuses that ``OUT``. A report
-that fails leaves ``OUT`` as it was. ``OUT`` may not be the folder of runs itself, nor a run's
-folder or a folder inside one.
+and installed only when it is complete: its files are moved into ``OUT`` and listed, file by
+file, in ``OUT/.thermo_report.json``, the report's manifest (``tensorboard/events...`` for
+the files inside ``OUT/tensorboard``). The next report (with ``--force``) replaces exactly the
+files that manifest lists, so an earlier report's ``fit.json`` or figure that this one has no
+data for goes, and nothing else does: a file the user put into ``OUT`` or into the report's
+own ``OUT/tensorboard`` stays, and the new report's files are merged around it. A file the
+report did not write is never deleted or rewritten: where one bears a name the report would
+write (``runs.csv``, ``snr.png``, a ``tensorboard/`` no report wrote into, ...), the report
+refuses that ``OUT``. A report that fails leaves ``OUT`` as it was. ``OUT`` may not be the
+folder of runs itself, nor a run's folder or a folder inside one.
+
+Manifests of version 1 (before 2026-12-05) list ``tensorboard`` as a whole folder; of it,
+only the event files (``events.out.tfevents.*``, what the report writes there) are taken as
+the report's.
 """
 
 from __future__ import annotations
@@ -18,27 +24,38 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterable
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from types import TracebackType
 
 __all__ = ["FIGURE_NAMES", "MANIFEST", "REPORT_FILES", "ReportOutput"]
 
 #: the report's manifest: the files of ``OUT`` it wrote
 MANIFEST = ".thermo_report.json"
+_VERSION = 2
 _STAGING = ".thermo_report.partial-"
 #: every figure the report can write (``<name>.png``); those without data are not written
 FIGURE_NAMES = ("u_s_vs_lr", "u_vs_s", "temperature", "free_energy", "collapse",
                 "local_temperature", "snr")
-#: every name a report may write into ``OUT``
+#: every name a report may write into ``OUT`` (``tensorboard`` is a folder of files)
 REPORT_FILES = ("temperature.csv", "runs.csv", "free_energy.csv", "fit.json", "collapse.json",
                 "messages.txt", "tensorboard", *(f"{name}.png" for name in FIGURE_NAMES))
+_EVENTS = "events.out.tfevents."
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path)
-    else:
-        path.unlink(missing_ok=True)
+def _files_under(folder: Path) -> list[str]:
+    """Every file (or link) below ``folder``, as posix paths relative to it, sorted."""
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
+                  if p.is_file() or p.is_symlink())
+
+
+def _owned(name: str) -> bool:
+    """Whether ``name`` (a manifest entry) is a path a report writes: under one of
+    :data:`REPORT_FILES`, relative, without ``..`` (a hand-edited manifest never makes the
+    report delete anything else)."""
+    path = PurePosixPath(name)
+    return (not path.is_absolute() and ".." not in path.parts and len(path.parts) > 0
+            and path.parts[0] in REPORT_FILES and (len(path.parts) == 1
+                                                   or path.parts[0] == "tensorboard"))
 
 
 class ReportOutput:
@@ -75,8 +92,9 @@ class ReportOutput:
         if self.previous is not None and not force:
             raise FileExistsError(f"{out} already holds a report ({MANIFEST}); pass --force to "
                                   "replace it, or choose another --out.")
-        foreign = [name for name in REPORT_FILES if (self.out / name).exists()
-                   and name not in (self.previous or [])]
+        ours = self.previous or []
+        foreign = [name for name in REPORT_FILES if (self.out / name).exists() and not any(
+            f == name or f.startswith(name + "/") for f in ours)]
         if foreign:
             raise FileExistsError(
                 f"{out} holds {', '.join(foreign)}, which the report would write, but no "
@@ -92,11 +110,18 @@ class ReportOutput:
         if not path.is_file():
             return None
         try:
-            files = json.loads(path.read_text()).get("files", [])
-        except (ValueError, AttributeError):
-            files = []
-        # only names a report writes: a hand-edited manifest never deletes anything else
-        return [f for f in files if f in REPORT_FILES]
+            data = json.loads(path.read_text())
+            files, version = list(data.get("files", [])), data.get("version", 1)
+        except (ValueError, AttributeError, TypeError):
+            files, version = [], _VERSION
+        files = [f for f in files if isinstance(f, str) and _owned(f)]
+        if version == 1 and "tensorboard" in files:  # a whole folder then: its event files
+            files.remove("tensorboard")
+            board = self.out / "tensorboard"
+            if board.is_dir() and not board.is_symlink():
+                files += [f"tensorboard/{f}" for f in _files_under(board)
+                          if PurePosixPath(f).name.startswith(_EVENTS)]
+        return files
 
     def __enter__(self) -> Path:
         self._made_out = not self.out.exists()
@@ -115,20 +140,49 @@ class ReportOutput:
 
     def install(self) -> list[str]:
         """Move the staged report into ``out``: the earlier report's files (its manifest)
-        are removed, the new ones moved in, and the manifest rewritten. Returns the names
-        installed."""
+        are removed, the new ones moved in file by file (around any file of the user's in
+        ``out/tensorboard``), and the manifest rewritten. Nothing is removed when a staged
+        file's place is taken by a file no report wrote. Returns the files installed
+        (posix paths relative to ``out``)."""
         assert self.staging is not None, "install inside the `with` block"
-        names = sorted(p.name for p in self.staging.iterdir())
-        unknown = [n for n in names if n not in REPORT_FILES]
+        files = _files_under(self.staging)
+        unknown = [f for f in files if not _owned(f)]
         assert not unknown, f"the report staged files it does not own: {unknown}"
-        for name in self.previous or []:
-            _remove(self.out / name)
-        for name in names:
-            if (self.out / name).exists():  # appeared since the check: not ours
-                raise FileExistsError(f"{self.out / name} appeared while the report was "
-                                      "written; it is left alone and the report not installed.")
-            os.replace(self.staging / name, self.out / name)
+        ours = set(self.previous or [])
+        taken = [f for f in files if f not in ours and self._occupied(f)]
+        if taken:  # appeared since the check: not ours
+            raise FileExistsError(f"{', '.join(str(self.out / f) for f in taken)} appeared "
+                                  "while the report was written; left alone, and the report "
+                                  "not installed.")
+        for name in sorted(ours):
+            path = self.out / name
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+            self._prune(path.parent)
+        for name in files:
+            target = self.out / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(self.staging / name, target)
         tmp = self.out / (MANIFEST + ".tmp")
-        tmp.write_text(json.dumps({"version": 1, "files": names}, indent=2))
+        tmp.write_text(json.dumps({"version": _VERSION, "files": files}, indent=2))
         tmp.replace(self.out / MANIFEST)
-        return names
+        return files
+
+    def _occupied(self, name: str) -> bool:
+        """Whether ``out/name``, or a folder on its way, is something else than a folder."""
+        path = self.out
+        for part in PurePosixPath(name).parts:
+            path = path / part
+            if path.is_symlink() or (path.exists() and not path.is_dir()):
+                return True
+        return path.exists()
+
+    def _prune(self, folder: Path) -> None:
+        """Remove ``folder`` and the folders above it, up to ``out``, while they are empty
+        (folders the report's removed files leave)."""
+        out = self.out.resolve()
+        while folder.resolve() != out and out in folder.resolve().parents:
+            if folder.is_symlink() or not folder.is_dir() or any(folder.iterdir()):
+                return
+            folder.rmdir()
+            folder = folder.parent

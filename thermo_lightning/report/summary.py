@@ -8,7 +8,8 @@ fitting the data: an under-parameterised net on its way to equilibrium), ``stati
 ``saturated`` (``S`` near the level of uniform points on the sphere, the maximum-entropy
 reference computed with the same estimator at the same ``(N, D, k)``, and ``U`` near the loss
 of random SI weights when the sweep recorded it); or, for a run that cannot be classified,
-``unfinished`` (its ``run.json`` says interrupted, failed or running), ``incomplete``,
+``unfinished`` (its ``run.json`` says interrupted, failed or running, or its log marks no
+end of its fit), ``incomplete``,
 ``invalid`` or ``unmeasured``. A run left out of ``T(eta)`` has an
 :class:`Exclusion`.
 """
@@ -78,8 +79,8 @@ _REGIME_REASONS = {
                      "stationary)",
     Regime.SATURATED: "saturated: S at the uniform-sphere level",
     Regime.INCOMPLETE: "incomplete: its files were cut",
-    Regime.UNFINISHED: "unfinished: its run.json status is not done (interrupted, failed or "
-                       "still running)",
+    Regime.UNFINISHED: "unfinished: interrupted, failed or still running (its run.json "
+                       "status is not done, or its log has no thermo/fit_end)",
     Regime.INVALID: "U or S is NaN/Inf",
     Regime.UNMEASURED: "too few logging points with U and S",
 }
@@ -445,7 +446,7 @@ def classify(summary: RunSummary, run: RunData, reference: tuple[float | None, i
     elif not (math.isfinite(summary.U) and math.isfinite(summary.S)):
         messages.append(f"{run.name}: U or S is NaN/Inf; left out of T(eta)")
         values["regime"] = Regime.INVALID
-    elif run.record is not None and run.record.status not in (None, "done"):
+    elif run.unfinished:
         values["regime"] = Regime.UNFINISHED
     elif run.incomplete:
         values["regime"] = Regime.INCOMPLETE

@@ -8,7 +8,7 @@ Pure numerics on the report's tables (pandas, numpy, scipy); no torch.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,7 @@ from thermo_lightning import keys
 from thermo_lightning._validation import finite_number as number
 from thermo_lightning.functional.convex_temperature import convex_temperature
 from thermo_lightning.functional.temperature import fit_power_law, free_energy, infer_temperature
+from thermo_lightning.report import notes
 from thermo_lightning.report.intervals import (
     MIN_BLOCKS,
     SeedIntervals,
@@ -87,19 +88,50 @@ class Construction:
         return table
 
 
+def _without_copies(chosen: pd.DataFrame, messages: list[str]) -> pd.DataFrame:
+    """``chosen`` with each run that repeats another one's ``U`` and ``S`` to the last digit at
+    the same learning rate and seed (or both without a seed) counted once: one training read
+    twice (a folder copied, the same fit logged into two ``version_N``), not two draws, whose
+    spread of 0 would give a standard error of 0."""
+    if chosen.empty:
+        return chosen
+    key = ["lr", *(["seed"] if "seed" in chosen else []), "U", "S"]
+    copies = chosen.duplicated(subset=key, keep="first")
+    if copies.any():
+        for _, first in chosen[~copies].iterrows():
+            same = (chosen.loc[copies, key].fillna(-1) == first[key].fillna(-1)).all(axis=1)
+            repeated = chosen.loc[copies].loc[same, "run"].tolist()
+            if repeated:
+                messages.append(
+                    f"lr={first['lr']:.3g}: {notes.name_list(repeated)} repeat "
+                    f"{first['run']} to the last digit (the same U and S"
+                    f"{'' if 'seed' in chosen and pd.notna(first.get('seed')) else ', no seed'}"
+                    "): one training read twice (a copied folder, or the same fit logged "
+                    "into two folders), counted once")
+    return chosen[~copies]
+
+
 def _one_row_per_lr(chosen: pd.DataFrame, messages: list[str]) -> pd.DataFrame:
-    """Runs that share a learning rate (seeds) averaged into one row (``U``, ``S`` means;
-    ``n_runs`` counts them): the temperature construction needs distinct learning rates."""
+    """Runs that share a learning rate (seeds, or repeats without a seed) averaged into one
+    row (``U``, ``S`` means; ``n_runs`` counts them): the temperature construction needs
+    distinct learning rates."""
     if chosen.empty:
         return chosen.assign(n_runs=pd.Series(dtype=int))
     counts = chosen.groupby("lr")["run"].count()
     several = counts[counts > 1]
+
+    def what(lrs: Iterable[float]) -> str:
+        part = chosen[chosen["lr"].isin(list(lrs))]
+        seeded = "seed" in part and part["seed"].notna().all() and all(
+            g["seed"].is_unique for _, g in part.groupby("lr"))
+        return "runs (seeds)" if seeded else "runs (repeats without seeds)"
+
     if len(several) and several.nunique() == 1 and len(several) == len(counts):
-        messages.append(f"every learning rate: {several.iloc[0]} runs (seeds) averaged into "
-                        "one T(eta) row")
+        messages.append(f"every learning rate: {several.iloc[0]} {what(several.index)} "
+                        "averaged into one T(eta) row")
     else:
         for lr, n in several.items():
-            messages.append(f"lr={lr:.3g}: {n} runs (seeds) averaged into one T(eta) row")
+            messages.append(f"lr={lr:.3g}: {n} {what([lr])} averaged into one T(eta) row")
     grouped = chosen.groupby("lr", as_index=False).agg(
         U=("U", "mean"), S=("S", "mean"), regime=("regime", "first"), n_runs=("run", "count"))
     return grouped.sort_values("lr").reset_index(drop=True)
@@ -261,6 +293,7 @@ def _temperature_one(
         if along != "lr":  # the construction orders and smooths by the column named lr
             chosen_runs = chosen_runs.drop(columns=["lr"]).rename(columns={along: "lr"})
         chosen_runs["lr"] = chosen_runs["lr"].astype(float)
+        chosen_runs = _without_copies(chosen_runs, messages)
         chosen = _one_row_per_lr(chosen_runs, messages)
     if len(chosen) < 3:
         what = ("T(eta) needs at least 3 learning rates" if along == "lr" else

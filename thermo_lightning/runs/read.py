@@ -32,12 +32,19 @@ from thermo_lightning.runs.record import (
 )
 from thermo_lightning.spec import WindowSpec
 
-__all__ = ["NEEDED_TAGS", "RunData", "planned_runs", "read_run"]
+__all__ = ["NEEDED_TAGS", "UNFINISHED_PROBLEM", "RunData", "planned_runs", "read_run"]
 
 U, S = keys.ENERGY, keys.ENTROPY
 #: the metric keys the report reads (a TensorBoard log's other tags are skipped unparsed)
 NEEDED_TAGS = (U, S, keys.SNR, keys.GRAD_NORM, keys.STOCH_GRAD_NORM, keys.T_LOCAL, keys.ESS,
-               keys.WINDOW_FILL, keys.TRAIN_ACC, keys.STRIDE, keys.CORRELATION_TIME)
+               keys.WINDOW_FILL, keys.TRAIN_ACC, keys.STRIDE, keys.CORRELATION_TIME,
+               keys.FIT_START, keys.FIT_END)
+_MARKS = (keys.FIT_START, keys.FIT_END)
+#: said of a run without a record whose log marks a fit's start and no end
+UNFINISHED_PROBLEM = ("its log marks the start of a fit and no end (no thermo/fit_end): "
+                      "interrupted, failed or still running; left out of T(eta) as "
+                      "unfinished. Resume it from its checkpoint (ckpt_path=...): the report "
+                      "reads the new version folder as its continuation")
 #: the tag of an hparams session (Lightning's TensorBoardLogger writes one with its default
 #: ``default_hp_metric=True``)
 SESSION_TAG = "_hparams_/session_start_info"
@@ -58,6 +65,9 @@ class RunData:
         incomplete: its log ends before the step its record says it logged last (a file cut
             while written).
         own_hparams_session: its TensorBoard log holds its logger's own hparams session.
+        fit_start: the step its (first) fit started at, from its log's ``thermo/fit_start``
+            (``None``: a log of a version before the mark, or a ``history.csv``).
+        fit_ended: its log's last fit logged ``thermo/fit_end`` (``None``: no marks to tell).
     """
 
     name: str
@@ -68,6 +78,17 @@ class RunData:
     problems: list[str] = field(default_factory=list)
     incomplete: bool = False
     own_hparams_session: bool = False
+    fit_start: int | None = None
+    fit_ended: bool | None = None
+
+    @property
+    def unfinished(self) -> bool:
+        """Its record's status is not ``done``; or, without a record (Lightning's own log
+        folders), its log marks a fit's start and no end after it (interrupted, failed or
+        still running)."""
+        if self.record is not None:
+            return self.record.status not in (None, "done")
+        return self.fit_ended is False
 
     @property
     def lr(self) -> float | None:
@@ -117,7 +138,8 @@ def read_tensorboard(folder: Path, tags: Sequence[str], seen: set[str] | None = 
 
     Event files are read in the order they were opened (their names begin with the time).
     A file that starts after the first step of those before it continues them (a resumed
-    fit: its rows replace theirs from its first step on); one that starts at or before it
+    fit: its rows replace theirs after the step its ``thermo/fit_start`` marks, else from its
+    first step on); one that starts at or before it
     is a new training in the same folder (a ``TensorBoardLogger(version=0)`` used twice):
     only the last training is read, ``problems`` says so, and ``hparams`` (those of
     ``hparams.yaml``, which Lightning writes for the first training only) is corrected with
@@ -152,17 +174,24 @@ def read_tensorboard(folder: Path, tags: Sequence[str], seen: set[str] | None = 
         if not own:
             session = own_session or session
             continue
-        # T_local arrives at an earlier step than the row it is logged with: not a start
-        first = min((step for step, row in own.items() if set(row) - {keys.T_LOCAL}),
-                    default=min(own))
-        if rows and first <= min(rows):
+        marked = [step for step, row in own.items() if keys.FIT_START in row]
+        if marked:  # the fit's own mark: it continues from step `start`, whose row is older
+            start = min(marked)
+            cut, fresh = start + 1, bool(rows) and start <= min(rows)
+        else:  # T_local arrives at an earlier step than the row it is logged with: no start
+            cut = min((step for step, row in own.items() if set(row) - {keys.T_LOCAL}),
+                      default=min(own))
+            fresh = bool(rows) and cut <= min(rows)
+        if fresh:
             trainings, session = trainings + 1, None
             rows = {}
         session = own_session or session
-        rows = {step: row for step, row in rows.items() if step < first}
+        rows = {step: row for step, row in rows.items() if step < cut}  # steps are integers
         for step, row in own.items():
-            if step < first:
-                rows.setdefault(step, {}).update(row)
+            if step < cut:
+                old = rows.setdefault(step, {})
+                old.pop(keys.FIT_END, None)  # an earlier fit's end, continued from here
+                old.update(row)
             else:
                 rows[step] = row
     if trainings > 1:
@@ -172,6 +201,24 @@ def read_tensorboard(folder: Path, tags: Sequence[str], seen: set[str] | None = 
     df = pd.DataFrame.from_dict(rows, orient="index").sort_index()
     df.insert(0, "step", df.index.astype(float))
     return df.reset_index(drop=True)
+
+
+def _fit_marks(history: pd.DataFrame) -> tuple[pd.DataFrame, int | None, bool | None]:
+    """``history`` without the fit marks (``thermo/fit_start``, ``thermo/fit_end``; a row
+    that held only marks goes), the first fit's start, and whether the last fit ended (its
+    end at or after the last start); ``None`` for both without marks."""
+    if history.empty or not any(m in history.columns for m in _MARKS):
+        return history, None, None
+    steps = {m: history.loc[history[m].notna(), "step"].to_numpy(float)
+             if m in history.columns else [] for m in _MARKS}
+    starts, ends = steps[keys.FIT_START], steps[keys.FIT_END]
+    rest = history.drop(columns=[m for m in _MARKS if m in history.columns])
+    others = [c for c in rest.columns if c != "step"]
+    rest = rest[rest[others].notna().any(axis=1)] if others else rest.iloc[0:0]
+    if len(starts) == 0:  # an end without a start: the start's rows were replaced
+        return rest.reset_index(drop=True), None, len(ends) > 0 or None
+    ended = len(ends) > 0 and max(ends) >= max(starts)
+    return rest.reset_index(drop=True), int(min(starts)), ended
 
 
 def _session_hparams(value: Any) -> dict[str, Any] | None:
@@ -308,6 +355,7 @@ def read_run(folder: str | Path, tags: Sequence[str] = NEEDED_TAGS, *,
         own_session = bool(seen)  # TensorBoard shows the run's first session: the logger's
         if history.empty:
             history = read_csv_logs(folder, problems)
+    history, fit_start, fit_ended = _fit_marks(history)
     if history.empty:
         problems.append("no thermo metrics found (no history.csv, TensorBoard or CSV log)")
     else:
@@ -322,8 +370,15 @@ def read_run(folder: str | Path, tags: Sequence[str] = NEEDED_TAGS, *,
     elif number(hparams["lr"]) is None or number(hparams["lr"]) <= 0:
         problems.append(f"learning rate {hparams['lr']!r} is not a positive number")
     status = record.status if record is not None else None
-    if status not in (None, "done"):
-        problems.append(f"status {status!r} (interrupted or failed)")
+    if status == "running":
+        problems.append("status 'running': still being trained, or its process was killed "
+                        "outright (it then stays 'running'; running the sweep again resumes "
+                        "it); left out of T(eta) as unfinished")
+    elif status not in (None, "done"):
+        problems.append(f"status {status!r}: {status} before its last step (running the "
+                        "sweep again resumes it); left out of T(eta) as unfinished")
+    elif record is None and fit_ended is False:
+        problems.append(UNFINISHED_PROBLEM)
     incomplete = False
     expected = record.last_logged_step if record is not None and record.done else None
     if expected is not None and not history.empty and "step" in history:
@@ -336,4 +391,4 @@ def read_run(folder: str | Path, tags: Sequence[str] = NEEDED_TAGS, *,
                 "left out of T(eta)"
             )
     return RunData(name or folder.name, folder, hparams, history, record, problems,
-                   incomplete, own_session)
+                   incomplete, own_session, fit_start, fit_ended)

@@ -169,7 +169,8 @@ class RunProgress(pl.Callback):
         if step % max(1, (total or 10_000) // 100) == 0:
             buffer = self.thermo.buffer
             self.report(format_progress(self.axes, step, total,
-                                        buffer.fill_fraction if buffer is not None else None))
+                                        buffer.fill_fraction if buffer is not None else None,
+                                        pilot=self.thermo.meter.in_pilot))
 
 
 def run_one(cfg: SweepConfig, lr: float, out: str | Path, *, seed: int | None = None,
