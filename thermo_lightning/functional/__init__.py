@@ -3,6 +3,12 @@
 Its public names are a contract (docs/architecture.md, "Public contract").
 """
 
+from thermo_lightning.functional.configurational import (
+    ConfigurationalTemperature,
+    configurational_temperature,
+    sphere_gradient_sq,
+    sphere_laplacian,
+)
 from thermo_lightning.functional.convex_temperature import convex_temperature
 from thermo_lightning.functional.entropy import (
     ESTIMATORS,
@@ -48,12 +54,14 @@ from thermo_lightning.functional.temperature import (
 
 __all__ = [
     "ESTIMATORS",
+    "ConfigurationalTemperature",
     "DuplicatePointsWarning",
     "EntropyEstimate",
     "FreeEnergyCurves",
     "GradientSNRAccumulator",
     "StationarityResult",
     "autocorrelation",
+    "configurational_temperature",
     "convex_temperature",
     "corrected_autocorrelation_time",
     "effective_lr",
@@ -74,6 +82,8 @@ __all__ = [
     "smooth_across_lrs",
     "smoothing_weights",
     "sphere_distance_to_radius",
+    "sphere_gradient_sq",
+    "sphere_laplacian",
     "stationarity_test",
     "tangent_projection",
     "trend_temperature",

@@ -157,6 +157,21 @@ class LangevinSphere:
         r2 = (w * w).sum(-1, keepdim=True)
         return (lam * w - 2.0 * self.loss(w)[..., None] * w) / r2
 
+    def configurational_terms(self, w: Tensor) -> tuple[Tensor, Tensor]:
+        """``(||grad_S L||^2, Delta_S L)`` at points ``(..., n)`` on the unit sphere, exactly
+        (the configurational temperature's terms,
+        :mod:`thermo_lightning.functional.configurational`): with ``q = sum_k lambda_k
+        w_k^2``,
+
+        .. math::  \\lVert\\nabla_S L\\rVert^2 = \\sum_k \\lambda_k^2 w_k^2 - q^2, \\qquad
+                   \\Delta_S L = \\sum_k \\lambda_k - n\\, q
+
+        (``L`` agrees on the sphere with ``w^T Lambda w / 2``, whose Laplace-Beltrami operator
+        on the unit sphere is ``tr Lambda - n w^T Lambda w``)."""
+        lam = self.curvatures.to(w)
+        q = (lam * w * w).sum(-1)
+        return (lam * lam * w * w).sum(-1) - q * q, lam.sum() - self.dim * q
+
     def initial_points(
         self, lrs: Tensor, n_chains: int, generator: torch.Generator
     ) -> Tensor:
