@@ -42,7 +42,7 @@ class ThermoCallback(pl.Callback):
     """Measure the thermodynamics of training: energy, entropy, temperature, gradient SNR.
 
     ``window``, ``stride``, ``k``, ``estimator``, ``schedule``, ``snr``, ``snr_batches``,
-    ``sketch_dim``, ``memory_budget``, ``backend``, ``temperature``, ``lag``,
+    ``conf_temperature``, ``sketch_dim``, ``memory_budget``, ``backend``, ``temperature``, ``lag``,
     ``n_directions``, ``max_stride``, ``save_window``, ``seed``, ``buffer_device`` and
     ``pin_memory`` are the :class:`~thermo_lightning.meter.ThermoMeter`'s (documented there,
     with the same defaults). The callback's own:
@@ -80,6 +80,7 @@ class ThermoCallback(pl.Callback):
         k: int | Sequence[int] | str = "auto",
         estimator: str = "knn_graph", schedule: str | int | Schedule = "log",
         energy: str = "window", snr: str | None = "auto", snr_batches: int = 16,
+        conf_temperature: bool = False,
         snr_data: DataSpec = None, full_data: DataSpec = None, loss_fn: LossFn | None = None,
         parameters: ParameterSpec = None, buffer_device: str | torch.device | None = None,
         pin_memory: bool = False, sketch_dim: int | None = None, shard: bool = False,
@@ -90,7 +91,7 @@ class ThermoCallback(pl.Callback):
         super().__init__()
         self.meter = ThermoMeter(
             window, stride, k, estimator, schedule, snr=snr, snr_batches=snr_batches,
-            lag=lag, n_directions=n_directions,
+            conf_temperature=conf_temperature, lag=lag, n_directions=n_directions,
             max_stride=max_stride, sketch_dim=sketch_dim, memory_budget=memory_budget,
             backend=backend, temperature=temperature, save_window=save_window, seed=seed,
             buffer_device=buffer_device, pin_memory=pin_memory, warn=rank_zero_warn,
@@ -200,7 +201,7 @@ class ThermoCallback(pl.Callback):
         else:
             removers = [self.meter.attach(opt) for opt in trainer.optimizers]
             self._remove = lambda: [remove() for remove in removers]
-        if self.energy == "full" or self.snr is not None:
+        if self.energy == "full" or self.snr is not None or self.meter.conf_temperature:
             self._loss_fn = self.loss_fn or default_loss_fn(pl_module, warn=rank_zero_warn)
         self._on_sphere, self._said_no_snr = on_sphere, False
         loggers.write_layout(trainer)
@@ -271,7 +272,8 @@ class ThermoCallback(pl.Callback):
         if step == 0 or not self.meter.should_measure(step):
             return
         extra: dict[str, float] = {}
-        if self.energy == "full" or self.snr is not None:
+        conf = self.meter.conf_temperature
+        if self.energy == "full" or self.snr is not None or conf:
             loss_fn = self._loss_fn
             with trainer.precision_plugin.train_step_context():
                 if self.energy == "full":
@@ -288,6 +290,10 @@ class ThermoCallback(pl.Callback):
                                 else None)
                         extra.update(self.meter.snr(pl_module, loss_fn, batches,
                                                     full_batches=full))
+                if conf and self._can_draw(trainer):  # K mini-batches, the SNR's when drawn
+                    drawn = self._snr_batches(trainer, self.snr_batches)
+                    if drawn:
+                        extra.update(self.meter.configurational(pl_module, loss_fn, drawn))
         for at, metrics in self.meter.measure(step, extra):
             loggers.log_metrics(trainer, metrics, at)
             if at == step:

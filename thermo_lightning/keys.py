@@ -8,6 +8,8 @@ into the hyperparameters of a run and read back by the report.
 from __future__ import annotations
 
 __all__ = [
+    "CONF_GRAD_SQ",
+    "CONF_LAPLACIAN",
     "CORRELATION_TIME",
     "DUPLICATES",
     "ELR",
@@ -29,6 +31,7 @@ __all__ = [
     "STOCH_GRAD_NORM",
     "STRIDE",
     "TRAIN_ACC",
+    "T_CONF",
     "T_LOCAL",
     "WEIGHT_NORM",
     "WINDOW_FILL",
@@ -55,6 +58,9 @@ WINDOW_FILL = PREFIX + "window_fill"  #: fraction of the window filled
 STRIDE = PREFIX + "stride"  #: steps between snapshots
 DUPLICATES = PREFIX + "duplicates"  #: snapshots whose nearest neighbour is identical
 SKIPPED = PREFIX + "skipped"  #: snapshots dropped for NaN/Inf (total)
+CONF_GRAD_SQ = PREFIX + "conf_grad_sq"  #: ||grad_S U||^2 at a logging point (unbiased)
+CONF_LAPLACIAN = PREFIX + "conf_laplacian"  #: Delta_S U at a logging point (Hutchinson)
+T_CONF = PREFIX + "T_conf"  #: configurational temperature over the later half of the run so far
 FIT_START = PREFIX + "fit_start"  #: the step a fit's training starts at (> 0: resumed)
 FIT_END = PREFIX + "fit_end"  #: the step a fit's training ended at (absent: it was cut)
 TRAIN_ACC = "train/acc"  #: training accuracy (logged by the classification task)
@@ -62,7 +68,8 @@ TRAIN_ACC = "train/acc"  #: training accuracy (logged by the classification task
 #: every fixed metric key, in the order the documentation lists them
 METRICS = (ENERGY, ENERGY_WINDOW, ENTROPY, T_LOCAL, FREE_ENERGY, SNR, GRAD_NORM,
            STOCH_GRAD_NORM, NOISE_SCALE, ELR, WEIGHT_NORM, ESS, LOW_ESS, CORRELATION_TIME,
-           WINDOW_FILL, STRIDE, DUPLICATES, SKIPPED, FIT_START, FIT_END)
+           WINDOW_FILL, STRIDE, DUPLICATES, SKIPPED, T_CONF, CONF_GRAD_SQ, CONF_LAPLACIAN,
+           FIT_START, FIT_END)
 
 #: prefix of the window's description in a run's hyperparameters (``thermo_spec/window``, ...)
 SPEC_PREFIX = "thermo_spec/"

@@ -97,6 +97,11 @@ class ThermoMeter(ExtraPasses, MeterState):
             it is not positive); ``"exact"``: the full-data gradient plus ``K`` mini-batches
             (the paper's definition); ``None``: off.
         snr_batches: ``K >= 2`` gradients per SNR measurement.
+        conf_temperature: also measure the configurational temperature's terms at each
+            logging point from ``K`` mini-batches (their gradients and one Hutchinson
+            Hessian-vector probe each: about ``2 K`` extra backward passes;
+            :meth:`configurational`), logged as ``thermo/conf_grad_sq``,
+            ``thermo/conf_laplacian`` and ``thermo/T_conf``. Off by default.
         lag: half-width ``h`` of ``thermo/T_local``: ``dU/dS`` from the slopes of ``U`` and
             ``S`` over ``2 h + 1`` logging points, logged only where both slopes are
             significant (:func:`~thermo_lightning.functional.trend_temperature`; the paper's
@@ -129,6 +134,7 @@ class ThermoMeter(ExtraPasses, MeterState):
         *,
         snr: str | None = "auto",
         snr_batches: int = 16,
+        conf_temperature: bool = False,
         lag: int = 4,
         n_directions: int = 8,
         max_stride: int = 10_000,
@@ -152,6 +158,7 @@ class ThermoMeter(ExtraPasses, MeterState):
         self.estimator = get_estimator(estimator)
         self.schedule_spec = check_schedule(schedule)
         self.snr_mode, self.snr_batches = check_snr(snr, snr_batches)
+        self.conf_temperature = flag(conf_temperature, "conf_temperature")
         self.lag = positive_int(lag, "lag")
         self.n_directions = positive_int(n_directions, "n_directions")
         self.max_stride = positive_int(max_stride, "max_stride")
@@ -178,6 +185,7 @@ class ThermoMeter(ExtraPasses, MeterState):
         self._warn_fn = warn
         self._inform_fn = inform
         self.pilot: CorrelationPilot | None = None
+        self._spheres: list[list[Tensor]] = []
         self._warned: set[str] = set()
         self._loaded: dict[str, Any] | None = None
         self.buffer: TrajectoryBuffer | None = None
@@ -258,6 +266,10 @@ class ThermoMeter(ExtraPasses, MeterState):
             raise ValueError("`parameters` is empty: nothing to measure.")
         self._params = tensors
         self._radius = 1.0 if radius is None else float(radius)
+        #: the spheres of the configurational temperature (one per tensor, or the joint one;
+        #: none off the sphere)
+        self._spheres = ([] if radius is None else [[t] for t in tensors]
+                         if n_spheres == len(tensors) > 1 else [list(tensors)])
         self._snr_plan = None  # snr="auto" decides again for this run
         self._optimizers = list(optimizers)
         num = sum(t.numel() for t in tensors)

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from thermo_lightning import keys
 from thermo_lightning.probes import (
+    configurational_terms_from_batches,
     full_gradient_and_loss,
     preserved_state,
     random_weight_loss,
@@ -42,6 +43,9 @@ class ExtraPasses:
 
     snr_mode: str | None
     snr_batches: int
+    conf_temperature: bool
+    measurements: int
+    _spheres: list[list[Tensor]]
     random_loss: float | None
     seed: int
     _snr_plan: tuple[str, int] | None
@@ -148,3 +152,45 @@ class ExtraPasses:
         total, count = self._sum_over_processes(torch.tensor(loss, dtype=torch.float64),
                                                 torch.tensor(1.0, dtype=torch.float64))
         return float(total / count)
+
+    def configurational(self, module: nn.Module, loss_fn: LossFn, batches: Iterable[Any]
+                        ) -> dict[str, float]:
+        """The configurational temperature's terms at the current weights from ``batches``
+        (:func:`~thermo_lightning.probes.configurational_terms_from_batches`: their gradients,
+        one Hutchinson probe each, sums reduced over processes), and ``thermo/T_conf``: the
+        ratio of their means over the logging points in the later half of the run so far
+        (this one included; :func:`~thermo_lightning.functional.configurational_temperature`
+        gives it with its standard error over a chosen tail). Empty when the weights are not
+        on a sphere. State and RNG left as they were."""
+        if not self._spheres:
+            self._warn_once("conf", "ThermoMeter: conf_temperature needs the weights on a "
+                            "sphere (SphereProjectionStrategy, or setup(radius=...)); it is "
+                            "not measured.")
+            return {}
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.measurements)
+        with preserved_state(module), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # autograd.grad on unused params
+            grad_sq, laplacian, _ = configurational_terms_from_batches(
+                module, loss_fn, batches, self._spheres, generator=gen, reduce_fn=self._reduce)
+        out = {keys.CONF_GRAD_SQ: grad_sq, keys.CONF_LAPLACIAN: laplacian}
+        running = self._later_half_ratio(grad_sq, laplacian)
+        if running is not None:
+            out[keys.T_CONF] = running
+        return out
+
+    def _later_half_ratio(self, grad_sq: float, laplacian: float) -> float | None:
+        """``mean(grad_sq) / mean(laplacian)`` over the history's points at or after half
+        of the current step, and this one (``None`` when the mean Laplacian is not
+        positive or nothing is finite)."""
+        step = float(getattr(self, "_last_step", 0))
+        pairs = [(grad_sq, laplacian)]
+        history = self.history
+        if not history.empty and keys.CONF_GRAD_SQ in history:
+            later = history[history["step"] >= step / 2]
+            pairs += list(zip(later[keys.CONF_GRAD_SQ], later[keys.CONF_LAPLACIAN],
+                              strict=True))
+        pairs = [(a, b) for a, b in pairs if math.isfinite(a) and math.isfinite(b)]
+        if not pairs:
+            return None
+        mean_b = sum(b for _, b in pairs) / len(pairs)
+        return sum(a for a, _ in pairs) / len(pairs) / mean_b if mean_b > 0 else None

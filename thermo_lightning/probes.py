@@ -10,6 +10,7 @@ trajectory as one that is not.
 from __future__ import annotations
 
 import contextlib
+import math
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
@@ -22,6 +23,7 @@ from thermo_lightning.functional.snr import GradientSNRAccumulator
 
 __all__ = [
     "batch_energy",
+    "configurational_terms_from_batches",
     "default_loss_fn",
     "flat_gradient",
     "full_gradient_and_loss",
@@ -230,6 +232,99 @@ def snr_from_batches(
     if reduce_fn is not None:
         acc.reduce_with(reduce_fn)
     return acc.compute()
+
+
+def configurational_terms_from_batches(
+    module: nn.Module,
+    loss_fn: LossFn,
+    batches: Iterable[Any],
+    spheres: Sequence[Sequence[nn.Parameter]],
+    *,
+    generator: torch.Generator,
+    reduce_fn: Callable[[Tensor], Tensor] | None = None,
+) -> tuple[float, float, int]:
+    """The configurational temperature's two terms at the current weights
+    (:mod:`thermo_lightning.functional.configurational`), from the mini-batches ``batches``:
+
+    - ``||grad_S U||^2`` unbiased from the batches' gradients ``g_b`` projected on the
+      spheres' tangent spaces: ``(||sum_b P g_b||^2 - sum_b ||P g_b||^2) / (K (K - 1))``;
+    - ``Delta_S U``: the mean over the batches of one Rademacher probe each,
+      ``(P v)^T H_b (P v) - sum_i (D_i - 1) / r_i  w_hat_i . g_b``.
+
+    ``spheres``: groups of parameters, each group one sphere (the joint sphere of the
+    scale-invariant group, or one per tensor); the manifold is their product, whose gradient
+    norm and Laplacian are the sums over the factors. ``reduce_fn`` sums over processes (DDP)
+    before the ratio. Returns ``(grad_sq, laplacian, K)``; ``grad_sq`` is NaN below 2
+    batches."""
+    params = [p for group in spheres for p in group]
+    dtype = torch.float64 if any(p.dtype == torch.float64 for p in params) else torch.float32
+    sizes = [len(group) for group in spheres]
+    points = [_joined(group, dtype) for group in spheres]
+    hats = [w / w.norm() for w in points]
+
+    def per_sphere(tensors: Sequence[Tensor]) -> list[Tensor]:
+        """``tensors`` (one per parameter) joined into one vector per sphere."""
+        out, i = [], 0
+        for n in sizes:
+            out.append(_joined(tensors[i:i + n], dtype))
+            i += n
+        return out
+
+    def tangent(vectors: Sequence[Tensor]) -> list[Tensor]:
+        return [v - (v @ h) * h for v, h in zip(vectors, hats, strict=True)]
+
+    g_sum = [torch.zeros_like(w) for w in points]
+    sq_sum, lap_sum, count = 0.0, 0.0, 0
+    for batch in batches:
+        loss = loss_fn(module, batch)
+        grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+        grads = tuple(g if g is not None else torch.zeros_like(p)
+                      for g, p in zip(grads, params, strict=True))
+        flat = per_sphere([g.detach() for g in grads])
+        tangent_g = tangent(flat)
+        for total, g in zip(g_sum, tangent_g, strict=True):
+            total += g
+        sq_sum += sum(float(g @ g) for g in tangent_g)
+        p_v = tangent(per_sphere([(torch.randint(0, 2, p.shape, generator=generator) * 2 - 1)
+                                  .to(p) for p in params]))
+        curvature = 0.0
+        if all(g.requires_grad for g in grads):  # else the loss is linear in the weights
+            hv = torch.autograd.grad(grads, params, grad_outputs=_split(p_v, spheres),
+                                     allow_unused=True)
+            hv_flat = per_sphere([h if h is not None else torch.zeros_like(p)
+                                  for h, p in zip(hv, params, strict=True)])
+            curvature = sum(float(a @ b) for a, b in zip(p_v, hv_flat, strict=True))
+        radial = sum((w.numel() - 1) / float(w.norm()) * float(h @ g)
+                     for w, h, g in zip(points, hats, flat, strict=True))
+        lap_sum += curvature - radial
+        count += 1
+    device = points[0].device
+    sums = [torch.cat(g_sum).double(), *(torch.tensor(v, dtype=torch.float64, device=device)
+                                        for v in (sq_sum, lap_sum, float(count)))]
+    if reduce_fn is not None:
+        sums = [reduce_fn(t) for t in sums]
+    k = round(float(sums[3]))
+    if k < 1:
+        return math.nan, math.nan, 0
+    grad_sq = ((float(sums[0] @ sums[0]) - float(sums[1])) / (k * (k - 1)) if k >= 2
+               else math.nan)
+    return grad_sq, float(sums[2]) / k, k
+
+
+def _joined(tensors: Sequence[Tensor], dtype: torch.dtype) -> Tensor:
+    return torch.cat([t.detach().reshape(-1) for t in tensors]).to(dtype)
+
+
+def _split(vectors: Sequence[Tensor], spheres: Sequence[Sequence[nn.Parameter]]
+           ) -> list[Tensor]:
+    """One vector per sphere back into one tensor per parameter (their shapes and dtypes)."""
+    out = []
+    for v, group in zip(vectors, spheres, strict=True):
+        i = 0
+        for p in group:
+            out.append(v[i:i + p.numel()].reshape(p.shape).to(p.dtype))
+            i += p.numel()
+    return out
 
 
 def random_weight_loss(

@@ -120,3 +120,54 @@ def test_bad_samples_are_refused() -> None:
         sphere_laplacian(lambda: w.sum(), [w])
     with pytest.raises(ValueError, match="probes"):
         sphere_laplacian(lambda: w.sum(), [w.requires_grad_(True)], probes=0)
+
+
+def _noise_batches(dim: int, count: int, seed: int) -> list[tuple[torch.Tensor]]:
+    gen = torch.Generator().manual_seed(seed)
+    return [(torch.randn(dim, generator=gen, dtype=torch.float64),) for _ in range(count)]
+
+
+def test_the_terms_from_mini_batches_are_unbiased() -> None:
+    # the known-temperature module's mini-batch loss L(w) + sigma <xi, w/|w|>: its gradient
+    # and Hessian are L's plus zero-mean noise
+    from thermo_lightning.models import LangevinSphereModule
+    from thermo_lightning.probes import configurational_terms_from_batches
+
+    problem = LangevinSphere(dim=8, noise_std=0.5)
+    module = LangevinSphereModule(problem, lr=0.05)
+    with torch.no_grad():
+        module.w.copy_(2.0 * _unit(8, 3))  # any radius
+    exact_g, exact_lap = (float(t) for t in problem.configurational_terms(_unit(8, 3)))
+    grad_sq, lap, k = configurational_terms_from_batches(
+        module, lambda m, b: m.loss(b), _noise_batches(8, 3000, 0), [[module.w]],
+        generator=torch.Generator().manual_seed(1))
+    assert k == 3000
+    assert grad_sq == pytest.approx(exact_g / 4, rel=0.1)  # radius 2: |grad| halves
+    assert lap == pytest.approx(exact_lap / 4, rel=0.1)  # and the Laplacian quarters
+
+
+def test_a_product_of_spheres_sums_its_factors() -> None:
+    from torch import nn
+
+    from thermo_lightning.probes import configurational_terms_from_batches
+
+    a, b = LangevinSphere(dim=5, noise_std=0.5), LangevinSphere(dim=7, noise_std=0.5)
+
+    class Two(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.u = nn.Parameter(_unit(5, 4))
+            self.v = nn.Parameter(_unit(7, 5))
+
+    module = Two()
+    terms = [(float(x), float(y)) for x, y in (a.configurational_terms(_unit(5, 4)),
+                                                b.configurational_terms(_unit(7, 5)))]
+
+    def loss(m: nn.Module, batch: object) -> torch.Tensor:  # noise-free: exact terms
+        return a.loss(m.u) + b.loss(m.v)
+
+    gen = torch.Generator().manual_seed(0)
+    grad_sq, lap, _ = configurational_terms_from_batches(
+        module, loss, [None] * 2000, [[module.u], [module.v]], generator=gen)
+    assert grad_sq == pytest.approx(terms[0][0] + terms[1][0], rel=1e-9)
+    assert lap == pytest.approx(terms[0][1] + terms[1][1], rel=0.05)

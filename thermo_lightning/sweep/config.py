@@ -75,6 +75,8 @@ FIELD_HELP: dict[str, str] = {
            "langevin, whose noise is injected), unbiased, exact (with the full-data gradient) "
            "or none",
     "snr_batches": "gradients per SNR measurement (K >= 2)",
+    "conf_temperature": "also measure the configurational temperature at each logging point "
+                        "(about 2 K extra backward passes; docs/configurational.md)",
     "precision": "Lightning precision; auto: 64-true for toy/langevin, else 32-true",
     "accelerator": "Lightning accelerator: auto, cpu, gpu",
     "devices": "devices per run (> 1: DDP)",
@@ -131,6 +133,7 @@ class SweepConfig:
     energy: str = "window"
     snr: str | None = "auto"
     snr_batches: int = 16
+    conf_temperature: bool = False
     precision: str | None = "auto"
     accelerator: str = "auto"
     devices: int = 1

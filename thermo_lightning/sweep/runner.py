@@ -71,7 +71,8 @@ def thermo_callback(cfg: SweepConfig, lr: float) -> ThermoCallback:
     """The :class:`~thermo_lightning.ThermoCallback` that measures the run at ``lr``."""
     return ThermoCallback(window=cfg.window, stride=cfg.stride_for(lr), k=cfg.k,
                           estimator=cfg.estimator, schedule=cfg.schedule, energy=cfg.energy,
-                          snr=cfg.snr, snr_batches=cfg.snr_batches, seed=cfg.seed)
+                          snr=cfg.snr, snr_batches=cfg.snr_batches,
+                          conf_temperature=cfg.conf_temperature, seed=cfg.seed)
 
 
 def _datamodule(cfg: SweepConfig) -> pl.LightningDataModule | None:

@@ -1,0 +1,73 @@
+"""The callback's configurational temperature (issue 28): one Lightning run of the
+known-temperature problem gives T_conf near the chain's temperature, the measurement leaves
+the trajectory as it was, and it is refused off the sphere with a warning."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from tests.helpers.trainers import quiet_trainer
+from thermo_lightning import keys
+from thermo_lightning.callback import ThermoCallback
+from thermo_lightning.functional import configurational_temperature
+from thermo_lightning.models import LangevinSphere, LangevinSphereModule
+
+DIM, SIGMA, LR, STEPS = 21, 0.5, 0.04, 3000
+
+
+def _noise(seed: int = 123):
+    def batches():
+        gen = torch.Generator().manual_seed(seed)
+        return ((torch.randn(DIM, generator=gen, dtype=torch.float64),)
+                for _ in itertools.count())
+    return batches
+
+
+def _fit(conf: bool, strategy: str = "sphere_projection") -> tuple[ThermoCallback, torch.Tensor]:
+    problem = LangevinSphere(dim=DIM, noise_std=SIGMA)
+    module = LangevinSphereModule(problem, lr=LR, seed=0)
+    # the gradient's signal is lr lambda / 2 of its noise at stationarity (about 3% here): the
+    # unbiased ||grad U||^2 needs many mini-batches per point
+    cb = ThermoCallback(snr=None, conf_temperature=conf, snr_batches=64, snr_data=_noise(),
+                        schedule=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quiet_trainer(strategy=strategy, max_steps=STEPS, callbacks=[cb]).fit(module)
+    return cb, module.w.detach().clone()
+
+
+def test_one_run_gives_the_chains_temperature_and_the_same_trajectory() -> None:
+    cb, w = _fit(conf=True)
+    _, w_plain = _fit(conf=False)
+    assert torch.equal(w, w_plain)  # the extra passes changed nothing
+    h = cb.history
+    tail = h[h["step"] >= STEPS / 2]
+    result = configurational_temperature(tail[keys.CONF_GRAD_SQ], tail[keys.CONF_LAPLACIAN])
+    truth = LangevinSphere(dim=DIM, noise_std=SIGMA).chain_temperature(LR)
+    assert 0.85 < result.T / truth < 1.15, result
+    lo, hi = result.interval(z=3.0)
+    assert lo < truth < hi
+    running = h[keys.T_CONF].dropna()
+    assert len(running) > 10 and math.isclose(running.iloc[-1], float(
+        np.mean(tail[keys.CONF_GRAD_SQ]) / np.mean(tail[keys.CONF_LAPLACIAN])), rel_tol=0.05)
+
+
+def test_off_the_sphere_it_is_refused_with_a_warning() -> None:
+    problem = LangevinSphere(dim=DIM, noise_std=SIGMA)
+    module = LangevinSphereModule(problem, lr=LR, seed=0)
+    cb = ThermoCallback(snr=None, conf_temperature=True, snr_batches=4, snr_data=_noise(),
+                        schedule=50, window=10)
+    with pytest.warns(UserWarning, match="conf_temperature needs the weights on a sphere"):
+        quiet_trainer(max_steps=200, callbacks=[cb]).fit(module)
+    assert keys.CONF_GRAD_SQ not in cb.history
+
+
+def test_a_bad_flag_is_refused() -> None:
+    with pytest.raises(ValueError, match="conf_temperature"):
+        ThermoCallback(conf_temperature="yes")  # type: ignore[arg-type]
