@@ -27,6 +27,7 @@ import pandas as pd
 
 from thermo_lightning import keys
 from thermo_lightning._validation import finite_number as number
+from thermo_lightning.report.configurational import run_conf_temperature
 from thermo_lightning.report.intervals import MIN_BLOCKS, TailBootstrap, tail_bootstrap
 from thermo_lightning.runs.read import RunData
 from thermo_lightning.spec import LOW_ESS_FRACTION, WindowSpec
@@ -154,6 +155,10 @@ class RunSummary:
     tail_for_bootstrap: float | None = None
     U_se: float | None = None
     S_se: float | None = None
+    #: the configurational temperature over the stationary stretch (:mod:`.configurational`)
+    T_conf: float | None = None
+    T_conf_se: float | None = None
+    conf_points: int | None = None
     path: str | None = None
     #: why the run is not in ``T(eta)`` (``None``: it is, or the report has not chosen yet)
     exclusion: Exclusion | None = None
@@ -419,6 +424,7 @@ def summarize_run(run: RunData, tail: float = 0.15, min_points: int = 5) -> RunS
         values["stride_capped"] = capped
     stretch, independent = _trend_stretch(run, part)
     values["trend_points"] = independent
+    values.update(run_conf_temperature(h, float(stretch["step"].iloc[0])))
     deflate = math.sqrt(independent / len(stretch))
     for name, key in (("U", U), ("S", S)):
         slope, t_stat = trend(stretch["step"].to_numpy(float), stretch[key].to_numpy(float))

@@ -20,6 +20,7 @@ from thermo_lightning._validation import finite_number as number
 from thermo_lightning.functional.convex_temperature import convex_temperature
 from thermo_lightning.functional.temperature import fit_power_law, free_energy, infer_temperature
 from thermo_lightning.report import notes
+from thermo_lightning.report.configurational import add_conf_columns
 from thermo_lightning.report.intervals import (
     MIN_BLOCKS,
     SeedIntervals,
@@ -328,6 +329,7 @@ def _temperature_one(
         temperature, spread.temperature if spread is not None else None)
     temperature["ci_method"] = ci_method or ""
     temperature["U_se"], temperature["S_se"] = u_se, s_se  # chosen and the table: by lr
+    add_conf_columns(temperature, chosen_runs, ci, messages, along)
     if power_law is not None:
         a_ci = spread.a_ci if spread is not None else (math.nan, math.nan)
         fit = {"b": power_law[0], "a": power_law[1], "a_ci_lo": a_ci[0], "a_ci_hi": a_ci[1],

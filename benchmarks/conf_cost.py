@@ -1,0 +1,113 @@
+"""The configurational temperature's cost at one logging point, against the SNR's and a step.
+
+A ScaleInvariantConvNet on digits is trained for ``--train-steps`` steps on the sphere; at its
+final weights, measured in this one run (median of ``--repeats``):
+
+- ``step``: one training step (forward, backward, SGD step) on a batch of ``--batch-size``;
+- ``snr K``: the callback's unbiased SNR from ``K`` mini-batch gradients;
+- ``conf K``: the configurational temperature's terms from the same ``K`` mini-batches
+  (gradients with their graph kept, one Hutchinson Hessian-vector probe each).
+
+It prints each time and its ratio to a step, and the overhead of ``conf`` on the paper's
+schedule: 201 logging points over a run of ``--run-steps`` steps,
+``201 * t_conf / (run_steps * t_step)``.
+
+Usage::
+
+    python benchmarks/conf_cost.py                                   # ~1 min on 2 CPU cores
+    python benchmarks/conf_cost.py --train-steps 5 --repeats 2 --k 2 --width 2     # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import time
+import warnings
+
+import lightning.pytorch as pl
+import pandas as pd
+import torch
+
+from thermo_lightning import SphereProjectionStrategy
+from thermo_lightning.data import DigitsDataModule, batch_indices
+from thermo_lightning.models import ClassificationTask, ScaleInvariantConvNet
+from thermo_lightning.probes import configurational_terms_from_batches, snr_from_batches
+
+LOG_POINTS = 201  # the paper's schedule
+
+
+def _batches(dm: DigitsDataModule, count: int, seed: int) -> list:
+    out = []
+    for j in range(count):
+        idx = batch_indices(dm.images.shape[0], dm.batch_size, seed=seed, index=j)
+        out.append((dm.images[idx], dm.labels[idx]))
+    return out
+
+
+def _median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--width", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--train-steps", type=int, default=200)
+    p.add_argument("--k", type=int, default=16)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--run-steps", type=int, default=13_000)
+    args = p.parse_args(argv)
+    warnings.simplefilter("ignore")
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)
+
+    torch.manual_seed(0)
+    model = ClassificationTask(ScaleInvariantConvNet(args.width, in_channels=1), lr=0.05)
+    dm = DigitsDataModule(batch_size=args.batch_size)
+    pl.Trainer(accelerator="cpu", strategy=SphereProjectionStrategy(verify=False),
+               max_steps=args.train_steps, logger=False, enable_checkpointing=False,
+               enable_progress_bar=False, enable_model_summary=False).fit(model, dm)
+    model.train()
+    si = model.scale_invariant_parameters()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.SGD(params, lr=0.0)  # lr 0: the weights stay where they are
+
+    def loss_fn(module, batch):
+        return module.loss(batch)[0]
+
+    batches = _batches(dm, args.k, seed=1)
+    gen = torch.Generator().manual_seed(0)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        loss_fn(model, batches[0]).backward()
+        optimizer.step()
+
+    timed = {
+        "step": _median_time(step, args.repeats),
+        f"snr K={args.k}": _median_time(lambda: snr_from_batches(model, loss_fn, batches, si),
+                                        args.repeats),
+        f"conf K={args.k}": _median_time(lambda: configurational_terms_from_batches(
+            model, loss_fn, batches, [si], generator=gen), args.repeats),
+    }
+    table = pd.DataFrame([{"measurement": name, "seconds": t, "steps_worth": t / timed["step"]}
+                          for name, t in timed.items()])
+    conf = timed[f"conf K={args.k}"]
+    overhead = LOG_POINTS * conf / (args.run_steps * timed["step"])
+    print(f"ScaleInvariantConvNet({args.width}) on digits, batch {args.batch_size}, "
+          f"{sum(p.numel() for p in si)} SI weights; median of {args.repeats}; "
+          f"torch threads {torch.get_num_threads()}")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"conf on the paper's schedule ({LOG_POINTS} points over {args.run_steps} steps): "
+          f"{100 * overhead:.1f}% of the training time")
+    return table
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""The report's configurational temperature (issue 28): runs.csv's T_conf over each run's
+stationary stretch, temperature.csv's T_conf beside T, and a note where they disagree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.report.synthetic import canonical, history, write_run
+from thermo_lightning import keys
+from thermo_lightning.report import make_report
+
+LRS = np.logspace(-3, -1, 6)
+
+
+def _sweep(root: Path, factor: float, seeds: int = 1) -> Path:
+    for seed in range(seeds):
+        for i, lr in enumerate(LRS):
+            t, u, s = canonical(lr)
+            rng = np.random.default_rng(100 * seed + i)
+            base = history(u, s, noise=1e-4, seed=100 * seed + i)
+            lap = 10.0 + 3.0 * rng.standard_normal(len(base))
+            grad_sq = factor * t * lap + 2.0 * t * rng.standard_normal(len(base))
+            base[keys.CONF_LAPLACIAN], base[keys.CONF_GRAD_SQ] = lap, grad_sq
+            write_run(root / f"seed{seed}", lr, base,
+                      info={"hparams": {"lr": lr, "seed": seed, "model": "synthetic"}})
+    return root
+
+
+def test_t_conf_stands_beside_t_and_agrees_where_the_law_is_gibbs(tmp_path: Path) -> None:
+    result = make_report(_sweep(tmp_path / "runs", 1.0), tmp_path / "report", tensorboard=False)
+    runs = result.runs
+    assert {"T_conf", "T_conf_se", "conf_points"} <= set(runs.columns)
+    truth = np.array([canonical(lr)[0] for lr in runs["lr"]])
+    np.testing.assert_allclose(runs["T_conf"], truth, rtol=0.15)
+    assert (runs["T_conf_se"] > 0).all() and (runs["conf_points"] >= 5).all()
+    t = result.temperature
+    assert (t["T_conf_lo"] < t["T_conf"]).all() and (t["T_conf"] < t["T_conf_hi"]).all()
+    np.testing.assert_allclose(t["T_conf"], [canonical(lr)[0] for lr in t["lr"]], rtol=0.15)
+    assert not any("disagree beyond" in m for m in result.messages)
+    written = (tmp_path / "report" / "temperature.csv").read_text().splitlines()[0]
+    assert "T_conf" in written and "T_conf_lo" in written
+
+
+def test_a_t_conf_off_the_sweeps_t_is_said(tmp_path: Path) -> None:
+    # two seeds (T gets intervals); T_conf twice the temperature: the law is "not Gibbs"
+    result = make_report(_sweep(tmp_path / "runs", 2.0, seeds=2), tmp_path / "report",
+                         tensorboard=False)
+    t = result.temperature
+    truth = np.array([canonical(lr)[0] for lr in t["lr"]])
+    assert (t["T_conf"] / truth > 1.7).all()
+    said = [m for m in result.messages if "disagree beyond their intervals" in m]
+    rows = t[t["T_ci_lo"].notna() & t["T_ci_hi"].notna()]
+    assert len(rows) >= 3 and len(said) == len(rows)
+
+
+def test_runs_without_the_terms_get_no_columns(tmp_path: Path) -> None:
+    for lr in LRS:
+        _, u, s = canonical(lr)
+        write_run(tmp_path / "runs", lr, history(u, s, noise=1e-4))
+    result = make_report(tmp_path / "runs", tmp_path / "report", tensorboard=False)
+    assert "T_conf" not in result.runs and "T_conf" not in result.temperature
+
+
+@pytest.mark.parametrize("lap", [-1.0, 0.0])
+def test_a_laplacian_that_is_not_positive_gives_nan_not_an_error(tmp_path: Path,
+                                                                 lap: float) -> None:
+    for lr in LRS:
+        _, u, s = canonical(lr)
+        h = history(u, s, noise=1e-4)
+        h[keys.CONF_LAPLACIAN], h[keys.CONF_GRAD_SQ] = lap, 1.0
+        write_run(tmp_path / "runs", lr, h)
+    result = make_report(tmp_path / "runs", tmp_path / "report", tensorboard=False)
+    assert result.runs["T_conf"].isna().all() and (result.runs["conf_points"] > 0).all()
