@@ -34,6 +34,7 @@ from thermo_lightning import SphereProjectionStrategy
 from thermo_lightning.data import DigitsDataModule, batch_indices
 from thermo_lightning.models import ClassificationTask, ScaleInvariantConvNet
 from thermo_lightning.probes import configurational_terms_from_batches, snr_from_batches
+from thermo_lightning.scale_invariance import find_scale_invariant_parameters
 
 LOG_POINTS = 201  # the paper's schedule
 
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                max_steps=args.train_steps, logger=False, enable_checkpointing=False,
                enable_progress_bar=False, enable_model_summary=False).fit(model, dm)
     model.train()
-    si = model.scale_invariant_parameters()
+    si = [p for _, p in find_scale_invariant_parameters(model)]
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=0.0)  # lr 0: the weights stay where they are
 
