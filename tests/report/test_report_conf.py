@@ -74,3 +74,27 @@ def test_a_laplacian_that_is_not_positive_gives_nan_not_an_error(tmp_path: Path,
         write_run(tmp_path / "runs", lr, h)
     result = make_report(tmp_path / "runs", tmp_path / "report", tensorboard=False)
     assert result.runs["T_conf"].isna().all() and (result.runs["conf_points"] > 0).all()
+
+
+def test_t_conf_is_drawn_and_charted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from thermo_lightning.report import figures
+
+    drawn: list[bool] = []
+    real = figures._fig_temperature
+
+    def spy(temperature, *args, **kwargs):  # type: ignore[no-untyped-def]
+        fig = real(temperature, *args, **kwargs)
+        labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+        drawn.append(any("T_conf" in label for label in labels))
+        return fig
+
+    monkeypatch.setattr(figures, "_fig_temperature", spy)
+    make_report(_sweep(tmp_path / "runs", 1.0), tmp_path / "report")
+    assert drawn == [True]
+    acc = EventAccumulator(str(tmp_path / "report" / "tensorboard"))
+    acc.Reload()
+    tags = acc.Tags()["scalars"]
+    assert {"sweep/T_conf", "sweep/T_conf_lo", "sweep/T_conf_hi"} <= set(tags)
+    assert len(acc.Scalars("sweep/T_conf")) == len(LRS)

@@ -155,6 +155,12 @@ def _fig_temperature(temperature: pd.DataFrame, power_law: tuple[float, float] |
                 ax.scatter(c["lr"], c[col], marker="_", color="tab:red", s=40, zorder=4)
     if "T_true" in t and t["T_true"].notna().any():
         ax.plot(t["lr"], t["T_true"], color="tab:green", lw=1, label="true T (known problem)")
+    if "T_conf" in t and (t["T_conf"] > 0).any():  # one run's thermometer, beside the sweep's
+        c = t[t["T_conf"] > 0]
+        ax.errorbar(c["lr"] * 1.03, c["T_conf"], yerr=[
+            (c["T_conf"] - c["T_conf_lo"].clip(lower=0)).to_numpy(),
+            (c["T_conf_hi"] - c["T_conf"]).to_numpy()], fmt="s", ms=4, color="tab:purple",
+            lw=1, capsize=2, zorder=4, label="T_conf (one run each)")
     marks = t["T"].where(t["T"] > 0).fillna(t["T_lo"].abs()).fillna(t["T_hi"].abs())
     shown = ~ok & (marks > 0)  # a log axis cannot show zero or negative values
     if shown.any():

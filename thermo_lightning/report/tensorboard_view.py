@@ -102,6 +102,9 @@ def report_layout() -> dict[str, dict[str, list[Any]]]:
             "T(eta), its interval and the true T where known": lines(
                 f"sweep/T{group}", f"sweep/T_ci_lo{group}", f"sweep/T_ci_hi{group}",
                 f"sweep/T_true{group}"),
+            "T(eta) and the one-run T_conf with its interval (runs that measured it)": lines(
+                f"sweep/T{group}", f"sweep/T_conf{group}", f"sweep/T_conf_lo{group}",
+                f"sweep/T_conf_hi{group}"),
             "free energy F_T(eta) - min F_T, one line per T": lines(r"free_energy/row"),
             "eta* (argmin of F_T at each row's T) and eta": lines(
                 f"report/eta_star{group}", f"sweep/lr{group}"),
@@ -289,7 +292,8 @@ def _write_sweep(writer: Any, t: pd.DataFrame, along: str, group: str | None) ->
     for i, r in t.iterrows():
         step = int(i)
         writer.add_scalar(f"sweep/{along}{suffix}", float(r[along]), step)
-        for col in ("U", "S", "T", "T_lo", "T_hi", "T_ci_lo", "T_ci_hi", "T_true"):
+        for col in ("U", "S", "T", "T_lo", "T_hi", "T_ci_lo", "T_ci_hi", "T_true", "T_conf",
+                    "T_conf_lo", "T_conf_hi"):
             value = finite_or_none(r.get(col))
             if value is not None:
                 writer.add_scalar(f"sweep/{col}{suffix}", value, step)
