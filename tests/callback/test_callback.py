@@ -345,6 +345,17 @@ def test_ddp_windows_give_the_single_process_entropy(tmp_path: Path, mode: str) 
         assert r["history"][keys.SNR][-1] == pytest.approx(pooled["snr"], rel=1e-5)
         assert r["history"][keys.STOCH_GRAD_NORM][-1] == pytest.approx(
             pooled["mean_stoch_grad_norm"], rel=1e-5)
+    # the configurational terms pool them too: ||grad_S U||^2 from all 8 tangent gradients,
+    # one Laplacian (the ranks' probe sums reduced) on both ranks
+    w = r0["weights"].double()
+    g = torch.cat([r0["snr_grads"], r1["snr_grads"]]).double()
+    g = g - (g @ w)[:, None] * w / (w @ w)
+    k = len(g)
+    grad_sq = float((g.sum(0) @ g.sum(0) - (g * g).sum()) / (k * (k - 1)))
+    for r in (r0, r1):
+        assert r["history"][keys.CONF_GRAD_SQ][-1] == pytest.approx(grad_sq, rel=1e-4)
+    lap = [r["history"][keys.CONF_LAPLACIAN][-1] for r in (r0, r1)]
+    assert math.isfinite(lap[0]) and lap[0] == pytest.approx(lap[1], rel=1e-9)
 
 
 @pytest.mark.slow

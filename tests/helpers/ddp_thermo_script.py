@@ -25,7 +25,7 @@ def main(out: Path, shard: bool) -> None:
         return module.loss(batch)[0]
 
     cb = ThermoCallback(window=40, k=[5, 3], schedule=20, shard=shard, snr_batches=4,
-                        loss_fn=loss_fn)
+                        loss_fn=loss_fn, conf_temperature=True)
     model = ClassificationTask(ScaleInvariantConvNet(2, in_channels=1), lr=0.2)
     trainer = pl.Trainer(
         accelerator="cpu", devices=2, strategy="ddp_sphere_projection", max_steps=60,
@@ -36,14 +36,16 @@ def main(out: Path, shard: bool) -> None:
     assert cb.buffer is not None
     order = cb.buffer.time_order()
     # the last SNR's batch gradients at the final weights (the last logging point is the
-    # last step): the test pools both ranks' and compares with the logged SNR
+    # last step; the configurational terms drew the same batches after it): the test pools
+    # both ranks' and compares with the logged SNR and ||grad_S U||^2
     model.train()
     params = trainer.strategy.projector.parameters
     grads = torch.stack([flat_gradient(model.loss(b)[0], params) for b in seen[-4:]])
     torch.save(
         {"history": cb.history.to_dict("list"), "window": cb.buffer.data[order].clone(),
          "col_start": cb.buffer.col_start, "col_stop": cb.buffer.col_stop, "dim": cb.spec.dim,
-         "rank": trainer.global_rank, "snr_grads": grads},
+         "rank": trainer.global_rank, "snr_grads": grads,
+         "weights": torch.cat([p.detach().reshape(-1) for p in params])},
         out / f"rank{trainer.global_rank}.pt",
     )
 
