@@ -112,7 +112,7 @@ def _print_table(temperature: pd.DataFrame, along: str = "lr") -> None:
               "notes above say why. temperature.csv holds its header only)")
         return
     cols = ["group", along, "U", "S", "T", "T_lo", "T_hi", "T_ci_lo", "T_ci_hi", "valid", "end",
-            "regime", "T_true"]
+            "regime", "T_true", "T_conf", "T_conf_lo", "T_conf_hi"]
     table = temperature[[c for c in cols if c in temperature and not (
         c.startswith("T_ci") and temperature[c].isna().all())]].copy()  # no interval: 1 seed
     with pd.option_context("display.float_format", lambda v: f"{v:.4g}", "display.width", 120):
@@ -267,6 +267,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"note: {message}")
     print(f"report written to {out} ({len(result.runs)} runs)")
     _print_table(result.temperature, args.along)
+    if result.temperature.empty and "T_conf" in result.runs:  # one run's own thermometer
+        for _, r in result.runs.dropna(subset=["T_conf"]).iterrows():
+            print(f"  {r['run']}: T_conf = {r['T_conf']:.4g} +- {r['T_conf_se']:.2g} (one run, "
+                  f"{int(r['conf_points'])} points; runs.csv)")
     if result.power_law is not None:
         print(fit_line(result))
     for label, fit in ((result.fit or {}).get("groups") or {}).items():

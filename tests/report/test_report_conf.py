@@ -98,3 +98,21 @@ def test_t_conf_is_drawn_and_charted(tmp_path: Path, monkeypatch: pytest.MonkeyP
     tags = acc.Tags()["scalars"]
     assert {"sweep/T_conf", "sweep/T_conf_lo", "sweep/T_conf_hi"} <= set(tags)
     assert len(acc.Scalars("sweep/T_conf")) == len(LRS)
+
+
+def test_a_single_run_still_gets_its_t_conf(tmp_path: Path, capsys) -> None:
+    _sweep(tmp_path / "runs", 1.0)
+    import shutil
+
+    for run in sorted((tmp_path / "runs" / "seed0").iterdir())[1:]:
+        shutil.rmtree(run)  # one learning rate left: no T(eta), but T_conf
+    result = make_report(tmp_path / "runs", tmp_path / "report", tensorboard=False)
+    assert len(result.runs) == 1 and len(result.temperature) == 0
+    (row,) = result.runs.to_dict("records")
+    assert row["T_conf"] == pytest.approx(canonical(row["lr"])[0], rel=0.15)
+    from thermo_lightning.cli import main
+
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "cli"),
+                 "--no-tensorboard"]) == 0
+    out = capsys.readouterr().out
+    assert f"T_conf = {row['T_conf']:.4g}" in out and "one run" in out
