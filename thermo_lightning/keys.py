@@ -8,6 +8,7 @@ into the hyperparameters of a run and read back by the report.
 from __future__ import annotations
 
 __all__ = [
+    "CONF_GHG",
     "CONF_GRAD_SQ",
     "CONF_LAPLACIAN",
     "CORRELATION_TIME",
@@ -17,6 +18,7 @@ __all__ = [
     "ENERGY_WINDOW",
     "ENTROPY",
     "ESS",
+    "FDR",
     "FIT_END",
     "FIT_START",
     "FREE_ENERGY",
@@ -61,6 +63,8 @@ SKIPPED = PREFIX + "skipped"  #: snapshots dropped for NaN/Inf (total)
 CONF_GRAD_SQ = PREFIX + "conf_grad_sq"  #: ||grad_S U||^2 at a logging point (unbiased)
 CONF_LAPLACIAN = PREFIX + "conf_laplacian"  #: Delta_S U at a logging point (Hutchinson)
 T_CONF = PREFIX + "T_conf"  #: configurational temperature over the later half of the run so far
+CONF_GHG = PREFIX + "conf_gHg"  #: E[g_b^T H g_b] at a logging point (mini-batch gradients)
+FDR = PREFIX + "fdr"  #: ||grad U||^2 / (lr/2 E[g_b^T H g_b]): 1 at stationarity (plain SGD)
 FIT_START = PREFIX + "fit_start"  #: the step a fit's training starts at (> 0: resumed)
 FIT_END = PREFIX + "fit_end"  #: the step a fit's training ended at (absent: it was cut)
 TRAIN_ACC = "train/acc"  #: training accuracy (logged by the classification task)
@@ -69,7 +73,7 @@ TRAIN_ACC = "train/acc"  #: training accuracy (logged by the classification task
 METRICS = (ENERGY, ENERGY_WINDOW, ENTROPY, T_LOCAL, FREE_ENERGY, SNR, GRAD_NORM,
            STOCH_GRAD_NORM, NOISE_SCALE, ELR, WEIGHT_NORM, ESS, LOW_ESS, CORRELATION_TIME,
            WINDOW_FILL, STRIDE, DUPLICATES, SKIPPED, T_CONF, CONF_GRAD_SQ, CONF_LAPLACIAN,
-           FIT_START, FIT_END)
+           FDR, CONF_GHG, FIT_START, FIT_END)
 
 #: prefix of the window's description in a run's hyperparameters (``thermo_spec/window``, ...)
 SPEC_PREFIX = "thermo_spec/"

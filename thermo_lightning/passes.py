@@ -46,6 +46,7 @@ class ExtraPasses:
     conf_temperature: bool
     measurements: int
     _spheres: list[list[Tensor]]
+    _optimizers: list[Any]
     random_loss: float | None
     seed: int
     _snr_plan: tuple[str, int] | None
@@ -170,25 +171,42 @@ class ExtraPasses:
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.measurements)
         with preserved_state(module), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # autograd.grad on unused params
-            grad_sq, laplacian, _ = configurational_terms_from_batches(
+            terms = configurational_terms_from_batches(
                 module, loss_fn, batches, self._spheres, generator=gen, reduce_fn=self._reduce)
-        out = {keys.CONF_GRAD_SQ: grad_sq, keys.CONF_LAPLACIAN: laplacian}
-        running = self._later_half_ratio(grad_sq, laplacian)
+        out = {keys.CONF_GRAD_SQ: terms.grad_sq, keys.CONF_LAPLACIAN: terms.laplacian,
+               keys.CONF_GHG: terms.gHg}
+        running = self._later_half_ratio(keys.CONF_GRAD_SQ, keys.CONF_LAPLACIAN, out)
         if running is not None:
             out[keys.T_CONF] = running
+        lr = self._plain_sgd_lr()
+        balance = self._later_half_ratio(keys.CONF_GRAD_SQ, keys.CONF_GHG, out)
+        if lr is not None and balance is not None:
+            out[keys.FDR] = balance / (lr / 2)
         return out
 
-    def _later_half_ratio(self, grad_sq: float, laplacian: float) -> float | None:
-        """``mean(grad_sq) / mean(laplacian)`` over the history's points at or after half
-        of the current step, and this one (``None`` when the mean Laplacian is not
-        positive or nothing is finite)."""
+    def _plain_sgd_lr(self) -> float | None:
+        """The learning rate of the weights' optimizer when it is plain SGD (no momentum, no
+        weight decay: the fluctuation-dissipation relation's setting), else ``None``."""
+        ids = {id(p) for p in self._params}
+        for opt in self._optimizers:
+            for group in opt.param_groups:
+                if any(id(p) in ids for p in group["params"]):
+                    plain = (isinstance(opt, torch.optim.SGD) and not group.get("momentum")
+                             and not group.get("weight_decay"))
+                    return float(group["lr"]) if plain else None
+        return None
+
+    def _later_half_ratio(self, top: str, bottom: str, now: dict[str, float]
+                          ) -> float | None:
+        """``mean(top) / mean(bottom)`` over the history's points at or after half of the
+        current step, and ``now`` (``None`` when the mean of ``bottom`` is not positive or
+        nothing is finite)."""
         step = float(getattr(self, "_last_step", 0))
-        pairs = [(grad_sq, laplacian)]
+        pairs = [(now[top], now[bottom])]
         history = self.history
-        if not history.empty and keys.CONF_GRAD_SQ in history:
+        if not history.empty and top in history and bottom in history:
             later = history[history["step"] >= step / 2]
-            pairs += list(zip(later[keys.CONF_GRAD_SQ], later[keys.CONF_LAPLACIAN],
-                              strict=True))
+            pairs += list(zip(later[top], later[bottom], strict=True))
         pairs = [(a, b) for a, b in pairs if math.isfinite(a) and math.isfinite(b)]
         if not pairs:
             return None

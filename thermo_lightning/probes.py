@@ -13,7 +13,7 @@ import contextlib
 import math
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from thermo_lightning.functional.snr import GradientSNRAccumulator
 
 __all__ = [
+    "ConfigurationalTerms",
     "batch_energy",
     "configurational_terms_from_batches",
     "default_loss_fn",
@@ -242,20 +243,22 @@ def configurational_terms_from_batches(
     *,
     generator: torch.Generator,
     reduce_fn: Callable[[Tensor], Tensor] | None = None,
-) -> tuple[float, float, int]:
+) -> ConfigurationalTerms:
     """The configurational temperature's two terms at the current weights
     (:mod:`thermo_lightning.functional.configurational`), from the mini-batches ``batches``:
 
     - ``||grad_S U||^2`` unbiased from the batches' gradients ``g_b`` projected on the
       spheres' tangent spaces: ``(||sum_b P g_b||^2 - sum_b ||P g_b||^2) / (K (K - 1))``;
     - ``Delta_S U``: the mean over the batches of one Rademacher probe each,
-      ``(P v)^T H_b (P v) - sum_i (D_i - 1) / r_i  w_hat_i . g_b``.
+      ``(P v)^T H_b (P v) - sum_i (D_i - 1) / r_i  w_hat_i . g_b``;
+    - ``E[g_b^T H g_b]`` for the fluctuation-dissipation check: the mean over consecutive
+      batches of ``(P g_{b-1})^T H_b (P g_{b-1})`` (a Hessian independent of the gradient it
+      is applied to).
 
     ``spheres``: groups of parameters, each group one sphere (the joint sphere of the
     scale-invariant group, or one per tensor); the manifold is their product, whose gradient
     norm and Laplacian are the sums over the factors. ``reduce_fn`` sums over processes (DDP)
-    before the ratio. Returns ``(grad_sq, laplacian, K)``; ``grad_sq`` is NaN below 2
-    batches."""
+    before the ratios. Returns :class:`ConfigurationalTerms`."""
     params = [p for group in spheres for p in group]
     dtype = torch.float64 if any(p.dtype == torch.float64 for p in params) else torch.float32
     sizes = [len(group) for group in spheres]
@@ -274,7 +277,8 @@ def configurational_terms_from_batches(
         return [v - (v @ h) * h for v, h in zip(vectors, hats, strict=True)]
 
     g_sum = [torch.zeros_like(w) for w in points]
-    sq_sum, lap_sum, count = 0.0, 0.0, 0
+    sq_sum, lap_sum, ghg_sum, count, pairs = 0.0, 0.0, 0.0, 0, 0
+    previous: list[Tensor] | None = None  # the last batch's tangent gradient
     for batch in batches:
         loss = loss_fn(module, batch)
         grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
@@ -289,26 +293,51 @@ def configurational_terms_from_batches(
                                   .to(p) for p in params]))
         curvature = 0.0
         if all(g.requires_grad for g in grads):  # else the loss is linear in the weights
-            hv = torch.autograd.grad(grads, params, grad_outputs=_split(p_v, spheres),
-                                     allow_unused=True)
-            hv_flat = per_sphere([h if h is not None else torch.zeros_like(p)
-                                  for h, p in zip(hv, params, strict=True)])
-            curvature = sum(float(a @ b) for a, b in zip(p_v, hv_flat, strict=True))
+            curvature = _along(grads, params, p_v, spheres, per_sphere,
+                               keep=previous is not None)
+            if previous is not None:  # g_{b-1}^T H_b g_{b-1}: H independent of the vector
+                ghg_sum += _along(grads, params, previous, spheres, per_sphere, keep=False)
+        if previous is not None:
+            pairs += 1
         radial = sum((w.numel() - 1) / float(w.norm()) * float(h @ g)
                      for w, h, g in zip(points, hats, flat, strict=True))
         lap_sum += curvature - radial
         count += 1
+        previous = tangent_g
     device = points[0].device
     sums = [torch.cat(g_sum).double(), *(torch.tensor(v, dtype=torch.float64, device=device)
-                                        for v in (sq_sum, lap_sum, float(count)))]
+                                        for v in (sq_sum, lap_sum, ghg_sum, float(count),
+                                                  float(pairs)))]
     if reduce_fn is not None:
         sums = [reduce_fn(t) for t in sums]
-    k = round(float(sums[3]))
+    k, n_pairs = round(float(sums[4])), round(float(sums[5]))
     if k < 1:
-        return math.nan, math.nan, 0
+        return ConfigurationalTerms(math.nan, math.nan, math.nan, 0)
     grad_sq = ((float(sums[0] @ sums[0]) - float(sums[1])) / (k * (k - 1)) if k >= 2
                else math.nan)
-    return grad_sq, float(sums[2]) / k, k
+    ghg = float(sums[3]) / n_pairs if n_pairs else math.nan
+    return ConfigurationalTerms(grad_sq, float(sums[2]) / k, ghg, k)
+
+
+class ConfigurationalTerms(NamedTuple):
+    """:func:`configurational_terms_from_batches`'s result."""
+
+    grad_sq: float  #: ``||grad_S U||^2`` (unbiased; NaN below 2 batches)
+    laplacian: float  #: ``Delta_S U`` (Hutchinson)
+    gHg: float  #: ``E[g_b^T H g_b]`` for a mini-batch gradient ``g_b`` (NaN below 2 batches)
+    batches: int  #: ``K``, over all processes
+
+
+def _along(grads: Sequence[Tensor], params: Sequence[nn.Parameter], vectors: list[Tensor],
+           spheres: Sequence[Sequence[nn.Parameter]], per_sphere: Callable[..., list[Tensor]],
+           *, keep: bool) -> float:
+    """``sum_i v_i^T H v_i`` over the spheres' vectors ``v`` (tangent), by one Hessian-vector
+    product of the loss whose gradient ``grads`` is (``keep``: its graph stays)."""
+    hv = torch.autograd.grad(grads, params, grad_outputs=_split(vectors, spheres),
+                             allow_unused=True, retain_graph=keep)
+    hv_flat = per_sphere([h if h is not None else torch.zeros_like(p)
+                          for h, p in zip(hv, params, strict=True)])
+    return sum(float(a @ b) for a, b in zip(vectors, hv_flat, strict=True))
 
 
 def _joined(tensors: Sequence[Tensor], dtype: torch.dtype) -> Tensor:

@@ -53,6 +53,9 @@ def test_one_run_gives_the_chains_temperature_and_the_same_trajectory() -> None:
     assert 0.85 < result.T / truth < 1.15, result
     lo, hi = result.interval(z=3.0)
     assert lo < truth < hi
+    # plain SGD at stationarity: ||grad U||^2 = lr / 2 E[g_b^T H g_b] (Yaida's relation)
+    fdr = h[keys.FDR].dropna()
+    assert len(fdr) > 10 and 0.85 < fdr.iloc[-1] < 1.15, fdr.iloc[-1]
     running = h[keys.T_CONF].dropna()
     assert len(running) > 10 and math.isclose(running.iloc[-1], float(
         np.mean(tail[keys.CONF_GRAD_SQ]) / np.mean(tail[keys.CONF_LAPLACIAN])), rel_tol=0.05)

@@ -138,12 +138,20 @@ def test_the_terms_from_mini_batches_are_unbiased() -> None:
     with torch.no_grad():
         module.w.copy_(2.0 * _unit(8, 3))  # any radius
     exact_g, exact_lap = (float(t) for t in problem.configurational_terms(_unit(8, 3)))
-    grad_sq, lap, k = configurational_terms_from_batches(
+    grad_sq, lap, ghg, k = configurational_terms_from_batches(
         module, lambda m, b: m.loss(b), _noise_batches(8, 3000, 0), [[module.w]],
         generator=torch.Generator().manual_seed(1))
     assert k == 3000
     assert grad_sq == pytest.approx(exact_g / 4, rel=0.1)  # radius 2: |grad| halves
     assert lap == pytest.approx(exact_lap / 4, rel=0.1)  # and the Laplacian quarters
+    # E[g_b^T H g_b] = grad L^T H grad L + sigma^2 / r^2 tr(P H P): the energy balance's side
+    w = module.w.detach().clone()
+    hess = torch.autograd.functional.hessian(problem.loss, w)
+    grad = problem.grad(w)
+    proj = torch.eye(8, dtype=torch.float64) - torch.outer(w, w) / (w @ w)
+    expected = float(grad @ hess @ grad + problem.noise_std**2 / (w @ w)
+                     * torch.trace(proj @ hess @ proj))
+    assert ghg == pytest.approx(expected, rel=0.1)
 
 
 def test_a_product_of_spheres_sums_its_factors() -> None:
@@ -167,7 +175,7 @@ def test_a_product_of_spheres_sums_its_factors() -> None:
         return a.loss(m.u) + b.loss(m.v)
 
     gen = torch.Generator().manual_seed(0)
-    grad_sq, lap, _ = configurational_terms_from_batches(
+    grad_sq, lap, _, _ = configurational_terms_from_batches(
         module, loss, [None] * 2000, [[module.u], [module.v]], generator=gen)
     assert grad_sq == pytest.approx(terms[0][0] + terms[1][0], rel=1e-9)
     assert lap == pytest.approx(terms[0][1] + terms[1][1], rel=0.05)

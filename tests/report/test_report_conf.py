@@ -24,6 +24,7 @@ def _sweep(root: Path, factor: float, seeds: int = 1) -> Path:
             lap = 10.0 + 3.0 * rng.standard_normal(len(base))
             grad_sq = factor * t * lap + 2.0 * t * rng.standard_normal(len(base))
             base[keys.CONF_LAPLACIAN], base[keys.CONF_GRAD_SQ] = lap, grad_sq
+            base[keys.FDR] = 1.0 + 0.01 * i
             write_run(root / f"seed{seed}", lr, base,
                       info={"hparams": {"lr": lr, "seed": seed, "model": "synthetic"}})
     return root
@@ -36,6 +37,7 @@ def test_t_conf_stands_beside_t_and_agrees_where_the_law_is_gibbs(tmp_path: Path
     truth = np.array([canonical(lr)[0] for lr in runs["lr"]])
     np.testing.assert_allclose(runs["T_conf"], truth, rtol=0.15)
     assert (runs["T_conf_se"] > 0).all() and (runs["conf_points"] >= 5).all()
+    np.testing.assert_allclose(runs.sort_values("lr")["fdr"], 1.0 + 0.01 * np.arange(6))
     t = result.temperature
     assert (t["T_conf_lo"] < t["T_conf"]).all() and (t["T_conf"] < t["T_conf_hi"]).all()
     np.testing.assert_allclose(t["T_conf"], [canonical(lr)[0] for lr in t["lr"]], rtol=0.15)

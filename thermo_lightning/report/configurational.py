@@ -28,7 +28,8 @@ __all__ = ["add_conf_columns", "run_conf_temperature"]
 
 def run_conf_temperature(history: pd.DataFrame, first_step: float) -> dict[str, Any]:
     """``{"T_conf", "T_conf_se", "conf_points"}`` over the points at or after ``first_step``
-    that carry both terms; empty when the run logged none (or fewer than 3, or a mean
+    that carry both terms, and ``fdr``, the run's last ``thermo/fdr`` (plain SGD only);
+    empty when the run logged none (or fewer than 3, or a mean
     Laplacian that is not positive: ``T_conf`` NaN with ``conf_points``)."""
     if keys.CONF_GRAD_SQ not in history or keys.CONF_LAPLACIAN not in history:
         return {}
@@ -36,11 +37,13 @@ def run_conf_temperature(history: pd.DataFrame, first_step: float) -> dict[str, 
         subset=[keys.CONF_GRAD_SQ, keys.CONF_LAPLACIAN])
     if part.empty:
         return {}
+    fdr = (history[keys.FDR].dropna() if keys.FDR in history else pd.Series(dtype=float))
+    extra = {"fdr": float(fdr.iloc[-1])} if len(fdr) else {}  # the run's last, later half
     try:
         result = configurational_temperature(part[keys.CONF_GRAD_SQ], part[keys.CONF_LAPLACIAN])
     except ValueError:
-        return {"T_conf": math.nan, "T_conf_se": math.nan, "conf_points": len(part)}
-    return {"T_conf": result.T, "T_conf_se": result.se, "conf_points": result.n}
+        return {"T_conf": math.nan, "T_conf_se": math.nan, "conf_points": len(part), **extra}
+    return {"T_conf": result.T, "T_conf_se": result.se, "conf_points": result.n, **extra}
 
 
 def add_conf_columns(temperature: pd.DataFrame, runs: pd.DataFrame, level: float,

@@ -159,6 +159,7 @@ class RunSummary:
     T_conf: float | None = None
     T_conf_se: float | None = None
     conf_points: int | None = None
+    fdr: float | None = None  #: the fluctuation-dissipation ratio (1 at stationarity)
     path: str | None = None
     #: why the run is not in ``T(eta)`` (``None``: it is, or the report has not chosen yet)
     exclusion: Exclusion | None = None
