@@ -44,6 +44,17 @@ def test_temperature_figure_without_any_positive_temperature(tmp_path: Path) -> 
     assert fig.axes[0].get_yscale() == "linear"
 
 
+def test_grouped_temperature_figure_whose_positive_rows_are_not_valid(tmp_path: Path) -> None:
+    # CI's batch-size example: every positive T was in a row not valid; the log axis had no
+    # data and tight_layout raised "Data cannot be log-scaled"
+    temperature = pd.DataFrame({"group": ["batch_size=32"] * 2 + ["batch_size=64"] * 2,
+                                "lr": [0.01, 0.02, 0.01, 0.02], "T": [0.5, -1.0, 0.3, np.nan],
+                                "valid": [False, False, False, False]})
+    fig = figures._fig_temperature_groups(temperature, "lr")
+    fig.savefig(tmp_path / "t.png")
+    assert fig.axes[0].get_yscale() == "linear"
+
+
 def test_no_placeholder_figures() -> None:
     runs, temperature = _tables()
     # no converging run with a positive dU/dS, no SNR: those figures are left out

@@ -195,9 +195,12 @@ def _fig_temperature_groups(temperature: pd.DataFrame, along: str) -> Any:
         [""] * len(temperature), index=temperature.index)
     cmap = matplotlib.colormaps["viridis"]
     names = list(dict.fromkeys(labels))
+    drawn = False  # a positive value on the T axis (a log axis with none cannot be drawn)
     for i, name in enumerate(names):
         t = temperature[labels == name]
         ok = t["valid"].astype(bool) & (t["T"] > 0)
+        drawn = drawn or bool(ok.any()) or bool(
+            "T_true" in t and (t["T_true"] > 0).any())
         color = cmap(i / max(1, len(names) - 1))
         ax.plot(t[along][ok], t["T"][ok], "o-", color=color, ms=4, lw=1,
                 label=name or "T (valid)")
@@ -209,8 +212,11 @@ def _fig_temperature_groups(temperature: pd.DataFrame, along: str) -> Any:
     if "T_true" in temperature and temperature["T_true"].notna().any():
         ax.plot([], [], "k:", lw=1, label="true T (known problem)")
     ax.set_xscale("log")
-    if (temperature["T"] > 0).any():
+    if drawn:
         ax.set_yscale("log")
+    else:
+        ax.text(0.5, 0.5, "no valid positive temperature", transform=ax.transAxes,
+                ha="center")
     ax.set_xlabel(along if along != "lr" else "learning rate $\\eta$")
     ax.set_ylabel("temperature T")
     has_ci = "T_ci_lo" in temperature and temperature["T_ci_lo"].notna().any()
