@@ -42,6 +42,7 @@ def _fit(conf: bool, strategy: str = "sphere_projection") -> tuple[ThermoCallbac
     return cb, module.w.detach().clone()
 
 
+@pytest.mark.slow  # two 3000-step fits
 def test_one_run_gives_the_chains_temperature_and_the_same_trajectory() -> None:
     cb, w = _fit(conf=True)
     _, w_plain = _fit(conf=False)

@@ -65,6 +65,7 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
             "cut": logs / "lightning_logs", "cut_alone": cut_alone / "logs"}
 
 
+@pytest.mark.slow  # three Lightning fits (the module's fixture)
 def test_the_marks_say_where_a_fit_started_and_whether_it_ended(
         folders: dict[str, Path]) -> None:
     whole = read_run(folders["whole"])
@@ -78,6 +79,7 @@ def test_the_marks_say_where_a_fit_started_and_whether_it_ended(
     assert (resumed.fit_start, resumed.fit_ended) == (20, True)
 
 
+@pytest.mark.slow  # three Lightning fits (the module's fixture)
 def test_a_resumed_fit_is_read_as_one_run_with_the_whole_fits_points(
         folders: dict[str, Path]) -> None:
     whole = read_run(folders["whole"])
@@ -93,6 +95,7 @@ def test_a_resumed_fit_is_read_as_one_run_with_the_whole_fits_points(
     assert len(messages) == 1 and "continued by lightning_logs/version_1" in messages[0]
 
 
+@pytest.mark.slow  # three Lightning fits (the module's fixture)
 def test_the_report_counts_one_run_and_a_cut_fit_alone_as_unfinished(
         folders: dict[str, Path], tmp_path: Path) -> None:
     result = make_report(folders["cut"].parent, tmp_path / "joined")
@@ -104,6 +107,7 @@ def test_the_report_counts_one_run_and_a_cut_fit_alone_as_unfinished(
     assert any("no thermo/fit_end" in m for m in alone.messages)
 
 
+@pytest.mark.slow  # three Lightning fits (the module's fixture)
 def test_a_resumed_fit_without_its_beginning_is_said(folders: dict[str, Path],
                                                      tmp_path: Path) -> None:
     runs, messages = join_resumed([read_run(folders["cut"] / "version_1")])

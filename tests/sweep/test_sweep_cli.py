@@ -243,12 +243,12 @@ def test_progress_inside_a_run(tmp_path: Path) -> None:
     log = tmp_path / "w.log"
     log.write_text("noise\n" + "\n".join(lines[:3]) + "\nWarning: x\n")
     assert last_progress(log) == lines[2]  # what a launcher's bar shows for this worker
-    auto = SweepConfig.from_dict({**TINY, "steps": 1200, "stride": "auto"})
+    auto = SweepConfig.from_dict({**TINY, "steps": 600, "stride": "auto"})
     lines.clear()
     run_one(auto, auto.learning_rates()[0], tmp_path / "auto", progress=lines.append)
     pilot = [ln for ln in lines if ln.endswith(", stride pilot")]
     assert pilot and lines.index(pilot[-1]) == len(pilot) - 1  # the first lines, then windows
-    assert lines[-1].endswith("step 1200/1200, window 100%")
+    assert lines[-1].endswith("step 600/600, window 100%")
 
 
 def test_a_window_that_cannot_fill_is_refused_before_any_run(tmp_path: Path) -> None:
