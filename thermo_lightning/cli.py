@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import errno
 import json
@@ -162,6 +163,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 0
     if args.out is None:
         print("error: sweep needs --out (the folder of the runs)", file=sys.stderr)
+        return 2
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        print(f"error: --out {args.out} is a file; the sweep needs a folder there.",
+              file=sys.stderr)
         return 2
     launcher = _launcher(args)
     from thermo_lightning.sweep.runner import check_factories, run_sweep
@@ -467,6 +472,18 @@ _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
 _PACKAGE = Path(__file__).resolve().parent
 
 
+class _Refused(SystemExit):
+    """Exit status 2 for a mistake in what was asked, its message already printed (``str``
+    of it is the message)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def _format_warning(message: Warning | str, category: type[Warning], filename: str,
                     lineno: int, line: str | None = None) -> str:
     """The package's own warnings as ``warning: <message>`` (a user needs the message, not
@@ -479,14 +496,37 @@ def _format_warning(message: Warning | str, category: type[Warning], filename: s
 _python_format = warnings.formatwarning
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str,
+                  lineno: int, file: Any = None, line: str | None = None) -> None:
+    """:func:`_format_warning`'s line for the package's warnings (Lightning replaces
+    ``warnings.formatwarning`` when it is imported, so the line is written here), any other
+    warning as the shown formatter writes it."""
+    if Path(filename).resolve().is_relative_to(_PACKAGE) or str(message).startswith("Thermo"):
+        with contextlib.suppress(OSError):
+            (file or sys.stderr).write(f"warning: {message}\n")
+        return
+    _python_show(message, category, filename, lineno, file, line)
+
+
+_python_show = warnings.showwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from thermo_lightning.launch.base import LauncherError
     from thermo_lightning.sweep.errors import RunLockedError, SweepSettingsError
 
-    shown, warnings.formatwarning = warnings.formatwarning, _format_warning
+    shown = warnings.showwarning
+    if shown is _python_show:  # not while something records them (pytest, catch_warnings)
+        warnings.showwarning = _show_warning
     try:
         return int(args.func(args) or 0)
+    except SystemExit as err:  # a mistake in what was asked: one line, exit status 2
+        if not isinstance(err.code, str):
+            raise
+        print(err.code if err.code.startswith("error:") else f"error: {err.code}",
+              file=sys.stderr)
+        raise _Refused(err.code) from None
     except (SweepSettingsError, RunLockedError, LauncherError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -504,7 +544,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 1
     finally:
-        warnings.formatwarning = shown
+        warnings.showwarning = shown
 
 
 if __name__ == "__main__":

@@ -77,7 +77,13 @@ def test_the_command_line_shows_the_packages_warnings_without_source_paths(
     assert inside == "warning: the extra passes compute losses\n"
     # others as Python (or Lightning's own formatter, once imported) shows them
     assert other.startswith("/x/lightning/a.py:9: ") and "of Lightning's" in other
-    before = warnings.formatwarning
+    import io
+
+    out = io.StringIO()  # what the command line writes (Lightning replaces formatwarning)
+    cli._show_warning("ThermoMeter: low ESS.", UserWarning,
+                      str(Path(cli.__file__).parent / "meter.py"), 229, out)
+    assert out.getvalue() == "warning: ThermoMeter: low ESS.\n"
+    before = warnings.showwarning
     assert cli.main(["report", str(tmp_path / "none")]) == 2
-    assert warnings.formatwarning is before  # put back after the command
+    assert warnings.showwarning is before  # put back after the command
     assert "not a folder of runs" in capsys.readouterr().err

@@ -227,3 +227,14 @@ def test_a_file_that_takes_a_staged_files_place_stops_the_install_before_any_rem
         make_report(runs, out, force=True)
     after = _files(out)
     assert all(after.get(name) == data for name, data in before.items())  # nothing removed
+
+
+def test_a_folder_that_holds_runs_is_refused_and_tables_hide_no_runs(tmp_path: Path) -> None:
+    # a new user's trial: `report logs --out logs/A` was accepted, and its runs.csv and
+    # temperature.csv then hid logs/A's runs from every later report, without a note
+    runs = _sweep(tmp_path / "logs" / "A", fmt="csv")
+    with pytest.raises(ValueError, match="holds the run"):
+        make_report(tmp_path / "logs", runs, force=True)
+    (runs / "runs.csv").write_text("run\n")  # the user's own tables beside the runs
+    (runs / "temperature.csv").write_text("lr\n")
+    assert len(make_report(tmp_path / "logs", tmp_path / "report").runs) == len(LRS)

@@ -314,3 +314,19 @@ def test_the_sweep_says_which_runs_it_trained_and_which_it_skipped(tmp_path: Pat
     assert "(all 2 finished before, skipped)" in capsys.readouterr().out
     assert main([*args[:4], "0.05", "0.1", "0.2", *args[6:]]) == 0
     assert "(2 finished before, skipped; 1 trained now)" in capsys.readouterr().out
+
+
+def test_mistakes_in_a_sweeps_settings_exit_2_in_one_line(tmp_path: Path, capsys) -> None:
+    # a new user's trial: bad settings exited 1, and an --out that is a file gave a traceback
+    (tmp_path / "afile").write_text("mine")
+    for argv in (["--lrs", "0.02", "-0.04", "--out", str(tmp_path / "s")],
+                 ["--lrs", "0.02", "--steps", "0", "--out", str(tmp_path / "s")],
+                 ["--lrs", "0.02", "--out", str(tmp_path / "afile")]):
+        try:
+            code = main(["sweep", "--model", "toy-up", *argv])
+        except SystemExit as exit_:  # raised with status 2 after its one line
+            code = exit_.code
+        assert code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: ") and len(err.splitlines()) == 1, err
+    assert (tmp_path / "afile").read_text() == "mine"

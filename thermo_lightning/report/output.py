@@ -10,7 +10,8 @@ own ``OUT/tensorboard`` stays, and the new report's files are merged around it. 
 report did not write is never deleted or rewritten: where one bears a name the report would
 write (``runs.csv``, ``snr.png``, a ``tensorboard/`` no report wrote into, ...), the report
 refuses that ``OUT``. A report that fails leaves ``OUT`` as it was. ``OUT`` may not be the
-folder of runs itself, nor a run's folder or a folder inside one.
+folder of runs itself, nor a folder that holds runs, nor a run's folder or a folder inside
+one.
 
 Manifests of version 1 (before 2026-12-05) list ``tensorboard`` as a whole folder; of it,
 only the event files (``events.out.tfevents.*``, what the report writes there) are taken as
@@ -70,7 +71,8 @@ class ReportOutput:
 
     Raises:
         NotADirectoryError: ``out`` is a file.
-        ValueError: ``out`` is the folder of runs, a run's folder or inside one.
+        ValueError: ``out`` is the folder of runs, holds runs, is a run's folder or inside
+            one.
         FileExistsError: ``out`` holds a report and ``force`` is false; or it holds files
             with the report's names that no report wrote (whatever ``force`` says).
     """
@@ -84,6 +86,10 @@ class ReportOutput:
             raise ValueError(f"--out {out} is the folder of runs itself; the report goes into a "
                              f"folder of its own (default {Path(logdir) / 'report'}).")
         for run in runs:
+            if target in run.resolve().parents:
+                raise ValueError(f"--out {out} holds the run {run}: the report's files would "
+                                 "mix with the runs. Choose a folder of its own (default "
+                                 f"{Path(logdir) / 'report'}).")
             if run.resolve() == target or run.resolve() in target.parents:
                 raise ValueError(f"--out {out} is inside the run folder {run}: a report there "
                                  "would mix with the run's own files. Choose another --out "

@@ -263,9 +263,9 @@ def find_runs(logdir: str | Path) -> list[Path]:
             while run.name in (TENSORBOARD_DIR, CSV_DIR) and run != root:
                 run = run.parent
             found.add(run)
-    # a report written inside the log folder (its own TensorBoard events) is not a run
-    found = {p for p in found if not any(is_report(q) for q in (p, *p.parents)
-                                         if q == root or root in q.parents)}
+    # a report written inside the log folder (its own TensorBoard events) is not a run; runs
+    # in other folders below a folder that holds a report's tables still are
+    found = {p for p in found if not is_report(p)}
     # keep the outermost folder of nested candidates
     return sorted(p for p in found if not any(q != p and q in p.parents for q in found))
 
