@@ -473,8 +473,7 @@ _PACKAGE = Path(__file__).resolve().parent
 
 
 class _Refused(SystemExit):
-    """Exit status 2 for a mistake in what was asked, its message already printed (``str``
-    of it is the message)."""
+    """Exit status 2 for a mistake in what was asked (its message printed; ``str``)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(2)
@@ -501,11 +500,11 @@ def _show_warning(message: Warning | str, category: type[Warning], filename: str
     """:func:`_format_warning`'s line for the package's warnings (Lightning replaces
     ``warnings.formatwarning`` when it is imported, so the line is written here), any other
     warning as the shown formatter writes it."""
-    if Path(filename).resolve().is_relative_to(_PACKAGE) or str(message).startswith("Thermo"):
-        with contextlib.suppress(OSError):
-            (file or sys.stderr).write(f"warning: {message}\n")
-        return
-    _python_show(message, category, filename, lineno, file, line)
+    text = _format_warning(message, category, filename, lineno, line)
+    if not text.startswith("warning: "):
+        return _python_show(message, category, filename, lineno, file, line)
+    with contextlib.suppress(OSError):
+        (file or sys.stderr).write(text)
 
 
 _python_show = warnings.showwarning
