@@ -209,17 +209,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def _finished_runs(cfg: Any, out: Path) -> set[str]:
     """The names of ``cfg``'s runs already done in ``out`` (the sweep skips them)."""
-    from thermo_lightning.runs.layout import RUN_FILE
-    from thermo_lightning.runs.record import RunRecord
+    from thermo_lightning.runs.record import run_done
 
-    done = set()
-    for spec in cfg.runs():
-        try:
-            if (out / spec.name / RUN_FILE).exists() and RunRecord.read(out / spec.name).done:
-                done.add(spec.name)
-        except Exception:  # an unreadable record: the sweep says what it makes of it
-            continue
-    return done
+    return {spec.name for spec in cfg.runs() if run_done(out / spec.name)}
 
 
 def cmd_sweep_run(args: argparse.Namespace) -> int:
@@ -483,25 +475,20 @@ class _Refused(SystemExit):
         return self.message
 
 
-def _format_warning(message: Warning | str, category: type[Warning], filename: str,
-                    lineno: int, line: str | None = None) -> str:
-    """The package's own warnings as ``warning: <message>`` (a user needs the message, not
-    the line of the package's source that gave it); any other warning as Python shows it."""
+def _package_line(message: Warning | str, filename: str) -> str | None:
+    """The package's own warnings as one line, ``warning: <message>`` (a user needs the
+    message, not the line of the package's source that gave it); ``None`` for any other."""
     if Path(filename).resolve().is_relative_to(_PACKAGE) or str(message).startswith("Thermo"):
         return f"warning: {message}\n"
-    return _python_format(message, category, filename, lineno, line)
-
-
-_python_format = warnings.formatwarning
+    return None
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str,
                   lineno: int, file: Any = None, line: str | None = None) -> None:
-    """:func:`_format_warning`'s line for the package's warnings (Lightning replaces
-    ``warnings.formatwarning`` when it is imported, so the line is written here), any other
-    warning as the shown formatter writes it."""
-    text = _format_warning(message, category, filename, lineno, line)
-    if not text.startswith("warning: "):
+    """:func:`_package_line` for the package's warnings (written here: Lightning replaces
+    ``warnings.formatwarning`` when it is imported), any other as Python shows it."""
+    text = _package_line(message, filename)
+    if text is None:
         return _python_show(message, category, filename, lineno, file, line)
     with contextlib.suppress(OSError):
         (file or sys.stderr).write(text)

@@ -16,6 +16,8 @@ import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
 
+import numpy as np
+import pandas as pd
 import torch
 from torch import Tensor, nn
 
@@ -175,11 +177,12 @@ class ExtraPasses:
                 module, loss_fn, batches, self._spheres, generator=gen, reduce_fn=self._reduce)
         out = {keys.CONF_GRAD_SQ: terms.grad_sq, keys.CONF_LAPLACIAN: terms.laplacian,
                keys.CONF_GHG: terms.gHg}
-        running = self._later_half_ratio(keys.CONF_GRAD_SQ, keys.CONF_LAPLACIAN, out)
+        later = self._later_half(out)
+        running = _ratio_of_means(later, keys.CONF_GRAD_SQ, keys.CONF_LAPLACIAN)
         if running is not None:
             out[keys.T_CONF] = running
         lr = self._plain_sgd_lr()
-        balance = self._later_half_ratio(keys.CONF_GRAD_SQ, keys.CONF_GHG, out)
+        balance = _ratio_of_means(later, keys.CONF_GRAD_SQ, keys.CONF_GHG)
         if lr is not None and balance is not None:
             out[keys.FDR] = balance / (lr / 2)
         return out
@@ -196,19 +199,20 @@ class ExtraPasses:
                     return float(group["lr"]) if plain else None
         return None
 
-    def _later_half_ratio(self, top: str, bottom: str, now: dict[str, float]
-                          ) -> float | None:
-        """``mean(top) / mean(bottom)`` over the history's points at or after half of the
-        current step, and ``now`` (``None`` when the mean of ``bottom`` is not positive or
-        nothing is finite)."""
+    def _later_half(self, now: dict[str, float]) -> pd.DataFrame:
+        """The history's points at or after half of the current step, and ``now``."""
         step = float(getattr(self, "_last_step", 0))
-        pairs = [(now[top], now[bottom])]
         history = self.history
-        if not history.empty and top in history and bottom in history:
-            later = history[history["step"] >= step / 2]
-            pairs += list(zip(later[top], later[bottom], strict=True))
-        pairs = [(a, b) for a, b in pairs if math.isfinite(a) and math.isfinite(b)]
-        if not pairs:
-            return None
-        mean_b = sum(b for _, b in pairs) / len(pairs)
-        return sum(a for a, _ in pairs) / len(pairs) / mean_b if mean_b > 0 else None
+        later = history[history["step"] >= step / 2] if not history.empty else history
+        return pd.concat([later, pd.DataFrame([now])], ignore_index=True)
+
+
+def _ratio_of_means(frame: pd.DataFrame, top: str, bottom: str) -> float | None:
+    """``mean(top) / mean(bottom)`` over the rows where both are finite (``None`` when none
+    are, or the mean of ``bottom`` is not positive)."""
+    pairs = frame[[top, bottom]].astype(float)
+    pairs = pairs[np.isfinite(pairs).all(axis=1)]
+    if pairs.empty:
+        return None
+    mean_b = float(pairs[bottom].mean())
+    return float(pairs[top].mean()) / mean_b if mean_b > 0 else None

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from thermo_lightning.functional.configurational import split_like
 from thermo_lightning.functional.snr import GradientSNRAccumulator
+from thermo_lightning.functional.sphere import tangent_projection
 
 __all__ = [
     "ConfigurationalTerms",
@@ -274,7 +276,10 @@ def configurational_terms_from_batches(
         return out
 
     def tangent(vectors: Sequence[Tensor]) -> list[Tensor]:
-        return [v - (v @ h) * h for v, h in zip(vectors, hats, strict=True)]
+        return [tangent_projection(h, v) for v, h in zip(vectors, hats, strict=True)]
+
+    # the radial term's factors (D_i - 1) / r_i, one per sphere
+    radial_factors = [(w.numel() - 1) / float(w.norm()) for w in points]
 
     g_sum = [torch.zeros_like(w) for w in points]
     sq_sum, lap_sum, ghg_sum, count, pairs = 0.0, 0.0, 0.0, 0, 0
@@ -299,8 +304,8 @@ def configurational_terms_from_batches(
                 ghg_sum += _along(grads, params, previous, spheres, per_sphere, keep=False)
         if previous is not None:
             pairs += 1
-        radial = sum((w.numel() - 1) / float(w.norm()) * float(h @ g)
-                     for w, h, g in zip(points, hats, flat, strict=True))
+        radial = sum(c * float(h @ g) for c, h, g in zip(radial_factors, hats, flat,
+                                                          strict=True))
         lap_sum += curvature - radial
         count += 1
         previous = tangent_g
@@ -347,13 +352,7 @@ def _joined(tensors: Sequence[Tensor], dtype: torch.dtype) -> Tensor:
 def _split(vectors: Sequence[Tensor], spheres: Sequence[Sequence[nn.Parameter]]
            ) -> list[Tensor]:
     """One vector per sphere back into one tensor per parameter (their shapes and dtypes)."""
-    out = []
-    for v, group in zip(vectors, spheres, strict=True):
-        i = 0
-        for p in group:
-            out.append(v[i:i + p.numel()].reshape(p.shape).to(p.dtype))
-            i += p.numel()
-    return out
+    return [t for v, group in zip(vectors, spheres, strict=True) for t in split_like(v, group)]
 
 
 def random_weight_loss(

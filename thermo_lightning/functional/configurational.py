@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from thermo_lightning.functional.sphere import tangent_projection
 from thermo_lightning.functional.stationarity import corrected_autocorrelation_time
 
 __all__ = [
@@ -71,7 +72,7 @@ def sphere_gradient_sq(grad_a: Sequence[Tensor], weights: Sequence[Tensor],
         g = _flat(grads).double()
         if g.shape != w.shape:
             raise ValueError(f"gradients hold {g.numel()} numbers, `weights` {w.numel()}.")
-        return g - (g @ w) / r2 * w
+        return tangent_projection(w, g)
 
     a = tangent(grad_a)
     b = a if grad_b is None else tangent(grad_b)
@@ -116,7 +117,7 @@ def sphere_laplacian(loss_fn: Callable[[], Tensor], weights: Sequence[Tensor], *
         v = (torch.randint(0, 2, w.shape, generator=generator, dtype=torch.int8)
              .to(device=w.device, dtype=w.dtype) * 2 - 1)
         pv = v - (v @ w_hat) * w_hat
-        hv = torch.autograd.grad(g, params, grad_outputs=_split(pv, params),
+        hv = torch.autograd.grad(g, params, grad_outputs=split_like(pv, params),
                                  retain_graph=i < probes - 1)
         total += float(pv @ _flat(hv).detach())
     laplacian = total / probes
@@ -125,7 +126,8 @@ def sphere_laplacian(loss_fn: Callable[[], Tensor], weights: Sequence[Tensor], *
     return laplacian
 
 
-def _split(flat: Tensor, like: Sequence[Tensor]) -> list[Tensor]:
+def split_like(flat: Tensor, like: Sequence[Tensor]) -> list[Tensor]:
+    """``flat`` (the tensors ``like`` joined) back into tensors of their shapes and dtypes."""
     out, i = [], 0
     for p in like:
         out.append(flat[i:i + p.numel()].reshape(p.shape).to(p.dtype))

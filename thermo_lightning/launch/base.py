@@ -18,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from thermo_lightning.launch.progress import progress_summary, warnings_in
 from thermo_lightning.runs.layout import run_log
-from thermo_lightning.runs.record import RunRecord
+from thermo_lightning.runs.record import run_done
 
 __all__ = ["Launcher", "LauncherError", "PlannedRun", "RunHandle", "RunInterrupted",
            "RunSkipped", "SweepPlan", "interrupted_by_user", "signal_label", "watch"]
@@ -99,15 +99,7 @@ class SweepPlan:
 
     def pending(self) -> list[PlannedRun]:
         """The runs not done yet (their record's status is not ``done``, or unreadable)."""
-        out = []
-        for run in self.runs:
-            try:
-                done = (RunRecord.read(self.out / run.name) or RunRecord()).done
-            except (OSError, ValueError):
-                done = False
-            if not done:
-                out.append(run)
-        return out
+        return [run for run in self.runs if not run_done(self.out / run.name)]
 
 
 @runtime_checkable

@@ -19,7 +19,7 @@ from thermo_lightning._validation import finite_number as number
 from thermo_lightning.runs.layout import RUN_FILE
 
 __all__ = ["SCHEMA_VERSION", "NotARecordError", "RunRecord", "RunStatus",
-           "legacy_known_temperature", "upgrade"]
+           "legacy_known_temperature", "run_done", "upgrade"]
 
 #: the version of ``run.json`` this code writes (files without ``version`` are version 0)
 SCHEMA_VERSION = 1
@@ -162,6 +162,16 @@ class RunRecord:
         tmp = run_dir / (RUN_FILE + ".tmp")
         tmp.write_text(self.to_json())
         tmp.replace(run_dir / RUN_FILE)
+
+
+def run_done(run_dir: Path) -> bool:
+    """Whether ``run_dir``'s record says the run is done (``False`` without a record, or with
+    one that cannot be read: the sweep trains or resumes such a run)."""
+    try:
+        record = RunRecord.read(run_dir)
+    except (OSError, ValueError):
+        return False
+    return record is not None and record.done
 
 
 def upgrade(values: dict[str, Any]) -> dict[str, Any]:
