@@ -16,6 +16,7 @@ from thermo_lightning.functional import infer_temperature
 from thermo_lightning.report import make_report
 from thermo_lightning.report.intervals import (
     MIN_BLOCKS,
+    SeedIntervals,
     bootstrap_intervals,
     pooled_log_intervals,
     seed_intervals,
@@ -23,7 +24,7 @@ from thermo_lightning.report.intervals import (
     tail_block_length,
     tail_bootstrap,
 )
-from thermo_lightning.report.temperature import power_law_or_none
+from thermo_lightning.report.temperature import _exponent_around, power_law_or_none
 
 from .synthetic import canonical, history, write_run
 
@@ -242,3 +243,18 @@ def test_every_interval_is_about_its_own_point(tmp_path) -> None:
     assert centre.to_numpy() == pytest.approx(with_ci["T"].to_numpy(), rel=1e-9)
     truth = np.array([canonical(lr)[0] for lr in t["lr"]])
     assert np.allclose(t["T"][1:-1], truth[1:-1], rtol=0.05)  # averaged: the canonical T
+    # the exponent likewise: its interval (from the seeds' own exponents) holds the fitted a
+    fit = result.fit
+    assert fit is not None and fit["ci_method"] == "seeds"
+    assert fit["a_ci_lo"] <= fit["a"] <= fit["a_ci_hi"]
+
+
+def test_the_exponents_interval_is_about_the_fitted_exponent() -> None:
+    # the seeds' own exponents average 1.1; the seed-averaged rows' power law gave 0.8 (the
+    # construction is not linear): the interval keeps its width and moves to hold 0.8
+    spread = SeedIntervals(pd.DataFrame(), pd.DataFrame(), {0: 1.0, 1: 1.2, 2: 1.1},
+                           (0.95, 1.25))
+    lo, hi = _exponent_around(0.8, spread)
+    assert (lo, hi) == pytest.approx((0.65, 0.95))
+    assert math.isnan(_exponent_around(0.8, None)[0])
+

@@ -331,7 +331,7 @@ def _temperature_one(
     temperature["U_se"], temperature["S_se"] = u_se, s_se  # chosen and the table: by lr
     add_conf_columns(temperature, chosen_runs, ci, messages, along)
     if power_law is not None:
-        a_ci = spread.a_ci if spread is not None else (math.nan, math.nan)
+        a_ci = _exponent_around(power_law[1], spread)
         fit = {"b": power_law[0], "a": power_law[1], "a_ci_lo": a_ci[0], "a_ci_hi": a_ci[1],
                "level": ci, "ci_method": ci_method, "construction": construction.kind,
                "rows": [float(v) for v in fit_rows(temperature)["lr"]],
@@ -353,6 +353,20 @@ def _temperature_one(
         if pd.api.types.is_integer_dtype(runs[along]):  # batch sizes stay integers
             temperature[along] = temperature[along].round().astype(runs[along].dtype)
     return temperature, power_law, fit
+
+
+def _exponent_around(a: float, spread: SeedIntervals | None) -> tuple[float, float]:
+    """The exponent's interval about the fitted ``a`` (the seed-averaged rows' power law).
+
+    The spread comes from the seeds' (or draws') own exponents, centred on their mean; the
+    interval is shifted by ``a - mean`` so that it keeps its width and holds ``a``, as
+    :func:`_around_own_point` does for ``T``."""
+    lo, hi = spread.a_ci if spread is not None else (math.nan, math.nan)
+    values = list(spread.exponents.values()) if spread is not None else []
+    if not (values and math.isfinite(lo + hi + a)):
+        return math.nan, math.nan
+    shift = a - float(np.mean(values))
+    return min(lo + shift, a), max(hi + shift, a)
 
 
 def _around_own_point(temperature: pd.DataFrame, spread: pd.DataFrame | None
