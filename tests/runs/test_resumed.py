@@ -144,3 +144,56 @@ def test_a_finished_fit_extended_and_cut_in_its_own_version_is_unfinished(
     run = read_run(tmp_path)  # resumed again, to its end
     assert (run.fit_ended, run.unfinished) == (True, False)
     assert run.history["step"].tolist() == [20, 30, 40, 50, 60]
+
+
+def _version(root: Path, n: int, rows: dict[int, dict[str, float]]) -> Path:
+    folder = root / f"version_{n}"
+    folder.mkdir(parents=True)
+    (folder / "hparams.yaml").write_text("lr: 0.1\n")
+    _events(folder, f"{1000 + n}.a", rows)
+    return folder
+
+
+def _points(steps: range, value: float) -> dict[int, dict[str, float]]:
+    return {t: {keys.ENERGY: value, keys.ENTROPY: 2.0} for t in steps}
+
+
+def _read_all(root: Path) -> list:
+    return [read_run(p, name=p.name) for p in sorted(root.iterdir())]
+
+
+def test_a_cut_fit_resumed_twice_is_read_once_from_its_newest_branch(tmp_path: Path) -> None:
+    # version_0 cut at step 30 (checkpoints at 10 and 20); resumed from step 10 into
+    # version_9, finished; resumed again from step 20 into version_10, finished. Both branches
+    # share version_0's beginning: one run, the newer (version_10: Lightning's order, not the
+    # names' letters), never two repeats
+    start, end = keys.FIT_START, keys.FIT_END
+    _version(tmp_path, 0, {0: {start: 0}, **_points(range(5, 35, 5), 1.0)})
+    _version(tmp_path, 9, {10: {start: 10}, **_points(range(15, 45, 5), 2.0),
+                           40: {keys.ENERGY: 2.0, keys.ENTROPY: 2.0, end: 40}})
+    _version(tmp_path, 10, {20: {start: 20}, **_points(range(25, 45, 5), 3.0),
+                            40: {keys.ENERGY: 3.0, keys.ENTROPY: 2.0, end: 40}})
+    runs, messages = join_resumed(_read_all(tmp_path))
+    (run,) = runs
+    assert run.name == "version_10" and run.fit_start == 0 and not run.unfinished
+    assert run.history["step"].tolist() == list(range(5, 45, 5))
+    assert run.history[keys.ENERGY].tolist() == [1.0] * 4 + [3.0] * 4
+    left = [m for m in messages if m.startswith("version_9: left out")]
+    assert len(left) == 1 and "version_10" in left[0]
+    assert not any("no unfinished log" in m for m in messages)
+
+
+def test_a_fit_cut_twice_is_joined_along_its_chain(tmp_path: Path) -> None:
+    # version_0 cut at 30, resumed from 10 into version_1 and cut again at 25, resumed from
+    # its checkpoint at 20 into version_2: one run, each folder's points up to the next start
+    start, end = keys.FIT_START, keys.FIT_END
+    _version(tmp_path, 0, {0: {start: 0}, **_points(range(5, 35, 5), 1.0)})
+    _version(tmp_path, 1, {10: {start: 10}, **_points(range(15, 30, 5), 2.0)})
+    _version(tmp_path, 2, {20: {start: 20}, **_points(range(25, 45, 5), 3.0),
+                           40: {keys.ENERGY: 3.0, keys.ENTROPY: 2.0, end: 40}})
+    runs, messages = join_resumed(_read_all(tmp_path))
+    (run,) = runs
+    assert run.name == "version_2" and run.fit_start == 0 and not run.unfinished
+    assert run.history["step"].tolist() == list(range(5, 45, 5))
+    assert run.history[keys.ENERGY].tolist() == [1.0] * 2 + [2.0] * 2 + [3.0] * 4
+    assert sum("continued by" in m for m in messages) == 2
