@@ -381,3 +381,27 @@ def test_no_table_says_why_and_contradicts_no_other_line(tmp_path: Path, capsys)
     assert "temperature.csv holds its header only" in printed
     table = pd.read_csv(tmp_path / "report" / "temperature.csv")
     assert table.empty and {"lr", "U", "S", "T", "valid"} <= set(table.columns)
+
+
+def test_a_log_cut_while_the_window_refilled_after_the_pilot_is_too_short(
+        tmp_path: Path, capsys) -> None:
+    # a trial's fit (Lightning's own folders, never resumed) was cut after the pilot: its
+    # entropies were all of the pilot's stride 1, then the window refilled at stride 7. The
+    # report took the pilot's points as its tail and said the run was "resumed without its
+    # window"; it has no S at the stride it ended at
+    for lr in LRS:
+        _, u, s = canonical(lr)
+        hist = history(u, s, noise=1e-4)
+        hist["thermo/stride"] = 1.0
+        if lr == LRS[1]:
+            hist.loc[hist.index[-20:], "thermo/stride"] = 7.0
+            hist.loc[hist.index[-20:], "thermo/S"] = np.nan
+        write_run(tmp_path / "runs", lr, hist)
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path / "report"),
+                 "--no-tensorboard"]) == 0
+    printed = capsys.readouterr().out
+    assert "resumed without their window" not in printed
+    assert "no logging point with S at its final stride 7" in printed
+    runs = pd.read_csv(tmp_path / "report" / "runs.csv").set_index("lr")
+    assert runs.loc[LRS[1], "reason"] == "too few logging points with U and S"
+    assert "tail_without_S" not in runs or runs["tail_without_S"].isna().all()

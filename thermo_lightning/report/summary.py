@@ -298,8 +298,13 @@ def _tail(run: RunData, tail: float, min_points: int) -> pd.DataFrame | _TooShor
     """The run's last ``tail`` of the logging points with ``U`` and ``S`` at its final
     stride (at least ``min_points``), or why there are too few."""
     good = run.history.dropna(subset=[U, S])
-    if keys.STRIDE in good and good[keys.STRIDE].notna().any():
-        good = good[good[keys.STRIDE] == good[keys.STRIDE].dropna().iloc[-1]]
+    if keys.STRIDE in run.history and run.history[keys.STRIDE].notna().any():
+        # the stride the run ended at (a window of the pilot's stride is not one of it)
+        final = run.history[keys.STRIDE].dropna().iloc[-1]
+        good = good[good[keys.STRIDE] == final]
+        if good.empty:
+            return _TooShort(f"no logging point with S at its final stride {final:g}: its log "
+                             "ends while the window refilled after the pilot")
     if len(good) < min_points:
         return _TooShort(f"only {len(good)} logging points with U and S (at the final stride)")
     return good.iloc[-max(min_points, round(tail * len(good))):]

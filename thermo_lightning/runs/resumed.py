@@ -10,8 +10,8 @@ whose fit starts at step ``k > 0`` continues the unfinished folder beside it (sa
 same learning rate and window) whose fit started last before ``k``; the joined run holds the
 earlier folder's points up to step ``k`` (the checkpoint's) and the later folder's after it,
 under the later folder's name. A cut fit resumed more than once has branches that share
-its beginning: only the newest (the highest version) is read. A sweep's runs (with a ``run.json``) resume into their own
-folder and are left as they are. Pure: pandas, no torch.
+its beginning: only the newest (the highest version) is read. A sweep's runs (with a
+``run.json``) resume into their own folder and are left as they are. Pure: pandas, no torch.
 """
 
 from __future__ import annotations
