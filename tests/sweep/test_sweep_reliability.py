@@ -248,6 +248,22 @@ def test_a_ctrl_c_to_the_sweep_alone_reaches_its_workers_as_a_ctrl_c(tmp_path: P
     assert all(i["status"] == "interrupted" and "Ctrl-C" in i["error"] for i in infos), infos
 
 
+@pytest.mark.slow
+def test_a_ctrl_c_while_the_workers_start_counts_runs_that_never_began(tmp_path: Path) -> None:
+    # a new user's trial: a Ctrl-C while the workers were still importing said "2 runs
+    # interrupted" though neither run had begun (their run.json was an earlier attempt's)
+    proc = _spawn_sweep(tmp_path, *LONG, "--workers", "2")
+    logs = [tmp_path / f"{run_dir_name(lr)}.log" for lr in (0.05, 0.1)]
+    _wait_for(lambda: all(log.exists() for log in logs), timeout=60)
+    os.killpg(proc.pid, signal.SIGINT)  # the terminal's: the workers get it as they start
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGINT, err[-2000:]
+    began = sum((tmp_path / run_dir_name(lr) / "run.json").exists() for lr in (0.05, 0.1))
+    assert began < 2, "the workers began their runs before the Ctrl-C: no start-up to test"
+    assert (f"sweep stopped by Ctrl-C; {began} run{'s' if began != 1 else ''} interrupted, "
+            f"{3 - began} not started") in err, err[-2000:]
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

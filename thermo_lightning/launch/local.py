@@ -24,6 +24,7 @@ from thermo_lightning.launch.base import (
     signal_label,
     watch,
 )
+from thermo_lightning.runs.record import RunRecord
 
 __all__ = ["LocalLauncher", "stop_with_parent"]
 
@@ -156,12 +157,15 @@ def _run_parallel(plan: SweepPlan, workers: int, progress: bool) -> list[str]:
             if device is not None:
                 free_gpus.put(device)
 
-    def terminate_children(signum: int = signal.SIGTERM, grace: float = 0.0) -> int:
+    def terminate_children(signum: int = signal.SIGTERM, grace: float = 0.0
+                           ) -> dict[str, subprocess.Popen]:
         """Stop the running children with ``signum``; those that end within ``grace`` seconds
-        by themselves (a Ctrl-C in a terminal reaches them too) are not signalled again."""
+        by themselves (a Ctrl-C in a terminal reaches them too) are not signalled again.
+        Returns the children stopped, by run name."""
         stopping.set()
         with lock:
-            procs = list(running.values())
+            stopped = dict(running)
+        procs = list(stopped.values())
         deadline = time.monotonic() + grace
         while grace and time.monotonic() < deadline and any(p.poll() is None for p in procs):
             time.sleep(0.1)
@@ -173,16 +177,22 @@ def _run_parallel(plan: SweepPlan, workers: int, progress: bool) -> list[str]:
                 proc.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 proc.kill()
-        return len(procs)
+        return stopped
 
     handles: dict[str, _ChildHandle] = {}
 
+    def say_stopped(signum: int, not_started: int, stopped: dict[str, subprocess.Popen]
+                    ) -> None:
+        # a child stopped before its run began (still importing, say) did not start it: its
+        # record is not its own (another process id, or none)
+        began = sum(_record_pid(plan, name) == proc.pid for name, proc in stopped.items())
+        print(f"sweep stopped by {signal_label(signum)}; {count_runs(began)} interrupted, "
+              f"{not_started + len(stopped) - began} not started. Run the same command again "
+              "to resume.", file=sys.stderr)
+
     def stop(signum: int, frame: Any) -> None:
         not_started = sum(not h.started.is_set() and not h.done() for h in handles.values())
-        interrupted = terminate_children()
-        print(f"sweep stopped by {signal_label(signum)}; {count_runs(interrupted)} interrupted, "
-              f"{not_started} not started. Run the same command again to resume.",
-              file=sys.stderr)
+        say_stopped(signum, not_started, terminate_children())
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, stop)
@@ -197,9 +207,8 @@ def _run_parallel(plan: SweepPlan, workers: int, progress: bool) -> list[str]:
     except KeyboardInterrupt:  # Ctrl-C: the children (same process group) stop too; those
         # that did not get it (a SIGINT to this process alone) get it from here, and say Ctrl-C
         not_started = sum(not h.started.is_set() and not h.done() for h in handles.values())
-        interrupted = terminate_children(signal.SIGINT, grace=_CTRL_C_GRACE)
-        print(f"sweep stopped by Ctrl-C; {count_runs(interrupted)} interrupted, {not_started} not "
-              "started. Run the same command again to resume.", file=sys.stderr)
+        say_stopped(signal.SIGINT, not_started,
+                    terminate_children(signal.SIGINT, grace=_CTRL_C_GRACE))
         raise SystemExit(128 + signal.SIGINT) from None
     except BaseException:
         terminate_children()  # an error here: no orphan keeps training
@@ -207,6 +216,15 @@ def _run_parallel(plan: SweepPlan, workers: int, progress: bool) -> list[str]:
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
         signal.signal(signal.SIGTERM, previous)
+
+
+def _record_pid(plan: SweepPlan, name: str) -> int | None:
+    """The process id in the run's record (the process that last began training it)."""
+    try:
+        record = RunRecord.read(plan.out / name)
+    except (OSError, ValueError):  # unreadable: not this child's
+        return None
+    return None if record is None else record.pid
 
 
 def stop_with_parent(parent_pid: int, poll: float = 1.0) -> None:
