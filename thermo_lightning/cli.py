@@ -252,7 +252,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     out = args.out or str(Path(args.logdir) / REPORT_DIR)
     try:
         result = make_report(args.logdir, out, tail=args.tail, eps=args.eps,
-                             smoothing=None if args.smoothing <= 0 else args.smoothing,
+                             smoothing=None if args.smoothing == 0 else args.smoothing,
                              lr_range=tuple(args.lr_range) if args.lr_range else None,
                              force=args.force, tensorboard=not args.no_tensorboard,
                              include_low_ess=args.include_low_ess, ci=args.ci,

@@ -103,6 +103,14 @@ def test_a_run_read_twice_is_counted_once(tmp_path: Path) -> None:
     for col in ("T", "U_se", "S_se", "T_ci_lo", "T_ci_hi"):  # no standard error of 0
         np.testing.assert_allclose(twice.temperature[col], once.temperature[col], rtol=1e-12)
     assert (twice.temperature["U_se"] > 0).all()
+    # runs.csv says why each copy is out of T(eta) (its reason was empty, as if it were in),
+    # and one name takes "repeats"
+    reasons = twice.runs.set_index("run")["reason"]
+    for i, lr in enumerate(LRS):
+        name = f"lr={lr:.2e}"
+        assert reasons[f"b/{name}"] == f"a copy of a/{name} (the same U and S to the last " \
+            "digit): counted once"
+        assert reasons[f"a/{name}"] == "" and f"b/{name} repeats a/{name}" in copies[i]
 
 
 def test_hand_edited_metadata_is_noted_not_fatal(tmp_path: Path) -> None:

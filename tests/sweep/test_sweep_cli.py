@@ -330,3 +330,37 @@ def test_mistakes_in_a_sweeps_settings_exit_2_in_one_line(tmp_path: Path, capsys
         err = capsys.readouterr().err
         assert err.startswith("error: ") and len(err.splitlines()) == 1, err
     assert (tmp_path / "afile").read_text() == "mine"
+
+
+def test_a_sweep_inside_another_sweeps_folder_and_unusable_numbers_are_refused(
+        tmp_path: Path, capsys) -> None:
+    # the trial's last items: a sweep written into a run folder of another sweep (its runs
+    # then read as that sweep's), --lrs inf accepted, "--steps 0" answered with a list of four
+    # settings, and report --smoothing -1 read as "no smoothing"
+    sweep = tmp_path / "sw"
+    (sweep / "lr=1.00e-01").mkdir(parents=True)
+    (sweep / "sweep.json").write_text("{}")
+    (sweep / "lr=1.00e-01" / "run.json").write_text("{}")
+    cases = {"inside the sweep folder": ["--lrs", "0.02", "0.04", "0.08",
+                                         "--out", str(sweep / "lr=1.00e-01")],
+             "inside the run folder": ["--lrs", "0.02", "0.04", "0.08",
+                                       "--out", str(sweep / "lr=1.00e-01" / "new")],
+             "positive finite numbers, got [inf": ["--lrs", "inf", "0.1",
+                                                   "--out", str(tmp_path / "s")],
+             "`steps` (--steps) must be a positive integer, got 0": [
+                 "--lrs", "0.02", "--steps", "0", "--out", str(tmp_path / "s")]}
+    for said, argv in cases.items():
+        try:
+            code = main(["sweep", "--model", "toy-up", *argv])
+        except SystemExit as exit_:
+            code = exit_.code
+        err = capsys.readouterr().err
+        assert code == 2 and said in err and len(err.splitlines()) == 1, err
+    assert not (sweep / "lr=1.00e-01" / "new").exists() and not (tmp_path / "s").exists()
+    assert sorted(p.name for p in (sweep / "lr=1.00e-01").iterdir()) == ["run.json"]
+    try:
+        code = main(["report", str(sweep), "--smoothing", "-1", "--out", str(tmp_path / "r")])
+    except SystemExit as exit_:
+        code = exit_.code
+    err = capsys.readouterr().err
+    assert code == 2 and "`smoothing` (--smoothing) must be >= 0" in err, err

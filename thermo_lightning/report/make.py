@@ -42,6 +42,7 @@ from thermo_lightning.report.summary import (
 from thermo_lightning.report.temperature import (
     Construction,
     batch_size_collapse,
+    copies_of,
     free_energy_along_runs,
     temperatures,
 )
@@ -371,8 +372,11 @@ def make_report(
     summaries, resampled, references = _summarize(runs, settings, messages)
     table, axes = _runs_table(summaries, runs, references)
     chosen = _select(table, settings)
+    copies = copies_of(chosen, axes, messages)  # one training read twice: counted once
+    chosen = chosen[~chosen["run"].isin(list(copies))] if copies else chosen
     used = set(chosen["run"]) if "run" in chosen else set()
-    summaries = [replace(s, exclusion=Exclusion.of(s, s.run in used)) for s in summaries]
+    summaries = [replace(s, copy_of=copies[s.run], exclusion=Exclusion.COPY) if s.run in copies
+                 else replace(s, exclusion=Exclusion.of(s, s.run in used)) for s in summaries]
     messages.extend(notes.left_out(summaries))
     if not table.empty:
         reasons = {s.run: s.reason for s in summaries}

@@ -95,6 +95,7 @@ class Exclusion(Enum):
     #: a stationary run whose stride was capped below half the weights' correlation time
     CAPPED_STRIDE = "capped stride"
     OUTSIDE_RANGE = "outside --lr-range"  #: a stationary run outside ``--lr-range``
+    COPY = "copy"  #: the same ``U`` and ``S`` to the last digit as another run: counted once
 
     @classmethod
     def of(cls, summary: RunSummary, used: bool) -> Exclusion | None:
@@ -161,6 +162,7 @@ class RunSummary:
     conf_points: int | None = None
     fdr: float | None = None  #: the fluctuation-dissipation ratio (1 at stationarity)
     path: str | None = None
+    copy_of: str | None = None  #: the run it repeats to the last digit (:attr:`Exclusion.COPY`)
     #: why the run is not in ``T(eta)`` (``None``: it is, or the report has not chosen yet)
     exclusion: Exclusion | None = None
 
@@ -179,6 +181,8 @@ class RunSummary:
         if self.exclusion is Exclusion.CAPPED_STRIDE:
             return ("capped stride: its snapshots are closer than half the weights' correlation "
                     "time, so S is biased low (include it with --include-low-ess)")
+        if self.exclusion is Exclusion.COPY:
+            return f"a copy of {self.copy_of} (the same U and S to the last digit): counted once"
         if self.exclusion is Exclusion.REGIME and self.regime is not None:
             return self.regime.reason
         return Exclusion.OUTSIDE_RANGE.value
@@ -197,7 +201,7 @@ class RunSummary:
                 out.update(value)
             elif f.name == "regime" and value is not None:
                 out["regime"] = value.value
-            elif f.name not in ("exclusion",) and value is not None:
+            elif f.name not in ("exclusion", "copy_of") and value is not None:
                 out[f.name] = value
         return out
 

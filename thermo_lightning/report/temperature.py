@@ -29,7 +29,8 @@ from thermo_lightning.report.intervals import (
 )
 from thermo_lightning.runs.read import RunData
 
-__all__ = ["CONSTRUCTIONS", "MIN_FIT_ROWS", "Construction", "batch_size_collapse", "fit_rows",
+__all__ = ["CONSTRUCTIONS", "MIN_FIT_ROWS", "Construction", "batch_size_collapse", "copies_of",
+           "fit_rows",
            "free_energy_along_runs", "power_law_of", "power_law_or_none", "temperatures"]
 
 U, S = keys.ENERGY, keys.ENTROPY
@@ -89,27 +90,30 @@ class Construction:
         return table
 
 
-def _without_copies(chosen: pd.DataFrame, messages: list[str]) -> pd.DataFrame:
-    """``chosen`` with each run that repeats another one's ``U`` and ``S`` to the last digit at
-    the same learning rate and seed (or both without a seed) counted once: one training read
-    twice (a folder copied, the same fit logged into two ``version_N``), not two draws, whose
-    spread of 0 would give a standard error of 0."""
-    if chosen.empty:
-        return chosen
-    key = ["lr", *(["seed"] if "seed" in chosen else []), "U", "S"]
+def copies_of(chosen: pd.DataFrame, axes: Sequence[str], messages: list[str]) -> dict[str, str]:
+    """The runs of ``chosen`` that repeat another one's ``U`` and ``S`` to the last digit at
+    the same values of ``axes`` (learning rate, seed or none, grid axes), each mapped to the
+    run it repeats: one training read twice (a folder copied, the same fit logged into two
+    ``version_N``), not two draws, whose spread of 0 would give a standard error of 0. The
+    report counts each once; a message says so."""
+    key = [a for a in ("lr", *axes) if a in chosen] + ["U", "S"]
+    if chosen.empty or not {"U", "S"} <= set(chosen):
+        return {}
     copies = chosen.duplicated(subset=key, keep="first")
-    if copies.any():
-        for _, first in chosen[~copies].iterrows():
-            same = (chosen.loc[copies, key].fillna(-1) == first[key].fillna(-1)).all(axis=1)
-            repeated = chosen.loc[copies].loc[same, "run"].tolist()
-            if repeated:
-                messages.append(
-                    f"lr={first['lr']:.3g}: {notes.name_list(repeated)} repeat "
-                    f"{first['run']} to the last digit (the same U and S"
-                    f"{'' if 'seed' in chosen and pd.notna(first.get('seed')) else ', no seed'}"
-                    "): one training read twice (a copied folder, or the same fit logged "
-                    "into two folders), counted once")
-    return chosen[~copies]
+    found: dict[str, str] = {}
+    for _, first in chosen[~copies].iterrows():
+        same = (chosen.loc[copies, key].fillna(-1) == first[key].fillna(-1)).all(axis=1)
+        repeated = chosen.loc[copies].loc[same, "run"].tolist()
+        if repeated:
+            found.update(dict.fromkeys(repeated, first["run"]))
+            seeded = "seed" in chosen and pd.notna(first.get("seed"))
+            messages.append(
+                f"lr={first['lr']:.3g}: {notes.name_list(repeated)} "
+                f"{'repeats' if len(repeated) == 1 else 'repeat'} {first['run']} to the last "
+                f"digit (the same U and S{'' if seeded else ', no seed'}): one training read "
+                "twice (a copied folder, or the same fit logged into two folders), counted "
+                "once")
+    return found
 
 
 def _one_row_per_lr(chosen: pd.DataFrame, messages: list[str]) -> pd.DataFrame:
@@ -294,7 +298,6 @@ def _temperature_one(
         if along != "lr":  # the construction orders and smooths by the column named lr
             chosen_runs = chosen_runs.drop(columns=["lr"]).rename(columns={along: "lr"})
         chosen_runs["lr"] = chosen_runs["lr"].astype(float)
-        chosen_runs = _without_copies(chosen_runs, messages)
         chosen = _one_row_per_lr(chosen_runs, messages)
     if len(chosen) < 3:
         what = ("T(eta) needs at least 3 learning rates" if along == "lr" else

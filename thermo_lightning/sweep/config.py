@@ -181,12 +181,14 @@ class SweepConfig:
             )
         if recipe.needs_data and self.data is None:
             raise ValueError(f"model {self.model!r} needs `data` (digits, cifar10, cifar100).")
-        if self.steps < 1 or int(self.batch_size) < 1 or self.width < 1 or self.devices < 1:
-            raise ValueError("`steps`, `batch_size`, `width` and `devices` must be positive.")
+        for name in ("steps", "batch_size", "width", "devices"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"`{name}` (--{name.replace('_', '-')}) must be a positive "
+                                 f"integer, got {getattr(self, name)!r}.")
         if self.lrs is not None:
-            if not self.lrs or any(not (lr > 0) for lr in self.lrs):
-                raise ValueError(f"`lrs` must be positive numbers, got {self.lrs!r}.")
-        elif not (0 < self.lr_min < self.lr_max) or self.num_lrs < 1:
+            if not self.lrs or any(not (0 < lr < math.inf) for lr in self.lrs):
+                raise ValueError(f"`lrs` must be positive finite numbers, got {self.lrs!r}.")
+        elif not (0 < self.lr_min < self.lr_max < math.inf) or self.num_lrs < 1:
             raise ValueError("`lr_min < lr_max` (both positive) and `num_lrs >= 1` are needed.")
         if self.stride_per_lr is not None and not self.stride_per_lr > 0:
             raise ValueError(f"`stride_per_lr` must be positive, got {self.stride_per_lr!r}.")

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from thermo_lightning.launch.base import PlannedRun, RunHere, SweepPlan
-from thermo_lightning.runs.layout import PLAN_FILE, SWEEP_FILE, RunSpec
+from thermo_lightning.runs.layout import PLAN_FILE, RUN_FILE, SWEEP_FILE, RunSpec
 from thermo_lightning.sweep.config import NOT_MEASUREMENT, SweepConfig
 from thermo_lightning.sweep.errors import SweepSettingsError
 
@@ -75,9 +75,22 @@ def check_sweep_folder(cfg: SweepConfig, out: Path) -> None:
     """Refuse ``cfg`` for the sweep folder ``out`` when the sweep there (its ``sweep.json``)
     was made with other measurement settings, or cannot be read.
 
+    Also refuses an ``out`` inside another sweep's folder (one of its runs, or below): the
+    runs would be read as that sweep's.
+
     Raises:
         SweepSettingsError: saying which settings differ and what to do.
     """
+    for above in Path(out).resolve().parents:
+        what = ("the sweep folder" if (above / SWEEP_FILE).exists() else
+                "the run folder" if (above / RUN_FILE).exists() else None)
+        if what:
+            raise SweepSettingsError(
+                f"{out} is inside {what} {above}: its runs would be read as that sweep's. "
+                "Write this sweep to a folder of its own (not inside another sweep's)")
+    if (out / RUN_FILE).exists():
+        raise SweepSettingsError(f"{out} is a run's folder (it holds {RUN_FILE}): write this "
+                                 "sweep to a folder of its own")
     sweep_file = out / SWEEP_FILE
     if not sweep_file.exists():
         return
@@ -133,8 +146,8 @@ def write_plan(cfg: SweepConfig, out: str | Path, run_here: RunHere | None = Non
             an unreadable ``sweep.json``.
     """
     out = Path(out).resolve()
+    check_sweep_folder(cfg, out)  # refuse before anything is made or rewritten
     out.mkdir(parents=True, exist_ok=True)
-    check_sweep_folder(cfg, out)  # refuse before anything is rewritten
     sweep_file = out / SWEEP_FILE
     specs = cfg.runs()
     plan = _plan(out, specs, run_here)
