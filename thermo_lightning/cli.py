@@ -189,7 +189,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                       "commands above)")
         return 0
     _quiet()
-    done_before = _finished_runs(cfg, Path(args.out))
+    done_before, begun_before = _runs_before(cfg, Path(args.out))
     try:
         runs = run_sweep(cfg, args.out, progress=not args.no_progress, launcher=launcher)
     except RuntimeError as err:  # some runs failed; the others are done
@@ -199,19 +199,28 @@ def cmd_sweep(args: argparse.Namespace) -> int:
               "the failed ones (finished runs are skipped).", file=sys.stderr)
         return 1
     skipped = sum(run.name in done_before for run in runs)
+    resumed = sum(run.name in begun_before for run in runs)
+    parts = [f"{skipped} finished before, skipped" if skipped else "",
+             f"{resumed} begun before, finished now" if resumed else "",
+             f"{len(runs) - skipped - resumed} trained now"
+             if len(runs) - skipped - resumed else ""]
     what = (f"all {skipped} finished before, skipped" if skipped == len(runs) else
-            f"{skipped} finished before, skipped; {len(runs) - skipped} trained now" if skipped
-            else "trained now")
+            "trained now" if not skipped + resumed else "; ".join(p for p in parts if p))
+    report = Path(args.out) / REPORT_DIR
     print(f"{count_runs(len(runs))} in {args.out} ({what}); next: thermo-lightning report "
-          f"{args.out} --out {Path(args.out) / REPORT_DIR}")
+          f"{args.out} --out {report}{' --force' if report.exists() else ''}")
     return 0
 
 
-def _finished_runs(cfg: Any, out: Path) -> set[str]:
-    """The names of ``cfg``'s runs already done in ``out`` (the sweep skips them)."""
+def _runs_before(cfg: Any, out: Path) -> tuple[set[str], set[str]]:
+    """The names of ``cfg``'s runs already done in ``out`` (the sweep skips them), and of
+    those begun and not done (it resumes them)."""
+    from thermo_lightning.runs.layout import RUN_FILE
     from thermo_lightning.runs.record import run_done
 
-    return {spec.name for spec in cfg.runs() if run_done(out / spec.name)}
+    names = [spec.name for spec in cfg.runs()]
+    done = {name for name in names if run_done(out / name)}
+    return done, {name for name in names if name not in done and (out / name / RUN_FILE).exists()}
 
 
 def cmd_sweep_run(args: argparse.Namespace) -> int:

@@ -313,7 +313,18 @@ def test_the_sweep_says_which_runs_it_trained_and_which_it_skipped(tmp_path: Pat
     assert main(args) == 0
     assert "(all 2 finished before, skipped)" in capsys.readouterr().out
     assert main([*args[:4], "0.05", "0.1", "0.2", *args[6:]]) == 0
-    assert "(2 finished before, skipped; 1 trained now)" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "(2 finished before, skipped; 1 trained now)" in out and "--force" not in out
+    # a run begun before (cut) is finished now, not "trained now"; and once a report is
+    # there, the hint to write it again needs --force (the trial's copy-paste was refused)
+    assert main(["report", str(tmp_path), "--no-tensorboard"]) == 0
+    record = tmp_path / "lr=2.00e-01" / "run.json"
+    record.write_text(record.read_text().replace('"done"', '"interrupted"'))
+    capsys.readouterr()
+    assert main([*args[:4], "0.05", "0.1", "0.2", *args[6:]]) == 0
+    out = capsys.readouterr().out
+    assert "(2 finished before, skipped; 1 begun before, finished now)" in out, out
+    assert out.rstrip().endswith(f"--out {tmp_path / 'report'} --force"), out
 
 
 def test_mistakes_in_a_sweeps_settings_exit_2_in_one_line(tmp_path: Path, capsys) -> None:
@@ -364,3 +375,19 @@ def test_a_sweep_inside_another_sweeps_folder_and_unusable_numbers_are_refused(
         code = exit_.code
     err = capsys.readouterr().err
     assert code == 2 and "`smoothing` (--smoothing) must be >= 0" in err, err
+
+
+def test_the_report_says_which_planned_runs_never_started(tmp_path: Path, capsys) -> None:
+    # a new user's trial: a sweep stopped before its last runs began gave a report of the
+    # others with no word that the plan had more
+    import shutil
+
+    assert main(["sweep", "--model", "toy-up", "--lrs", "0.05", "0.1", "0.2", "--steps", "30",
+                 "--window", "8", "--k", "3", "--snr", "none", "--schedule", "5",
+                 "--no-progress", "--out", str(tmp_path)]) == 0
+    shutil.rmtree(tmp_path / "lr=2.00e-01")
+    (tmp_path / "lr=2.00e-01.log").unlink(missing_ok=True)
+    capsys.readouterr()
+    assert main(["report", str(tmp_path), "--no-tensorboard"]) == 0
+    out = capsys.readouterr().out
+    assert "1 planned run(s) never started (lr=2.00e-01;" in out, out

@@ -145,6 +145,13 @@ def _read(logdir: Path, folders: Sequence[Path], messages: list[str]) -> list[Ru
             runs.append(read_run(folder, name=name))
         except Exception as err:  # an unreadable run must not stop the report
             messages.append(f"{name}: unreadable ({type(err).__name__}: {err})")
+    for sweep, planned in plans.items():
+        missing = sorted((planned or set()) - {f.name for f in folders if f.parent == sweep})
+        if missing:
+            messages.append(
+                f"{sweep}: {len(missing)} planned run(s) never started ("
+                f"{notes.name_list(missing)}; plan.json lists them, no log was found): the "
+                "report has the others only. The sweep's command, run again, trains them")
     runs, joined = join_resumed(runs)  # a fit resumed into a new version_N: one run
     for run in runs:
         messages.extend(f"{run.name}: {problem}" for problem in run.problems)
