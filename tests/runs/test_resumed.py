@@ -197,3 +197,14 @@ def test_a_fit_cut_twice_is_joined_along_its_chain(tmp_path: Path) -> None:
     assert run.history["step"].tolist() == list(range(5, 45, 5))
     assert run.history[keys.ENERGY].tolist() == [1.0] * 2 + [2.0] * 2 + [3.0] * 4
     assert sum("continued by" in m for m in messages) == 2
+
+
+def test_a_cut_fit_gets_one_note(tmp_path: Path) -> None:
+    # the trial: a cut Lightning fit was said twice, the second time naming run.json, which
+    # Lightning's folders do not have
+    start = keys.FIT_START
+    root = tmp_path / "lightning_logs"
+    _version(root, 0, {0: {start: 0}, **_points(range(5, 35, 5), 1.0)})
+    result = make_report(root, tmp_path / "report", tensorboard=False)
+    about = [m for m in result.messages if m.startswith("version_0")]
+    assert len(about) == 1 and "no thermo/fit_end" in about[0] and "run.json" not in about[0]

@@ -66,10 +66,10 @@ def about_runs(summaries: Sequence[RunSummary], include_low_ess: bool) -> list[s
 
 def left_out(summaries: Sequence[RunSummary]) -> list[str]:
     """One line per run left out of ``T(eta)`` for its regime (those left out for a low ESS
-    or a capped stride have theirs already), and one for the runs outside ``--lr-range``: a
-    table that drops a row says why."""
+    or a capped stride, and unfinished ones, said when read, have theirs already), and one
+    for the runs outside ``--lr-range``: a table that drops a row says why."""
     lines = [f"{s.run}: left out of T(eta) ({s.reason})" for s in summaries
-             if s.exclusion is Exclusion.REGIME]
+             if s.exclusion is Exclusion.REGIME and s.regime is not Regime.UNFINISHED]
     outside = [s.run for s in summaries if s.exclusion is Exclusion.OUTSIDE_RANGE]
     if outside:
         lines.append(f"{len(outside)} stationary run(s) outside --lr-range left out of T(eta)"

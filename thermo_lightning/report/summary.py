@@ -80,8 +80,8 @@ _REGIME_REASONS = {
                      "stationary)",
     Regime.SATURATED: "saturated: S at the uniform-sphere level",
     Regime.INCOMPLETE: "incomplete: its files were cut",
-    Regime.UNFINISHED: "unfinished: interrupted, failed or still running (its run.json "
-                       "status is not done, or its log has no thermo/fit_end)",
+    Regime.UNFINISHED: "unfinished: interrupted, failed or still running (a sweep's run.json "
+                       "status not done; a Lightning log without thermo/fit_end)",
     Regime.INVALID: "U or S is NaN/Inf",
     Regime.UNMEASURED: "too few logging points with U and S",
 }
