@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 import sys
 
 SECTIONS = [
     ("thermo_lightning", ["SphereProjectionStrategy", "DDPSphereProjectionStrategy",
                           "ThermoCallback", "find_scale_invariant_parameters",
-                          "verify_scale_invariance", "ScaleInvarianceError"]),
+                          "verify_scale_invariance", "ScaleInvarianceError",
+                          "ThermoWarning"]),
     ("thermo_lightning.meter", ["ThermoMeter", "WindowSpec"]),
     ("thermo_lightning.pilot", ["CorrelationPilot"]),
     ("thermo_lightning.projector", ["SphereProjector"]),
@@ -68,9 +70,11 @@ def _first_paragraph(obj: object) -> str:
 
 def _signature(obj: object) -> str:
     try:
-        return str(inspect.signature(obj))  # type: ignore[arg-type]
+        text = str(inspect.signature(obj))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return ""
+    # a function as a default shows its name, not its address (which changes every run)
+    return re.sub(r"<function ([\w.]+) at 0x[0-9a-f]+>", r"\1", text)
 
 
 def render() -> str:

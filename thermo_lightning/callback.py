@@ -16,11 +16,12 @@ from typing import Any
 import lightning.pytorch as pl
 import pandas as pd
 import torch
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 from torch import Tensor, nn
 from typing_extensions import override
 
 from thermo_lightning import keys, loggers
+from thermo_lightning._warnings import rank_zero_user_warn
 from thermo_lightning.buffer import TrajectoryBuffer
 from thermo_lightning.data.sources import DataSpec, ExtraBatches, full_data_batches
 from thermo_lightning.meter import ThermoMeter
@@ -94,7 +95,7 @@ class ThermoCallback(pl.Callback):
             conf_temperature=conf_temperature, lag=lag, n_directions=n_directions,
             max_stride=max_stride, sketch_dim=sketch_dim, memory_budget=memory_budget,
             backend=backend, temperature=temperature, save_window=save_window, seed=seed,
-            buffer_device=buffer_device, pin_memory=pin_memory, warn=rank_zero_warn,
+            buffer_device=buffer_device, pin_memory=pin_memory, warn=rank_zero_user_warn,
             inform=rank_zero_info)
         if energy not in ENERGY_MODES:
             raise ValueError(f"`energy` must be 'window' or 'full', got {energy!r}.")
@@ -181,7 +182,7 @@ class ThermoCallback(pl.Callback):
                                        if p.requires_grad]
             named, n_spheres = resolve_parameters(pl_module, spec), 1
             if not on_sphere:
-                rank_zero_warn("ThermoCallback without SphereProjectionStrategy: the window "
+                rank_zero_user_warn("ThermoCallback without SphereProjectionStrategy: the window "
                                "holds the raw trainable weights, which are not on a sphere "
                                "(their norm drifts), and the entropy uses dim = D. Use "
                                "strategy='sphere_projection' for the method.")
@@ -202,7 +203,7 @@ class ThermoCallback(pl.Callback):
             removers = [self.meter.attach(opt) for opt in trainer.optimizers]
             self._remove = lambda: [remove() for remove in removers]
         if self.energy == "full" or self.snr is not None or self.meter.conf_temperature:
-            self._loss_fn = self.loss_fn or default_loss_fn(pl_module, warn=rank_zero_warn)
+            self._loss_fn = self.loss_fn or default_loss_fn(pl_module, warn=rank_zero_user_warn)
         self._on_sphere, self._said_no_snr = on_sphere, False
         loggers.write_layout(trainer)
         loggers.log_hyperparams(trainer, spec.as_hparams())
@@ -325,7 +326,7 @@ class ThermoCallback(pl.Callback):
             return True
         if not self._said_no_snr:
             self._said_no_snr = True
-            rank_zero_warn(
+            rank_zero_user_warn(
                 "ThermoCallback measures no gradient SNR in this fit: its train loader is not a "
                 "DataLoader over a map-style dataset (an IterableDataset, or several loaders), "
                 "so independent mini-batches cannot be drawn without disturbing it. Pass "

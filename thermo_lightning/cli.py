@@ -487,7 +487,9 @@ class _Refused(SystemExit):
 def _package_line(message: Warning | str, filename: str) -> str | None:
     """The package's own warnings as one line, ``warning: <message>`` (a user needs the
     message, not the line of the package's source that gave it); ``None`` for any other."""
-    if Path(filename).resolve().is_relative_to(_PACKAGE) or str(message).startswith("Thermo"):
+    from thermo_lightning._warnings import ThermoWarning
+
+    if isinstance(message, ThermoWarning) or Path(filename).resolve().is_relative_to(_PACKAGE):
         return f"warning: {message}\n"
     return None
 

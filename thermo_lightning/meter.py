@@ -27,7 +27,6 @@ From a plain PyTorch loop::
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -37,6 +36,7 @@ from torch import Tensor
 
 from thermo_lightning import keys
 from thermo_lightning._validation import flag, integer, positive_int, positive_number
+from thermo_lightning._warnings import warn as user_warn
 from thermo_lightning.buffer import TrajectoryBuffer
 from thermo_lightning.functional.entropy import (
     EntropyEstimator,
@@ -146,7 +146,7 @@ class ThermoMeter(ExtraPasses, MeterState):
         seed: int = 0,
         buffer_device: str | torch.device | None = None,
         pin_memory: bool = False,
-        warn: Callable[[str], Any] = warnings.warn,
+        warn: Callable[[str], Any] = user_warn,
         inform: Callable[[str], Any] | None = None,
     ) -> None:
         self.window_arg: int | str

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from thermo_lightning._warnings import warn as user_warn
 from thermo_lightning.functional.sphere import joint_norm, project_to_sphere_
 from thermo_lightning.probes import training_step_loss
 from thermo_lightning.scale_invariance import (
@@ -72,7 +72,7 @@ class SphereProjector:
         verify: bool = True,
         verify_forward: Callable[[nn.Module, Any], Any] | None = None,
         verify_rtol: float = 1e-4,
-        warn: Callable[[str], Any] = warnings.warn,
+        warn: Callable[[str], Any] = user_warn,
         info: Callable[[str], Any] = _log.info,
     ) -> None:
         if isinstance(radius, bool) or not isinstance(radius, int | float) or not radius > 0 \

@@ -27,6 +27,8 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from thermo_lightning._warnings import ThermoWarning, user_stacklevel
+
 __all__ = [
     "ScaleInvarianceError",
     "ScaleInvarianceReport",
@@ -232,7 +234,7 @@ def find_scale_invariant_parameters(
                 f"{str(err).splitlines()[0] if str(err) else ''}); the scale-invariant group is "
                 "guessed from module order (a weight layer followed by a normalisation layer). "
                 "Check it with verify_scale_invariance or pass `parameters=` explicitly.",
-                stacklevel=2,
+                ThermoWarning, stacklevel=user_stacklevel(),
             )
             layers = _order_candidate_layers(model)
     else:

@@ -20,10 +20,11 @@ import lightning.pytorch as pl
 import torch
 from lightning.pytorch.strategies import DDPStrategy, SingleDeviceStrategy, StrategyRegistry
 from lightning.pytorch.trainer.states import TrainerFn
-from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
+from lightning.pytorch.utilities import rank_zero_info
 from torch import nn
 from typing_extensions import override
 
+from thermo_lightning._warnings import rank_zero_user_warn
 from thermo_lightning.projector import SphereProjector
 from thermo_lightning.scale_invariance import ParameterSpec
 
@@ -51,7 +52,7 @@ class _SphereMixin:
                         verify: bool, verify_forward: Callable[[nn.Module, Any], Any] | None
                         ) -> None:
         self.projector = SphereProjector(radius, parameters, per_tensor, verify, verify_forward,
-                                         warn=rank_zero_warn, info=rank_zero_info)
+                                         warn=rank_zero_user_warn, info=rank_zero_info)
 
     @override
     def setup(self, trainer: pl.Trainer) -> None:

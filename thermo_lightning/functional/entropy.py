@@ -34,6 +34,7 @@ from torch import Tensor
 
 from thermo_lightning._validation import check_ks as _check_ks
 from thermo_lightning._validation import positive_int
+from thermo_lightning._warnings import ThermoWarning, user_stacklevel
 from thermo_lightning.knn import KnnBackend, TorchKnn, as_window, resolve_backend
 from thermo_lightning.knn.base import raise_nonfinite
 
@@ -128,7 +129,7 @@ register_estimator(KnnGraphEstimator())
 register_estimator(KozachenkoLeonenkoEstimator())
 
 
-class DuplicatePointsWarning(RuntimeWarning):
+class DuplicatePointsWarning(ThermoWarning, RuntimeWarning):
     """Some neighbour distances were zero (duplicate points) and were floored."""
 
 
@@ -258,7 +259,7 @@ def entropy_from_knn_distances(
                 f"were floored at {floor:.3g}. Duplicates bias the entropy downwards: thin the "
                 "window (a larger stride) or drop repeated snapshots.",
                 DuplicatePointsWarning,
-                stacklevel=3,
+                stacklevel=user_stacklevel(),
             )
     impl = get_estimator(estimator)
     out = impl.entropies(r, ks, d)

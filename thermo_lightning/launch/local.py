@@ -11,10 +11,10 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from thermo_lightning._warnings import warn as user_warn
 from thermo_lightning.launch.base import (
     PlannedRun,
     RunInterrupted,
@@ -85,7 +85,7 @@ def _run_here(plan: SweepPlan, progress: bool) -> list[str]:
         bar.update()
     bar.close()
     for message in elsewhere:
-        warnings.warn(message, stacklevel=3)
+        user_warn(message)
     return failures
 
 

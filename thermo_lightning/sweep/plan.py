@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from thermo_lightning._warnings import ThermoWarning, user_stacklevel
 from thermo_lightning.launch.base import PlannedRun, RunHere, SweepPlan
 from thermo_lightning.runs.layout import PLAN_FILE, RUN_FILE, SWEEP_FILE, RunSpec
 from thermo_lightning.sweep.config import NOT_MEASUREMENT, SweepConfig
@@ -130,7 +131,7 @@ def _earlier_entries(out: Path, names: set[str], axes: set[str]) -> list[dict[st
             f"than this one ({', '.join(e.get('name', '?') for e in dropped[:3])}"
             f"{', ...' if len(dropped) > 3 else ''}; this sweep's axes: {sorted(axes)}): they "
             "are no longer in its plan.json, and the report leaves them out. Write sweeps on "
-            "other axes to another --out.", stacklevel=3)
+            "other axes to another --out.", ThermoWarning, stacklevel=user_stacklevel())
     return kept
 
 

@@ -31,6 +31,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from thermo_lightning._warnings import warn as user_warn
 from thermo_lightning.callback import ThermoCallback
 from thermo_lightning.launch import (
     Launcher,
@@ -374,7 +375,7 @@ def _train(cfg: SweepConfig, spec: RunSpec, run_dir: Path, record: RunRecord,
         last.replace(kept)
         note = (f"{last} was unreadable (cut mid-write?); kept as {kept.name}, and the run "
                 "starts again from step 0")
-        warnings.warn(note, stacklevel=3)
+        user_warn(note)
         record.notes.append(note)
         record.write(run_dir)
     with warnings.catch_warnings():
