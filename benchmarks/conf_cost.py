@@ -22,38 +22,26 @@ from __future__ import annotations
 
 import argparse
 import logging
-import statistics
-import time
+import sys
 import warnings
+from pathlib import Path
 
 import lightning.pytorch as pl
 import pandas as pd
 import torch
 
 from thermo_lightning import SphereProjectionStrategy
-from thermo_lightning.data import DigitsDataModule, batch_indices
+from thermo_lightning.data import DigitsDataModule
 from thermo_lightning.models import ClassificationTask, ScaleInvariantConvNet
 from thermo_lightning.probes import configurational_terms_from_batches, snr_from_batches
 from thermo_lightning.scale_invariance import find_scale_invariant_parameters
 
+# isort: off
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts' shared helpers
+from _common import digits_batches, median_seconds
+# isort: on
+
 LOG_POINTS = 201  # the paper's schedule
-
-
-def _batches(dm: DigitsDataModule, count: int, seed: int) -> list:
-    out = []
-    for j in range(count):
-        idx = batch_indices(dm.images.shape[0], dm.batch_size, seed=seed, index=j)
-        out.append((dm.images[idx], dm.labels[idx]))
-    return out
-
-
-def _median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
@@ -82,7 +70,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     def loss_fn(module, batch):
         return module.loss(batch)[0]
 
-    batches = _batches(dm, args.k, seed=1)
+    batches = digits_batches(dm, args.k, seed=1)
     gen = torch.Generator().manual_seed(0)
 
     def step() -> None:
@@ -91,10 +79,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         optimizer.step()
 
     timed = {
-        "step": _median_time(step, args.repeats),
-        f"snr K={args.k}": _median_time(lambda: snr_from_batches(model, loss_fn, batches, si),
+        "step": median_seconds(step, args.repeats),
+        f"snr K={args.k}": median_seconds(lambda: snr_from_batches(model, loss_fn, batches, si),
                                         args.repeats),
-        f"conf K={args.k}": _median_time(lambda: configurational_terms_from_batches(
+        f"conf K={args.k}": median_seconds(lambda: configurational_terms_from_batches(
             model, loss_fn, batches, [si], generator=gen), args.repeats),
     }
     table = pd.DataFrame([{"measurement": name, "seconds": t, "steps_worth": t / timed["step"]}

@@ -32,8 +32,10 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
+import sys
 import time
 import warnings
+from pathlib import Path
 
 import lightning.pytorch as pl
 import numpy as np
@@ -41,17 +43,14 @@ import pandas as pd
 import torch
 
 from thermo_lightning import SphereProjectionStrategy
-from thermo_lightning.data import DigitsDataModule, batch_indices
+from thermo_lightning.data import DigitsDataModule
 from thermo_lightning.models import ClassificationTask, ScaleInvariantConvNet
 from thermo_lightning.probes import full_gradient_and_loss, snr_from_batches
 
-
-def _batches(dm: DigitsDataModule, count: int, seed: int) -> list:
-    out = []
-    for j in range(count):
-        idx = batch_indices(dm.images.shape[0], dm.batch_size, seed=seed, index=j)
-        out.append((dm.images[idx], dm.labels[idx]))
-    return out
+# isort: off
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts' shared helpers
+from _common import digits_batches
+# isort: on
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
@@ -80,7 +79,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
 
     t0 = time.perf_counter()
     full_grad, _ = full_gradient_and_loss(model, loss_fn, dm.full_batches(), params)
-    exact = snr_from_batches(model, loss_fn, _batches(dm, args.paper_batches, seed=10**6),
+    exact = snr_from_batches(model, loss_fn, digits_batches(dm, args.paper_batches, seed=10**6),
                              params, full_grad)
     t_exact = time.perf_counter() - t0
 
@@ -90,7 +89,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     for k in args.k:
         values, times = [], []
         for r in range(args.repeats):
-            batches = _batches(dm, k, seed=r)
+            batches = digits_batches(dm, k, seed=r)
             t0 = time.perf_counter()
             est = snr_from_batches(model, loss_fn, batches, params)
             times.append(time.perf_counter() - t0)

@@ -105,6 +105,7 @@ def test_plain_pytorch_example_explains_its_warnings(capsys) -> None:
     assert "meter: " in out and "effective sample size" in out
 
 
+@pytest.mark.slow  # 9 s: the example trains two sweeps
 def test_digits_up_vs_op_example(tmp_path: Path) -> None:
     results = load_script("examples", "digits_up_vs_op").main(
         ["--quick", "--out", str(tmp_path)])

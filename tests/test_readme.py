@@ -7,6 +7,8 @@ import re
 import warnings
 from pathlib import Path
 
+import pytest
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -18,6 +20,7 @@ def test_setup_block_has_main_job_and_test_command() -> None:
     assert "pytest" in commands[1] and "pytest" not in commands[0]
 
 
+@pytest.mark.slow  # 16 s: the README's usage blocks train; CI's slow stage runs it
 def test_usage_examples_run(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # Lightning writes lightning_logs/ here
     text = README.read_text()

@@ -215,6 +215,7 @@ def test_ray_to_an_address_where_nothing_answers_fails_at_once(tmp_path: Path,
     assert not [p for p in tmp_path.iterdir() if p.is_dir()]  # no run folder
 
 
+@pytest.mark.slow  # 9 s: starts a Ray cluster
 def test_ray_gpus_per_run_without_gpus_fails_before_any_run(tmp_path: Path) -> None:
     # the docs' own command waited forever on a machine without GPUs (Ray cannot place it)
     import subprocess

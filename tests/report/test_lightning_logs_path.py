@@ -30,6 +30,7 @@ def _as_lightning_logs(sweep: Path, logs: Path) -> None:
         (version / "hparams.yaml").write_text(yaml.safe_dump({**hparams, **record["hparams"]}))
 
 
+@pytest.mark.slow  # 12 s: a sweep read through Lightning's logs
 def test_lightning_logs_give_the_sweeps_table(tmp_path: Path) -> None:
     # stride "auto": the pilot's stride-1 windows come before the tail's, as at the defaults
     cfg = SweepConfig(model="langevin", dim=6, noise_std=0.5, lrs=[0.03, 0.05, 0.08, 0.13],

@@ -163,6 +163,7 @@ def test_find_runs_accepts_lightning_layouts(tmp_path: Path) -> None:
     assert [p.name for p in found] == ["lr=1.00e-02", "lr=2.00e-02"]
 
 
+@pytest.mark.slow  # 8 s: two reports with figures
 def test_a_report_inside_the_log_folder_is_not_read_as_a_run(tmp_path: Path) -> None:
     for i, lr in enumerate((0.01, 0.02, 0.04)):
         write_run(tmp_path, lr, history(0.5 + i, -3.0 + i))
