@@ -27,8 +27,11 @@ def digits_batches(dm: DigitsDataModule, count: int, seed: int) -> list[tuple[An
     return out
 
 
-def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
-    """The median wall time of ``repeats`` calls of ``fn`` (seconds)."""
+def median_seconds(fn: Callable[[], Any], repeats: int, warmup: bool = False) -> float:
+    """The median wall time of ``repeats`` calls of ``fn`` (seconds), after one call left
+    untimed when ``warmup`` (first-call costs: allocation, lazy initialisation)."""
+    if warmup:
+        fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()

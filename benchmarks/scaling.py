@@ -14,8 +14,8 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -30,15 +30,10 @@ from thermo_lightning.functional.stationarity import (
     raw_window_projections,
 )
 
-
-def _time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+# isort: off
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts' shared helpers
+from _common import median_seconds
+# isort: on
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
@@ -52,17 +47,20 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     for d in args.d:
         params = [torch.randn(d)]
         buf = TrajectoryBuffer(d, window=8, memory_budget=2**62)
-        snap = _time(lambda b=buf, ps=params: b.add(ps, 0), args.repeats * 50)
+        snap = median_seconds(lambda b=buf, ps=params: b.add(ps, 0), args.repeats * 50,
+                              warmup=True)
         for n in args.n:
             w = torch.randn(n, d)
-            ent = _time(lambda w=w, n=n, d=d: knn_entropy(w, k=min(50, n - 1), dim=d - 1),
-                        args.repeats)
+            ent = median_seconds(lambda w=w, n=n, d=d: knn_entropy(w, k=min(50, n - 1),
+                                                                     dim=d - 1),
+                                 args.repeats, warmup=True)
 
             def ess(w: torch.Tensor = w) -> None:
                 proj = raw_window_projections(w, 8)
                 integrated_autocorrelation_time(proj.T.numpy())
 
-            rows.append({"N": n, "D": d, "entropy_s": ent, "ess_s": _time(ess, args.repeats),
+            rows.append({"N": n, "D": d, "entropy_s": ent,
+                         "ess_s": median_seconds(ess, args.repeats, warmup=True),
                          "snapshot_s": snap})
     table = pd.DataFrame(rows)
     logn, logd = np.log(table["N"]), np.log(table["D"])
