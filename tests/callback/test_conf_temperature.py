@@ -1,6 +1,7 @@
 """The callback's configurational temperature (issue 28): one Lightning run of the
 known-temperature problem gives T_conf near the chain's temperature, the measurement leaves
-the trajectory as it was, and it is refused off the sphere with a warning."""
+the trajectory as it was (also a user's network: a plain DataLoader, no ``forward``, batches
+accumulated), and it is refused off the sphere with a warning."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import itertools
 import math
 import warnings
 
+import lightning.pytorch as pl
 import numpy as np
 import pytest
 import torch
@@ -75,3 +77,52 @@ def test_off_the_sphere_it_is_refused_with_a_warning() -> None:
 def test_a_bad_flag_is_refused() -> None:
     with pytest.raises(ValueError, match="conf_temperature"):
         ThermoCallback(conf_temperature="yes")  # type: ignore[arg-type]
+
+
+class _NoForward(pl.LightningModule):
+    """A user's module: no ``forward``, no ``loss``, a scale-invariant net (BatchNorm after
+    each weight layer, a frozen head)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(6, 8, bias=False), torch.nn.BatchNorm1d(8, affine=False),
+            torch.nn.ReLU(), torch.nn.Linear(8, 3, bias=False),
+            torch.nn.BatchNorm1d(3, affine=False))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        return torch.nn.functional.cross_entropy(self.net(x), y)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.2)
+
+
+def _user_fit(conf: bool) -> tuple[ThermoCallback, list[torch.Tensor]]:
+    from torch.utils.data import DataLoader, TensorDataset
+
+    x = torch.randn(96, 6, generator=torch.Generator().manual_seed(1))
+    loader = DataLoader(TensorDataset(x, (x[:, 0] > 0).long() + (x[:, 1] > 1).long()),
+                        batch_size=16, shuffle=True, generator=torch.Generator().manual_seed(2))
+    module = _NoForward()
+    cb = ThermoCallback(window=6, k=2, stride=1, schedule=10, snr_batches=4,
+                        conf_temperature=conf)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quiet_trainer(strategy="sphere_projection", max_steps=40, accumulate_grad_batches=2,
+                      callbacks=[cb]).fit(module, loader)
+    return cb, [p.detach().clone() for p in module.parameters()]
+
+
+def test_a_users_network_with_accumulation_gets_its_terms_and_keeps_its_trajectory() -> None:
+    # a plain DataLoader (its extra batches drawn from the dataset), a module without forward,
+    # two batches accumulated per step: the extra passes must neither fail nor touch the
+    # gradients Lightning is accumulating
+    cb, weights = _user_fit(conf=True)
+    _, plain = _user_fit(conf=False)
+    assert all(torch.equal(a, b) for a, b in zip(weights, plain, strict=True))
+    h = cb.history
+    for key in (keys.CONF_GRAD_SQ, keys.CONF_LAPLACIAN, keys.SNR):
+        values = h[key].dropna()
+        assert len(values) >= 3 and np.isfinite(values).all(), (key, h[key].tolist())
