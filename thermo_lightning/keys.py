@@ -99,7 +99,8 @@ def custom_scalars_layout() -> dict:
             "energy U": lines(ENERGY),
             "energy U where the window is full (no first steps)": lines(ENERGY_WINDOW),
             "entropy S (every k)": lines(ENTROPY + r"(_k\d+)?"),
-            "F along training (F = U - T S)": lines(FREE_ENERGY, FREE_ENERGY + "_report"),
+            # (``_not_valid``: the report's T for the run's row is not valid)
+            "F along training (F = U - T S)": lines(FREE_ENERGY + "(_report)?(_not_valid)?"),
             "gradient SNR": lines(SNR),
             "gradient noise scale": lines(NOISE_SCALE),
             "gradient norms": lines(GRAD_NORM, STOCH_GRAD_NORM),

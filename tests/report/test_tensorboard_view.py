@@ -44,6 +44,16 @@ def _plugin_content(folder: Path, tag: str) -> bytes | None:
         return None
 
 
+def _text(folder: Path, tag: str) -> str:
+    """The text summary ``tag`` of the event files in ``folder``."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(folder), size_guidance={"tensors": 0})
+    acc.Reload()
+    (event,) = acc.Tensors(f"{tag}/text_summary")
+    return event.tensor_proto.string_val[0].decode()
+
+
 def _sweep(root: Path, fmt: str = "tb") -> Path:
     for i, lr in enumerate(LRS):
         _, u, s = canonical(lr)
@@ -73,14 +83,18 @@ def test_one_entry_per_run_plus_the_report(reported: tuple[Path, Any]) -> None:
         tags = _scalars(runs / name / "tensorboard")
         # F along training: the same values as free_energy.csv, at the same steps
         mine = curves[curves["run"] == name]
-        f = tags["thermo/F"]
+        mark = "" if row["T_valid"] else "_not_valid"
+        f = tags[f"thermo/F{mark}"]
         np.testing.assert_array_equal(f.index, mine["step"].astype(int))
         np.testing.assert_allclose(f.to_numpy(), mine["F"], rtol=1e-5, atol=1e-7)
         # the stationary part: from the run's final stride, a subset of the F curve's steps
         assert set(tags["stationary/U"].index) <= set(f.index)
-        # flat lines over the averaged tail hold the runs.csv values
+        # flat lines over the averaged tail hold the runs.csv values; a row whose T is not
+        # valid (here the end rows) has its T under a tag that says so (issue 30: it was
+        # drawn as if valid)
+        assert f"stationary/T{'_not_valid' if not mark else ''}" not in tags
         for tag, col in (("stationary/U_mean", "U"), ("stationary/S_mean", "S"),
-                         ("stationary/T", "T"), ("stationary/snr_mean", "snr")):
+                         (f"stationary/T{mark}", "T"), ("stationary/snr_mean", "snr")):
             series = tags[tag]
             assert list(series.index) == [int(row["first_tail_step"]), int(row["last_step"])]
             np.testing.assert_allclose(series.to_numpy(), row[col], rtol=1e-6)
@@ -92,13 +106,20 @@ def test_one_entry_per_run_plus_the_report(reported: tuple[Path, Any]) -> None:
         info = metadata.parse_session_start_info_plugin_data(ssi)
         assert info.hparams["lr"].number_value == pytest.approx(row["lr"])
         assert info.hparams["regime"].string_value == row["regime"]
-        assert info.hparams["in_T_eta"].string_value == "yes"
+        assert info.hparams["in_T_eta"].string_value == ("yes" if row["T_valid"]
+                                                          else "yes, T not valid")
 
     report = _scalars(out / "tensorboard")
     temp = result.temperature.sort_values("lr").reset_index(drop=True)
     np.testing.assert_allclose(report["sweep/lr"].to_numpy(), temp["lr"], rtol=1e-6)
     assert list(report["sweep/lr"].index) == list(range(len(temp)))
-    np.testing.assert_allclose(report["sweep/T"].to_numpy(), temp["T"], rtol=1e-5)
+    valid = temp["valid"].to_numpy(bool)
+    assert 0 < valid.sum() < len(temp)  # the end rows are not valid
+    np.testing.assert_allclose(report["sweep/T"].to_numpy(), temp["T"][valid], rtol=1e-5)
+    assert list(report["sweep/T"].index) == list(np.flatnonzero(valid))
+    assert list(report["sweep/T_not_valid"].index) == list(np.flatnonzero(~valid))
+    text = _text(out / "tensorboard", "sweep/steps")
+    assert "| valid |" in text and text.count("| no (end row") == int((~valid).sum())
     family = sorted(t for t in report if t.startswith("free_energy/row"))
     assert len(family) == int(temp["valid"].sum())
     for tag in family:
@@ -136,7 +157,8 @@ def test_layouts_match_what_is_written(reported: tuple[Path, Any]) -> None:
     written = set(_scalars(runs / "report" / "tensorboard"))
     for folder in runs.glob("lr=*/tensorboard"):
         written |= set(_scalars(folder))
-    charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
+    charts = {c.title: list(c.multiline.tag) + [s.value for s in c.margin.series]
+              for cat in layout.category for c in cat.chart}
     assert set(charts) == {title for cat in board.report_layout().values() for title in cat}
     empty = [title for title, patterns in charts.items()
              if not any(re.match(p, t) for p in patterns for t in written)]
@@ -209,7 +231,9 @@ def test_lightning_version_folders(tmp_path: Path, hp_metric: bool) -> None:
     assert len(result.runs) == 5 and result.runs["T"].notna().all()
     folder = tmp_path / "lightning_logs" / "version_0"
     assert board.run_event_folder(folder) == folder
-    assert "thermo/F" in _scalars(folder)  # the free energy is written back either way
+    row = result.runs.set_index("run").loc["version_0"]
+    mark = "" if row["T_valid"] else "_not_valid"  # (an end row: its T is not valid)
+    assert f"thermo/F{mark}" in _scalars(folder)  # the free energy is written back either way
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
     ours = next(folder.glob(f"*{board.WRITEBACK_SUFFIX}"))

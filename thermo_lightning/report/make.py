@@ -401,8 +401,9 @@ def make_report(
             messages.append(collapse["verdict"])
     if len(temperature) and not table.empty:  # each run's T (its group's row) in runs.csv
         on = [*groups, along]
-        cols = [c for c in ("T", "T_ci_lo", "T_ci_hi") if c in temperature]
-        table = table.merge(temperature[on + cols], on=on, how="left")
+        cols = [c for c in ("T", "T_ci_lo", "T_ci_hi", "valid") if c in temperature]
+        table = table.merge(temperature[on + cols].rename(columns={"valid": "T_valid"}),
+                            on=on, how="left")
     with output as staging:  # written aside, installed when complete
         _write_tables(staging, table, free_energy_along_runs(runs, table), temperature, fit,
                       collapse)

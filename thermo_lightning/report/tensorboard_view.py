@@ -99,9 +99,10 @@ def report_layout() -> dict[str, dict[str, list[Any]]]:
     group = r"(@.*)?$"
     return {
         "thermo report: across the sweep (x: sweep step, see sweep/steps)": {
-            "T(eta), its interval and the true T where known": lines(
-                f"sweep/T{group}", f"sweep/T_ci_lo{group}", f"sweep/T_ci_hi{group}",
-                f"sweep/T_true{group}"),
+            "T(eta) (valid rows), the rows not valid, and the true T where known": lines(
+                f"sweep/T{group}", f"sweep/T_not_valid{group}", f"sweep/T_true{group}"),
+            "T(eta) with its interval (shaded)": ["Margin", [
+                "sweep/T", "sweep/T_ci_lo", "sweep/T_ci_hi"]],
             "T(eta) and the one-run T_conf with its interval (runs that measured it)": lines(
                 f"sweep/T{group}", f"sweep/T_conf{group}", f"sweep/T_conf_lo{group}",
                 f"sweep/T_conf_hi{group}"),
@@ -112,12 +113,13 @@ def report_layout() -> dict[str, dict[str, list[Any]]]:
             "S across the sweep": lines(f"sweep/S{group}"),
         },
         "thermo report: along each run": {  # F along training: the "thermo" category's
-            "F over the stationary part": lines(r"stationary/F$"),
+            "F over the stationary part": lines(r"stationary/F(_not_valid)?$"),
             "U over the stationary part, and its tail mean": lines(r"stationary/U$",
                                                                    r"stationary/U_mean$"),
             "S over the stationary part, and its tail mean": lines(r"stationary/S$",
                                                                    r"stationary/S_mean$"),
-            "T of the run's row, with its interval": lines(r"stationary/T(_ci_lo|_ci_hi)?$"),
+            "T of the run's row, with its interval": lines(
+                r"stationary/T(_ci_lo|_ci_hi)?(_not_valid)?$"),
         },
     }
 
@@ -180,13 +182,24 @@ def _write_run_entry(folder: Path, run: RunData, row: pd.Series,
             old.unlink(missing_ok=True)
 
 
+def _row_valid(row: pd.Series) -> bool:
+    """Whether the run's row of ``T(eta)`` is valid (``runs.csv``'s ``T_valid``; a table
+    without the column: valid)."""
+    value = row.get("T_valid")
+    return bool(value) if isinstance(value, bool | np.bool_) else True
+
+
 def _write_run_scalars(writer: Any, run: RunData, row: pd.Series, stationary: pd.DataFrame
                        ) -> None:
     h = run.history
     t = finite_or_none(row.get("T"))
+    # a row whose T is not valid (an end row, an empty bracket) keeps its numbers under tags
+    # that say so: TensorBoard draws them apart from the valid ones
+    mark = "" if _row_valid(row) else "_not_valid"
     if t is not None and keys.ENERGY in h and keys.ENTROPY in h:
         tag = "thermo/F_report" if (keys.FREE_ENERGY in h and h[keys.FREE_ENERGY].notna().any()
                                     ) else keys.FREE_ENERGY
+        tag += mark
         points = h.dropna(subset=[keys.ENERGY, keys.ENTROPY])
         for step, u, s in zip(points["step"], points[keys.ENERGY], points[keys.ENTROPY],
                               strict=True):
@@ -196,7 +209,7 @@ def _write_run_scalars(writer: Any, run: RunData, row: pd.Series, stationary: pd
         writer.add_scalar("stationary/U", float(u), int(step))
         writer.add_scalar("stationary/S", float(s), int(step))
         if t is not None:
-            writer.add_scalar("stationary/F", float(free_energy(u, s, t)), int(step))
+            writer.add_scalar(f"stationary/F{mark}", float(free_energy(u, s, t)), int(step))
     first, last = finite_or_none(row.get("first_tail_step")), finite_or_none(row.get("last_step"))
     if first is None or last is None:
         return
@@ -204,6 +217,7 @@ def _write_run_scalars(writer: Any, run: RunData, row: pd.Series, stationary: pd
     for tag, col in _RUN_COLUMNS.items():
         value = finite_or_none(row.get(col))
         if value is not None:
+            tag = f"{tag}{mark}" if col.startswith("T") else tag
             for step in span:  # a flat line over the averaged steps, not one dot
                 writer.add_scalar(tag, value, step)
 
@@ -221,7 +235,8 @@ def _session_hparams(run: RunData, row: pd.Series, in_t_eta: Mapping[str, str]
     regime = row.get("regime")
     if isinstance(regime, str) and regime:
         hp["regime"] = regime
-    hp["in_T_eta"] = in_t_eta.get(run.name, "yes")
+    used = in_t_eta.get(run.name, "yes")
+    hp["in_T_eta"] = "yes, T not valid" if used == "yes" and not _row_valid(row) else used
     return {k: hparam_value(v) for k, v in hp.items()}
 
 
@@ -292,21 +307,27 @@ def _write_sweep(writer: Any, t: pd.DataFrame, along: str, group: str | None) ->
     for i, r in t.iterrows():
         step = int(i)
         writer.add_scalar(f"sweep/{along}{suffix}", float(r[along]), step)
+        valid = bool(r.get("valid", True))
         for col in ("U", "S", "T", "T_lo", "T_hi", "T_ci_lo", "T_ci_hi", "T_true", "T_conf",
                     "T_conf_lo", "T_conf_hi"):
             value = finite_or_none(r.get(col))
             if value is not None:
-                writer.add_scalar(f"sweep/{col}{suffix}", value, step)
+                # a row's T that is not valid: its own series (a different line, and not
+                # joined to the valid rows')
+                name = f"{col}_not_valid" if col == "T" and not valid else col
+                writer.add_scalar(f"sweep/{name}{suffix}", value, step)
     _write_family(writer, t, along, suffix)
     title = f"**{group}**\n\n" if group else ""
-    lines = [f"| step | {along} | T | interval | regime | runs |", "|---|---|---|---|---|---|"]
+    lines = [f"| step | {along} | T | interval | valid | regime | runs |",
+             "|---|---|---|---|---|---|---|"]
     for i, r in t.iterrows():
         lo, hi = finite_or_none(r.get("T_ci_lo")), finite_or_none(r.get("T_ci_hi"))
         interval = f"[{lo:.4g}, {hi:.4g}]" if lo is not None and hi is not None else ""
         temp = finite_or_none(r.get("T"))
         runs = r.get("n_runs")
+        valid = "yes" if bool(r.get("valid", True)) else f"no ({r.get('reason', '')})"
         lines.append(f"| {i} | {r[along]:.4g} | {'' if temp is None else f'{temp:.4g}'} | "
-                     f"{interval} | {r.get('regime', '')} | "
+                     f"{interval} | {valid} | {r.get('regime', '')} | "
                      f"{'' if finite_or_none(runs) is None else int(runs)} |")
     return title + "\n".join(lines)
 
