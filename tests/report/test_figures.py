@@ -99,3 +99,31 @@ def test_short_log_axes_get_a_few_labelled_ticks() -> None:
     lo, hi = ax.get_xlim()
     shown = [t for t in ax.get_xticks() if lo <= t <= hi]
     assert 2 <= len(shown) <= 4, shown
+
+
+def test_a_tie_at_the_minimum_marks_both_points() -> None:
+    # issue 30: at an end row's T (the chord to its neighbour) F ties between the two learning
+    # rates, and the digits figure marked one of them (0.0187, the curve as low at 0.045)
+    lrs = np.array([0.01, 0.02, 0.04, 0.08])
+    u, s = 0.5 * lrs, np.log(lrs)
+    chord = (u[1] - u[0]) / (s[1] - s[0])
+    temperature = pd.DataFrame({"lr": lrs, "U": u, "S": s, "T": [chord, 0.02, 0.04, 0.08],
+                                "valid": [True, False, False, False]})
+    figure = figures._fig_free_energy(temperature)
+    (dots,) = figure.axes[0].collections
+    np.testing.assert_allclose(sorted(dots.get_offsets()[:, 0]), lrs[:2])
+
+
+def test_the_log_axis_of_0_02_to_0_08_gets_more_than_one_label() -> None:
+    lrs = np.array([0.02, 0.0283, 0.04, 0.0566, 0.08])
+    u, s = 0.5 * lrs, np.log(lrs)
+    runs = pd.DataFrame({"lr": lrs, "U": u, "S": s, "regime": "stationary"})
+    for name in ("temperature", "free_energy", "u_s_vs_lr"):
+        figure = figures.render_report_figures(
+            runs, infer_temperature(lrs, u, s, smoothing=None), None, {})[name]
+        figure.canvas.draw()
+        ax = figure.axes[0]
+        lo, hi = ax.get_xlim()
+        labels = [t.get_text() for t in ax.get_xticklabels()
+                  if lo <= t.get_position()[0] <= hi and t.get_text()]
+        assert len(labels) >= 2, (name, labels)

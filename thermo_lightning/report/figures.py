@@ -270,12 +270,14 @@ def _fig_free_energy(temperature: pd.DataFrame) -> Any:
             color = cmap(i / max(1, len(curves.temperatures) - 1))
             shifted = f - f.min()
             ax.plot(curves.lrs, shifted, color=color, lw=1)
-            j = int(curves.argmin[i])
-            ax.scatter([curves.lrs[j]], [shifted[j]], color=color, zorder=3, s=15)
+            # every point at the minimum: an end row's T is the chord to its neighbour, and F
+            # at that T ties between the two (marking one would pick a side)
+            tied = np.flatnonzero(shifted <= 1e-9 * max(float(np.nanmax(np.abs(f))), 1e-300))
+            ax.scatter(curves.lrs[tied], shifted[tied], color=color, zorder=3, s=15)
             ax.plot([], [], color=color, label=f"T = {t:.3g}")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, ncol=1 if len(curves.temperatures) <= 6 else 2,
-                      title="one curve per T (dot: minimum)", title_fontsize=7)
+                      title="one curve per T (dots: minimum; two: a tie)", title_fontsize=7)
     ax.set_xscale("log")
     ax.set_xlabel("learning rate $\\eta'$")
     ax.set_ylabel("$F_T(\\eta') - \\min F_T$")
@@ -360,7 +362,7 @@ def render_report_figures(
 def _quiet_minor_log_ticks(figure: Any) -> None:
     """Drop the minor tick labels of log axes: on a range under a decade matplotlib labels
     every minor tick and the labels overlap."""
-    from matplotlib.ticker import LogFormatterSciNotation, LogLocator, NullFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     for ax in figure.axes:
         for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
@@ -373,7 +375,9 @@ def _quiet_minor_log_ticks(figure: Any) -> None:
                 lo, hi = sorted(axis.get_view_interval())
                 subs = next((c for c in _LOG_SUBS if _ticks_in(c, lo, hi) >= 2), _LOG_SUBS[-1])
                 axis.set_major_locator(LogLocator(base=10, subs=subs))
-                axis.set_major_formatter(LogFormatterSciNotation(labelOnlyBase=False))
+                # every one of them labelled (matplotlib's log formatter leaves some of a
+                # short range's ticks blank: 0.02-0.08 showed one label), as plain numbers
+                axis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:.3g}"))
 
 
 #: ticks per decade to try on a log axis shorter than two decades, sparsest first
