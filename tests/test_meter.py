@@ -222,6 +222,10 @@ def test_a_cap_just_below_the_correlation_time_is_not_warned_about(tau: float,
     meter._choose_stride()
     assert meter.stride == 18
     assert any("capped at 18" in m for m in said) is warned
+    if warned:  # issue 30: the warning says the run length and the window that would do
+        # 400 + 30 * 100 / 0.5 steps; 0.5 * 3600 // 30 = 60 snapshots fill in this run
+        (message,) = [m for m in said if "capped at 18" in m]
+        assert "Train for at least 6400 steps at this window, or pass `window=60`" in message
 
 
 def test_auto_stride_cap_warns_when_the_correlation_time_is_too_long() -> None:

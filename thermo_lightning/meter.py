@@ -3,12 +3,10 @@
 A meter owns the window of snapshots of the scale-invariant (SI) weights and the matching
 window of training losses, the stride policy (fixed, or ``"auto"``: one snapshot per
 integrated autocorrelation time, measured once by a :class:`~thermo_lightning.pilot.
-CorrelationPilot` over the first tenth of the run), the schedule of logging points and the
-history. Its
-cross-process reductions are declared, not hand-written: every quantity that differs between
-DDP ranks is a sum (loss sums and counts, SNR gradient sums, the squared distances and ESS
-projections of a sharded window), reduced with one ``reduce_fn`` (an all-reduce of a sum)
-before any ratio is taken. Without ``reduce_fn`` it measures one process.
+CorrelationPilot` over the first tenth of the run), the logging schedule and the history. Its
+cross-process reductions are declared: every quantity that differs between DDP ranks is a sum
+(loss sums and counts, SNR gradient sums, a sharded window's squared distances and ESS
+projections), reduced with one ``reduce_fn`` (an all-reduce of a sum) before any ratio.
 
 From a plain PyTorch loop::
 
@@ -38,15 +36,18 @@ from thermo_lightning import keys
 from thermo_lightning._validation import flag, integer, positive_int, positive_number
 from thermo_lightning._warnings import warn as user_warn
 from thermo_lightning.buffer import TrajectoryBuffer
-from thermo_lightning.functional.entropy import (
-    EntropyEstimator,
-    get_estimator,
-)
+from thermo_lightning.functional.entropy import EntropyEstimator, get_estimator
 from thermo_lightning.functional.sphere import joint_norm
 from thermo_lightning.functional.temperature import free_energy, trend_temperature
 from thermo_lightning.meter_state import MeterState
 from thermo_lightning.passes import ExtraPasses
-from thermo_lightning.pilot import CorrelationPilot, auto_stride, pilot_length, stride_cap
+from thermo_lightning.pilot import (
+    CorrelationPilot,
+    auto_stride,
+    capped_advice,
+    pilot_length,
+    stride_cap,
+)
 from thermo_lightning.schedules import Schedule, as_schedule, check_schedule
 from thermo_lightning.spec import (  # noqa: F401 (PAPER_PROTOCOL: the meter's presets)
     LOW_ESS_FRACTION,
@@ -296,8 +297,7 @@ class ThermoMeter(ExtraPasses, MeterState):
         self.buffer = TrajectoryBuffer(
             num, self.window, device=device, pin_memory=self.pin_memory,
             sketch_dim=sketch_dim, sketch_seed=self.seed,
-            shard=shard if sharded else None, memory_budget=self.memory_budget,
-        )
+            shard=shard if sharded else None, memory_budget=self.memory_budget)
         # NaN: a slot whose interval has no loss yet is left out of U, never counted as 0
         self._losses = torch.full((self.window,), math.nan, dtype=torch.float64, device=device)
         self._loss_sum = torch.zeros((), dtype=torch.float64, device=device)
@@ -386,7 +386,7 @@ class ThermoMeter(ExtraPasses, MeterState):
                 f"of {self.window} snapshots that far apart would not fill within half of the "
                 f"{self._max_steps} - {self.pilot.length} steps left after the pilot; the stride "
                 f"is capped at {stride}, so windows are correlated and S (hence T) is biased "
-                "low. Train longer, or pass a smaller `window`."))
+                f"low. {capped_advice(tau, self.window, self._max_steps, self.pilot.length)}"))
         if stride != self.stride:
             self.stride = stride
             self.buffer.clear()

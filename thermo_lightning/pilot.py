@@ -64,6 +64,18 @@ def stride_cap(max_steps: int | None, length: int, window: int, max_stride: int)
     return max(1, min(max_stride, int(_FILL_FRACTION * max(max_steps - length, 0)) // window))
 
 
+def capped_advice(tau: float, window: int, max_steps: int, length: int) -> str:
+    """What a run whose stride was capped needs, in numbers: the run length at which a window
+    of ``window`` snapshots ``ceil(tau)`` apart fills within half of the steps after the
+    pilot, and the largest window that does so in this run (``max_steps``)."""
+    wanted = max(1, math.ceil(_STRIDE_PER_TAU * tau))
+    needed = length + math.ceil(wanted * window / _FILL_FRACTION)
+    fits = int(_FILL_FRACTION * max(max_steps - length, 0)) // wanted
+    smaller = (f", or pass `window={fits}` (the largest window that fills in this run at "
+               f"stride {wanted}; fewer snapshots, a noisier S)" if fits >= 10 else "")
+    return f"Train for at least {needed} steps at this window{smaller}."
+
+
 def auto_stride(tau: float, cap: int) -> tuple[int, bool]:
     """``stride="auto"``'s stride for a correlation time of ``tau`` steps: ``ceil(tau)``
     within ``cap``; and whether the cap cut it enough to be worth a warning (below 0.8 of
