@@ -25,7 +25,12 @@ from thermo_lightning._warnings import rank_zero_user_warn
 from thermo_lightning.buffer import TrajectoryBuffer
 from thermo_lightning.data.sources import DataSpec, ExtraBatches, full_data_batches
 from thermo_lightning.meter import ThermoMeter
-from thermo_lightning.probes import batch_energy, default_loss_fn, training_step_energy
+from thermo_lightning.probes import (
+    batch_energy,
+    default_loss_fn,
+    training_step_energy,
+    uses_batch_statistics,
+)
 from thermo_lightning.scale_invariance import (
     ParameterSpec,
     check_parameter_spec,
@@ -281,7 +286,8 @@ class ThermoCallback(pl.Callback):
                     extra[keys.ENERGY] = self.meter.full_energy(
                         pl_module, loss_fn, self._full_batches(trainer, pl_module))
                 plan = (self.meter.snr_plan(
-                    lambda limit: self._count_full_batches(trainer, pl_module, limit))
+                    lambda limit: self._count_full_batches(trainer, pl_module, limit),
+                    batch_statistics=uses_batch_statistics(pl_module))
                     if self.snr is not None and self._can_draw(trainer) else None)
                 if plan is not None:
                     mode, noise_count = plan

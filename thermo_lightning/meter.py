@@ -92,8 +92,8 @@ class ThermoMeter(ExtraPasses, MeterState):
             int ``n`` (every ``n`` steps) or a callable ``step -> bool``.
         snr: how the gradient SNR is measured at a logging point (:meth:`snr_plan`):
             ``"auto"`` (default): ``"exact"`` when a pass over the whole training set takes
-            at most ``K / 2`` batches (the noise then uses ``K / 2`` mini-batches, so the
-            cost stays at most ``K`` gradients), else ``"unbiased"``; ``"unbiased"``: ``K``
+            at most ``K / 2`` batches and the model has no BatchNorm in training mode (then
+            the noise uses ``K / 2`` mini-batches), else ``"unbiased"``; ``"unbiased"``: ``K``
             mini-batches and the pairwise unbiased estimate of ``||g||^2`` (NaN, not 0, where
             it is not positive); ``"exact"``: the full-data gradient plus ``K`` mini-batches
             (the paper's definition); ``None``: off.

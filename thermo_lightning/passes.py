@@ -61,22 +61,28 @@ class ExtraPasses:
     _inform: Callable[[str], None]
     _sum_over_processes: Callable[..., list[Tensor]]
 
-    def snr_plan(self, count_full_batches: Callable[[int], int | None] | None = None
-                 ) -> tuple[str, int] | None:
+    def snr_plan(self, count_full_batches: Callable[[int], int | None] | None = None,
+                 batch_statistics: bool = False) -> tuple[str, int] | None:
         """How this run measures the SNR: ``(mode, mini-batches for the noise)``, ``None``
         when ``snr`` is off. ``snr="auto"`` decides once per run (at its first call after
         :meth:`setup`, said through ``inform``): ``count_full_batches(limit)`` tells how many
         batches the whole training set takes, counted up to ``limit`` (``None``: no full
         training set to be had); at most ``K / 2`` gives ``("exact", K / 2)`` (its full
         gradient plus ``K / 2`` mini-batches cost at most the ``K`` gradients of the unbiased
-        estimate), else ``("unbiased", K)``."""
+        estimate), else ``("unbiased", K)``. ``batch_statistics``: the model normalises with
+        each batch's own statistics (BatchNorm in training mode), so a gradient depends on
+        which examples share its batch and a full pass's gradient on how the set is cut: its
+        signal is not the mean mini-batch gradient the unbiased estimate measures (near
+        convergence they differed by 1.8x). ``"auto"`` then always takes ``"unbiased"``: one
+        definition of the signal, ``E_B[g_B]``, whatever the data set's size."""
         if self.snr_mode is None:
             return None
         if self.snr_mode != "auto":
             return str(self.snr_mode), self.snr_batches
         if self._snr_plan is None:
             k, budget = self.snr_batches, self.snr_batches // 2
-            count = count_full_batches(budget + 1) if count_full_batches is not None else None
+            count = (count_full_batches(budget + 1) if count_full_batches is not None
+                     and not batch_statistics else None)
             if count is not None and 1 <= count <= budget:  # budget >= 1: K >= 2
                 self._snr_plan = ("exact", budget)
                 self._inform(f"ThermoMeter: snr='auto' measures the exact SNR (the training set "
@@ -84,7 +90,9 @@ class ExtraPasses:
                              "mini-batches for the noise).")
             else:
                 self._snr_plan = ("unbiased", k)
-                why = ("no full training set (full_data=, or full_batches() on the data "
+                why = ("the model's BatchNorm makes a full pass's gradient depend on how the "
+                       "set is cut into batches" if batch_statistics else
+                       "no full training set (full_data=, or full_batches() on the data "
                        "module or module)" if count is None else
                        f"the training set takes more than {budget} batches")
                 self._inform(f"ThermoMeter: snr='auto' uses the unbiased estimate from {k} "

@@ -36,6 +36,7 @@ __all__ = [
     "snr_from_batches",
     "training_step_energy",
     "training_step_loss",
+    "uses_batch_statistics",
 ]
 
 LossFn = Callable[[nn.Module, Any], Tensor]
@@ -179,6 +180,16 @@ def flat_gradient(loss: Tensor, params: Sequence[nn.Parameter]) -> Tensor:
         (g if g is not None else torch.zeros_like(p)).reshape(-1).to(dtype)
         for g, p in zip(grads, params, strict=True)
     ])
+
+
+def uses_batch_statistics(module: nn.Module) -> bool:
+    """Whether ``module`` normalises with each batch's own statistics (a BatchNorm layer in
+    training mode, or one without running statistics): its gradient on an example depends
+    on the other examples of its batch."""
+    from torch.nn.modules.batchnorm import _BatchNorm
+
+    return any(isinstance(m, _BatchNorm) and (m.training or not m.track_running_stats)
+               for m in module.modules())
 
 
 def _batch_size(batch: Any) -> int:
