@@ -6,7 +6,9 @@ final weights, measured in this one run (median of ``--repeats``):
 - ``step``: one training step (forward, backward, SGD step) on a batch of ``--batch-size``;
 - ``snr K``: the callback's unbiased SNR from ``K`` mini-batch gradients;
 - ``conf K``: the configurational temperature's terms from the same ``K`` mini-batches
-  (gradients with their graph kept, one Hutchinson Hessian-vector probe each).
+  (gradients with their graph kept, one Hutchinson Hessian-vector probe each);
+- ``conf+snr K, one pass``: both, the SNR taken from the terms' own gradients (what the
+  callback does when both are on with the unbiased SNR), against ``snr K + conf K``.
 
 It prints each time and its ratio to a step, and the overhead of ``conf`` on the paper's
 schedule: 201 logging points over a run of ``--run-steps`` steps,
@@ -32,6 +34,7 @@ import torch
 
 from thermo_lightning import SphereProjectionStrategy
 from thermo_lightning.data import DigitsDataModule
+from thermo_lightning.functional.snr import GradientSNRAccumulator
 from thermo_lightning.models import ClassificationTask, ScaleInvariantConvNet
 from thermo_lightning.probes import configurational_terms_from_batches, snr_from_batches
 from thermo_lightning.scale_invariance import find_scale_invariant_parameters
@@ -84,6 +87,11 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                                         args.repeats),
         f"conf K={args.k}": median_seconds(lambda: configurational_terms_from_batches(
             model, loss_fn, batches, [si], generator=gen), args.repeats),
+        # what the callback runs when both are on: the SNR from conf's own gradients
+        f"conf+snr K={args.k}, one pass": median_seconds(
+            lambda: configurational_terms_from_batches(
+                model, loss_fn, batches, [si], generator=gen,
+                snr=GradientSNRAccumulator(None, sync_on_compute=False)), args.repeats),
     }
     table = pd.DataFrame([{"measurement": name, "seconds": t, "steps_worth": t / timed["step"]}
                           for name, t in timed.items()])
@@ -93,6 +101,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
           f"{sum(p.numel() for p in si)} SI weights; median of {args.repeats}; "
           f"torch threads {torch.get_num_threads()}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    both = timed[f"snr K={args.k}"] + conf
+    print(f"SNR and conf in one pass: {timed[f'conf+snr K={args.k}, one pass'] / both:.2f} of "
+          "the two passes' time")
     print(f"conf on the paper's schedule ({LOG_POINTS} points over {args.run_steps} steps): "
           f"{100 * overhead:.1f}% of the training time")
     return table

@@ -289,7 +289,10 @@ class ThermoCallback(pl.Callback):
                     lambda limit: self._count_full_batches(trainer, pl_module, limit),
                     batch_statistics=uses_batch_statistics(pl_module))
                     if self.snr is not None and self._can_draw(trainer) else None)
-                if plan is not None:
+                # T_conf's pass computes the gradients of the same K batches: the unbiased
+                # SNR comes from them, not from a second pass
+                shared = conf and plan == ("unbiased", self.snr_batches)
+                if plan is not None and not shared:
                     mode, noise_count = plan
                     batches = self._snr_batches(trainer, noise_count)
                     if batches:
@@ -300,7 +303,8 @@ class ThermoCallback(pl.Callback):
                 if conf and self._can_draw(trainer):  # K mini-batches, the SNR's when drawn
                     drawn = self._snr_batches(trainer, self.snr_batches)
                     if drawn:
-                        extra.update(self.meter.configurational(pl_module, loss_fn, drawn))
+                        extra.update(self.meter.configurational(pl_module, loss_fn, drawn,
+                                                                with_snr=shared))
         for at, metrics in self.meter.measure(step, extra):
             loggers.log_metrics(trainer, metrics, at)
             if at == step:

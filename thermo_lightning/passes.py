@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from thermo_lightning import keys
+from thermo_lightning.functional.snr import GradientSNRAccumulator
 from thermo_lightning.probes import (
     configurational_terms_from_batches,
     full_gradient_and_loss,
@@ -143,7 +144,12 @@ class ExtraPasses:
                 warnings.simplefilter("ignore", UserWarning)  # autograd.grad on unused params
                 res = snr_from_batches(module, loss_fn, batches, self._params, full_grad,
                                        reduce_fn=self._reduce)
-        if full_grad is None and not res["full_grad_sq_unbiased"] > 0:
+        return self._snr_metrics(res, exact=full_grad is not None)
+
+    def _snr_metrics(self, res: dict[str, float], exact: bool) -> dict[str, float]:
+        """The logged SNR keys of :func:`~thermo_lightning.functional.gradient_snr`'s result
+        (warned about once when the unbiased signal is not resolved)."""
+        if not exact and not res["full_grad_sq_unbiased"] > 0:
             self._warn_once("snr", (
                 f"ThermoMeter: at a logging point the gradient signal is below what "
                 f"{int(res['num_batches'])} mini-batches resolve (the unbiased estimate of "
@@ -164,27 +170,35 @@ class ExtraPasses:
                                                 torch.tensor(1.0, dtype=torch.float64))
         return float(total / count)
 
-    def configurational(self, module: nn.Module, loss_fn: LossFn, batches: Iterable[Any]
-                        ) -> dict[str, float]:
+    def configurational(self, module: nn.Module, loss_fn: LossFn, batches: Iterable[Any],
+                        *, with_snr: bool = False) -> dict[str, float]:
         """The configurational temperature's terms at the current weights from ``batches``
         (:func:`~thermo_lightning.probes.configurational_terms_from_batches`: their gradients,
         one Hutchinson probe each, sums reduced over processes), and ``thermo/T_conf``: the
         ratio of their means over the logging points in the later half of the run so far
         (this one included; :func:`~thermo_lightning.functional.configurational_temperature`
         gives it with its standard error over a chosen tail). Empty when the weights are not
-        on a sphere. State and RNG left as they were."""
+        on a sphere. ``with_snr``: also the unbiased gradient SNR of the same batches (the keys
+        of :meth:`snr`), from the gradients this pass computes anyway. State and RNG left as
+        they were."""
         if not self._spheres:
             self._warn_once("conf", "ThermoMeter: conf_temperature needs the weights on a "
                             "sphere (SphereProjectionStrategy, or setup(radius=...)); it is "
                             "not measured.")
             return {}
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.measurements)
+        acc = GradientSNRAccumulator(None, sync_on_compute=False) if with_snr else None
         with preserved_state(module), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # autograd.grad on unused params
             terms = configurational_terms_from_batches(
-                module, loss_fn, batches, self._spheres, generator=gen, reduce_fn=self._reduce)
+                module, loss_fn, batches, self._spheres, generator=gen, reduce_fn=self._reduce,
+                snr=acc)
         out = {keys.CONF_GRAD_SQ: terms.grad_sq, keys.CONF_LAPLACIAN: terms.laplacian,
                keys.CONF_GHG: terms.gHg}
+        if acc is not None:
+            if self._reduce is not None:
+                acc.reduce_with(self._reduce)
+            snr_out = self._snr_metrics(acc.compute(), exact=False)
         later = self._later_half(out)
         running = _ratio_of_means(later, keys.CONF_GRAD_SQ, keys.CONF_LAPLACIAN)
         if running is not None:
@@ -193,7 +207,7 @@ class ExtraPasses:
         balance = _ratio_of_means(later, keys.CONF_GRAD_SQ, keys.CONF_GHG)
         if lr is not None and balance is not None:
             out[keys.FDR] = balance / (lr / 2)
-        return out
+        return out if acc is None else {**out, **snr_out}
 
     def _plain_sgd_lr(self) -> float | None:
         """The learning rate of the weights' optimizer when it is plain SGD (no momentum, no

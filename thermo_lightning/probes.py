@@ -256,6 +256,7 @@ def configurational_terms_from_batches(
     *,
     generator: torch.Generator,
     reduce_fn: Callable[[Tensor], Tensor] | None = None,
+    snr: GradientSNRAccumulator | None = None,
 ) -> ConfigurationalTerms:
     """The configurational temperature's two terms at the current weights
     (:mod:`thermo_lightning.functional.configurational`), from the mini-batches ``batches``:
@@ -271,7 +272,10 @@ def configurational_terms_from_batches(
     ``spheres``: groups of parameters, each group one sphere (the joint sphere of the
     scale-invariant group, or one per tensor); the manifold is their product, whose gradient
     norm and Laplacian are the sums over the factors. ``reduce_fn`` sums over processes (DDP)
-    before the ratios. Returns :class:`ConfigurationalTerms`."""
+    before the ratios. ``snr``: an accumulator that also gets each batch's gradient (flattened
+    in the order of ``spheres``' parameters, as :func:`flat_gradient` gives it), so that the
+    gradient SNR of the same batches costs no second pass. Returns
+    :class:`ConfigurationalTerms`."""
     params = [p for group in spheres for p in group]
     dtype = torch.float64 if any(p.dtype == torch.float64 for p in params) else torch.float32
     sizes = [len(group) for group in spheres]
@@ -300,6 +304,8 @@ def configurational_terms_from_batches(
         grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
         grads = tuple(g if g is not None else torch.zeros_like(p)
                       for g, p in zip(grads, params, strict=True))
+        if snr is not None:
+            snr.update(torch.cat([g.detach().reshape(-1).to(dtype) for g in grads]))
         flat = per_sphere([g.detach() for g in grads])
         tangent_g = tangent(flat)
         for total, g in zip(g_sum, tangent_g, strict=True):

@@ -115,14 +115,29 @@ def _user_fit(conf: bool) -> tuple[ThermoCallback, list[torch.Tensor]]:
     return cb, [p.detach().clone() for p in module.parameters()]
 
 
-def test_a_users_network_with_accumulation_gets_its_terms_and_keeps_its_trajectory() -> None:
+def test_a_users_network_with_accumulation_gets_its_terms_and_keeps_its_trajectory(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     # a plain DataLoader (its extra batches drawn from the dataset), a module without forward,
     # two batches accumulated per step: the extra passes must neither fail nor touch the
     # gradients Lightning is accumulating
+    from thermo_lightning.meter import ThermoMeter
+
+    passes: list[int] = []
+    own_pass = ThermoMeter.snr
+    monkeypatch.setattr(ThermoMeter, "snr", lambda self, *a, **k: passes.append(1) or
+                        own_pass(self, *a, **k))
     cb, weights = _user_fit(conf=True)
-    _, plain = _user_fit(conf=False)
+    assert not passes  # the SNR came from T_conf's pass
+    plain_cb, plain = _user_fit(conf=False)
+    assert passes
     assert all(torch.equal(a, b) for a, b in zip(weights, plain, strict=True))
     h = cb.history
+    # the unbiased SNR comes from T_conf's own gradients of the same batches (no second
+    # pass): the same numbers as the SNR's own pass gives without T_conf
+    assert cb.meter.snr_plan() == ("unbiased", 4)
+    for key in (keys.SNR, keys.GRAD_NORM, keys.STOCH_GRAD_NORM):
+        np.testing.assert_allclose(h[key].to_numpy(float), plain_cb.history[key].to_numpy(float),
+                                   rtol=1e-5, equal_nan=True)
     for key in (keys.CONF_GRAD_SQ, keys.CONF_LAPLACIAN, keys.SNR):
         values = h[key].dropna()
         assert len(values) >= 3 and np.isfinite(values).all(), (key, h[key].tolist())
