@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from collections.abc import Callable, Iterable, Sequence, Sized
 from typing import Any
 
@@ -95,6 +96,7 @@ class ThermoCallback(pl.Callback):
         max_stride: int = 10_000, save_window: bool = False, seed: int = 0,
     ) -> None:
         super().__init__()
+        self._fit_id: int | None = None  # the training's identity (keys.FIT_ID)
         self.meter = ThermoMeter(
             window, stride, k, estimator, schedule, snr=snr, snr_batches=snr_batches,
             conf_temperature=conf_temperature, lag=lag, n_directions=n_directions,
@@ -168,13 +170,21 @@ class ThermoCallback(pl.Callback):
 
     @override
     def state_dict(self) -> dict[str, Any]:
-        return self.meter.state_dict()
+        return {**self.meter.state_dict(), "fit_id": self._fit_id}
 
     @override
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self.meter.load_state_dict(state_dict)
+        state = dict(state_dict)
+        self._fit_id = state.pop("fit_id", None)  # the training this checkpoint is of
+        self.meter.load_state_dict(state)
 
     # ------------------------------------------------------------------ hooks
+    @override
+    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        # before a checkpoint's callback state is restored (which brings its training's id)
+        if stage == "fit":
+            self._fit_id = None  # else drawn when the training starts
+
     @override
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         projector = getattr(trainer.strategy, "projector", None)
@@ -249,7 +259,10 @@ class ThermoCallback(pl.Callback):
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         # after the checkpoint's loop state is restored (on_fit_start comes before it)
         step = trainer.global_step
-        loggers.log_metrics(trainer, {keys.FIT_START: float(step)}, step)
+        if self._fit_id is None:  # a new training (a resumed one has its checkpoint's)
+            self._fit_id = random.SystemRandom().randrange(1, 2**24)  # exact in float32
+        loggers.log_metrics(trainer, {keys.FIT_START: float(step),
+                                      keys.FIT_ID: float(self._fit_id)}, step)
 
     @override
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:

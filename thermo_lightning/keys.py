@@ -20,6 +20,7 @@ __all__ = [
     "ESS",
     "FDR",
     "FIT_END",
+    "FIT_ID",
     "FIT_START",
     "FREE_ENERGY",
     "GRAD_NORM",
@@ -67,13 +68,16 @@ CONF_GHG = PREFIX + "conf_gHg"  #: E[g_b^T H g_b] at a logging point (mini-batch
 FDR = PREFIX + "fdr"  #: ||grad U||^2 / (lr/2 E[g_b^T H g_b]): 1 at stationarity (plain SGD)
 FIT_START = PREFIX + "fit_start"  #: the step a fit's training starts at (> 0: resumed)
 FIT_END = PREFIX + "fit_end"  #: the step a fit's training ended at (absent: it was cut)
+#: a training's identity, logged at each fit's start: a random number drawn at its first fit,
+#: kept in the callback's checkpoint state, so a fit resumed from it logs the same one
+FIT_ID = PREFIX + "fit_id"
 TRAIN_ACC = "train/acc"  #: training accuracy (logged by the classification task)
 
 #: every fixed metric key, in the order the documentation lists them
 METRICS = (ENERGY, ENERGY_WINDOW, ENTROPY, T_LOCAL, FREE_ENERGY, SNR, GRAD_NORM,
            STOCH_GRAD_NORM, NOISE_SCALE, ELR, WEIGHT_NORM, ESS, LOW_ESS, CORRELATION_TIME,
            WINDOW_FILL, STRIDE, DUPLICATES, SKIPPED, T_CONF, CONF_GRAD_SQ, CONF_LAPLACIAN,
-           FDR, CONF_GHG, FIT_START, FIT_END)
+           FDR, CONF_GHG, FIT_START, FIT_END, FIT_ID)
 
 #: prefix of the window's description in a run's hyperparameters (``thermo_spec/window``, ...)
 SPEC_PREFIX = "thermo_spec/"

@@ -208,3 +208,31 @@ def test_a_cut_fit_gets_one_note(tmp_path: Path) -> None:
     result = make_report(root, tmp_path / "report", tensorboard=False)
     about = [m for m in result.messages if m.startswith("version_0")]
     assert len(about) == 1 and "no thermo/fit_end" in about[0] and "run.json" not in about[0]
+
+
+def test_two_trainings_cut_at_the_same_step_are_joined_each_to_its_own(tmp_path: Path) -> None:
+    # a new user's trial: two fits of one learning rate (seeds 1 and 2) cut at step 30, each
+    # resumed from its own checkpoint at step 20; the steps alone cannot tell them apart, and
+    # the report joined one resume to the other fit and dropped the second as a "branch".
+    # Each fit logs its training's identity (thermo/fit_id, kept in the checkpoint)
+    start, end, fit = keys.FIT_START, keys.FIT_END, keys.FIT_ID
+    for n, ident, value in ((0, 11.0, 1.0), (1, 22.0, 2.0)):
+        _version(tmp_path, n, {0: {start: 0, fit: ident}, **_points(range(5, 35, 5), value)})
+    for n, ident, value in ((2, 11.0, 3.0), (3, 22.0, 4.0)):
+        _version(tmp_path, n, {20: {start: 20, fit: ident}, **_points(range(25, 45, 5), value),
+                               40: {keys.ENERGY: value, keys.ENTROPY: 2.0, end: 40}})
+    runs, messages = join_resumed(_read_all(tmp_path))
+    assert sorted(r.name for r in runs) == ["version_2", "version_3"]
+    by_name = {r.name: r for r in runs}
+    assert by_name["version_2"].history[keys.ENERGY].tolist() == [1.0] * 4 + [3.0] * 4
+    assert by_name["version_3"].history[keys.ENERGY].tolist() == [2.0] * 4 + [4.0] * 4
+    assert not any("left out" in m for m in messages), messages
+    assert all(not r.unfinished for r in runs)
+
+
+@pytest.mark.slow  # three Lightning fits (the module's fixture)
+def test_a_resumed_fit_logs_its_trainings_identity(folders: dict[str, Path]) -> None:
+    cut = read_run(folders["cut"] / "version_0")
+    resumed = read_run(folders["cut"] / "version_1")
+    whole = read_run(folders["whole"])
+    assert cut.fit_id is not None and resumed.fit_id == cut.fit_id != whole.fit_id

@@ -39,8 +39,8 @@ U, S = keys.ENERGY, keys.ENTROPY
 NEEDED_TAGS = (U, S, keys.SNR, keys.GRAD_NORM, keys.STOCH_GRAD_NORM, keys.T_LOCAL, keys.ESS,
                keys.WINDOW_FILL, keys.TRAIN_ACC, keys.STRIDE, keys.CORRELATION_TIME,
                keys.CONF_GRAD_SQ, keys.CONF_LAPLACIAN, keys.FDR, keys.FIT_START,
-               keys.FIT_END)
-_MARKS = (keys.FIT_START, keys.FIT_END)
+               keys.FIT_END, keys.FIT_ID)
+_MARKS = (keys.FIT_START, keys.FIT_END, keys.FIT_ID)
 #: said of a run without a record whose log marks a fit's start and no end
 UNFINISHED_PROBLEM = ("its log marks the start of a fit and no end (no thermo/fit_end): "
                       "interrupted, failed or still running; left out of T(eta) as "
@@ -69,6 +69,8 @@ class RunData:
         fit_start: the step its (first) fit started at, from its log's ``thermo/fit_start``
             (``None``: a log of a version before the mark, or a ``history.csv``).
         fit_ended: its log's last fit logged ``thermo/fit_end`` (``None``: no marks to tell).
+        fit_id: the training's identity its first fit logged (``thermo/fit_id``; ``None``: a
+            log of a version before it): a fit resumed from a checkpoint logs its training's.
     """
 
     name: str
@@ -81,6 +83,7 @@ class RunData:
     own_hparams_session: bool = False
     fit_start: int | None = None
     fit_ended: bool | None = None
+    fit_id: int | None = None
 
     @property
     def unfinished(self) -> bool:
@@ -204,12 +207,17 @@ def read_tensorboard(folder: Path, tags: Sequence[str], seen: set[str] | None = 
     return df.reset_index(drop=True)
 
 
-def _fit_marks(history: pd.DataFrame) -> tuple[pd.DataFrame, int | None, bool | None]:
-    """``history`` without the fit marks (``thermo/fit_start``, ``thermo/fit_end``; a row
-    that held only marks goes), the first fit's start, and whether the last fit ended (its
-    end at or after the last start); ``None`` for both without marks."""
+def _fit_marks(history: pd.DataFrame
+               ) -> tuple[pd.DataFrame, int | None, bool | None, int | None]:
+    """``history`` without the fit marks (``thermo/fit_start``, ``thermo/fit_end``,
+    ``thermo/fit_id``; a row that held only marks goes), the first fit's start, whether the
+    last fit ended (its end at or after the last start), and the first fit's identity;
+    ``None`` for each without its mark."""
     if history.empty or not any(m in history.columns for m in _MARKS):
-        return history, None, None
+        return history, None, None, None
+    ids = (history[keys.FIT_ID].dropna() if keys.FIT_ID in history.columns
+           else pd.Series(dtype=float))
+    fit_id = int(ids.iloc[0]) if len(ids) else None
     steps = {m: history.loc[history[m].notna(), "step"].to_numpy(float)
              if m in history.columns else [] for m in _MARKS}
     starts, ends = steps[keys.FIT_START], steps[keys.FIT_END]
@@ -217,9 +225,9 @@ def _fit_marks(history: pd.DataFrame) -> tuple[pd.DataFrame, int | None, bool | 
     others = [c for c in rest.columns if c != "step"]
     rest = rest[rest[others].notna().any(axis=1)] if others else rest.iloc[0:0]
     if len(starts) == 0:  # an end without a start: the start's rows were replaced
-        return rest.reset_index(drop=True), None, len(ends) > 0 or None
+        return rest.reset_index(drop=True), None, len(ends) > 0 or None, fit_id
     ended = len(ends) > 0 and max(ends) >= max(starts)
-    return rest.reset_index(drop=True), int(min(starts)), ended
+    return rest.reset_index(drop=True), int(min(starts)), ended, fit_id
 
 
 def _session_hparams(value: Any) -> dict[str, Any] | None:
@@ -356,7 +364,7 @@ def read_run(folder: str | Path, tags: Sequence[str] = NEEDED_TAGS, *,
         own_session = bool(seen)  # TensorBoard shows the run's first session: the logger's
         if history.empty:
             history = read_csv_logs(folder, problems)
-    history, fit_start, fit_ended = _fit_marks(history)
+    history, fit_start, fit_ended, fit_id = _fit_marks(history)
     if history.empty:
         problems.append("no thermo metrics found (no history.csv, TensorBoard or CSV log)")
     else:
@@ -392,4 +400,4 @@ def read_run(folder: str | Path, tags: Sequence[str] = NEEDED_TAGS, *,
                 "left out of T(eta)"
             )
     return RunData(name or folder.name, folder, hparams, history, record, problems,
-                   incomplete, own_session, fit_start, fit_ended)
+                   incomplete, own_session, fit_start, fit_ended, fit_id)

@@ -32,7 +32,11 @@ def _continues(earlier: RunData, later: RunData) -> bool:
     return (earlier is not later and earlier.record is None and earlier.fit_ended is False
             and earlier.fit_start is not None and later.fit_start is not None
             and earlier.fit_start < later.fit_start and earlier.path.parent == later.path.parent
-            and earlier.lr == later.lr and earlier.window_spec == later.window_spec)
+            and earlier.lr == later.lr and earlier.window_spec == later.window_spec
+            # the same training, where both logs say which (two fits of one learning rate
+            # cut at the same step are told apart only by it)
+            and (earlier.fit_id is None or later.fit_id is None
+                 or earlier.fit_id == later.fit_id))
 
 
 def _creation_order(run: RunData) -> tuple[object, ...]:
