@@ -155,7 +155,7 @@ def _launcher(args: argparse.Namespace) -> Any:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from thermo_lightning.launch import SlurmLauncher
-    from thermo_lightning.sweep.plan import write_plan
+    from thermo_lightning.sweep.plan import read_plan, write_plan
 
     cfg = _config(args)
     if args.print_config:
@@ -178,7 +178,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         return 2
     if args.plan or args.dry_run:
         plan = write_plan(cfg, args.out)
-        print(f"plan: {count_runs(len(plan.runs))} in {plan.out / PLAN_FILE}")
+        listed = len(read_plan(plan.out).runs)  # with an earlier sweep's, when extended
+        kept = f" (it lists {listed} with the earlier runs)" if listed > len(plan.runs) else ""
+        print(f"plan: {count_runs(len(plan.runs))} in {plan.out / PLAN_FILE}{kept}")
         for run in plan.runs:
             print("  " + " ".join(run.command))
         if args.dry_run:
@@ -226,7 +228,7 @@ def _runs_before(cfg: Any, out: Path) -> tuple[set[str], set[str]]:
 def cmd_sweep_run(args: argparse.Namespace) -> int:
     from thermo_lightning.launch import stop_with_parent
     from thermo_lightning.runs.layout import RunSpec
-    from thermo_lightning.sweep.plan import check_sweep_folder
+    from thermo_lightning.sweep.plan import check_sweep_folder, planned_spec
     from thermo_lightning.sweep.runner import check_run, run_spec
 
     cfg = _config(args)
@@ -239,8 +241,8 @@ def cmd_sweep_run(args: argparse.Namespace) -> int:
         return 2
     check_sweep_folder(cfg, Path(args.out))  # a sweep's folder: its own settings only
     try:
-        if args.run is not None:
-            spec = cfg.run_named(args.run)
+        if args.run is not None:  # the sweep's, or an earlier one's its plan.json keeps
+            spec = planned_spec(args.out, args.run) or cfg.run_named(args.run)
         else:
             try:
                 lr = float(args.lr)

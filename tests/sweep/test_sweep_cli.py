@@ -391,3 +391,24 @@ def test_the_report_says_which_planned_runs_never_started(tmp_path: Path, capsys
     assert main(["report", str(tmp_path), "--no-tensorboard"]) == 0
     out = capsys.readouterr().out
     assert "1 planned run(s) never started (lr=2.00e-01;" in out, out
+
+
+def test_an_extended_sweeps_plan_commands_run_its_earlier_runs(tmp_path: Path, capsys) -> None:
+    # a new user's trial: after `sweep --lrs 0.2` extended a sweep of 0.05 and 0.1, sweep.json
+    # holds the new learning rates only, and the plan's own command for an earlier run said
+    # "no run named ..." (exit 2); --plan said "1 run" while plan.json listed 3
+    import json
+
+    common = ["--model", "toy-up", "--steps", "30", "--window", "8", "--k", "3", "--snr",
+              "none", "--schedule", "5", "--no-progress", "--out", str(tmp_path)]
+    assert main(["sweep", "--lrs", "0.05", "0.1", *common]) == 0
+    (tmp_path / "lr=1.00e-01" / "run.json").write_text(
+        (tmp_path / "lr=1.00e-01" / "run.json").read_text().replace('"done"', '"interrupted"'))
+    capsys.readouterr()
+    assert main(["sweep", "--lrs", "0.2", "--plan", *common]) == 0
+    assert "plan: 1 run in " in (out := capsys.readouterr().out) and "lists 3" in out, out
+    entries = json.loads((tmp_path / "plan.json").read_text())["runs"]
+    earlier = next(e for e in entries if e["name"] == "lr=1.00e-01")
+    command = earlier["command"]
+    assert main(command[command.index("sweep-run"):]) == 0  # trains the cut run again
+    assert '"done"' in (tmp_path / "lr=1.00e-01" / "run.json").read_text()

@@ -17,7 +17,8 @@ from thermo_lightning.runs.layout import PLAN_FILE, RUN_FILE, SWEEP_FILE, RunSpe
 from thermo_lightning.sweep.config import NOT_MEASUREMENT, SweepConfig
 from thermo_lightning.sweep.errors import SweepSettingsError
 
-__all__ = ["PlanFiles", "check_sweep_folder", "read_plan", "run_command", "settings_diff",
+__all__ = ["PlanFiles", "check_sweep_folder", "planned_spec", "read_plan", "run_command",
+           "settings_diff",
            "write_plan"]
 
 
@@ -159,6 +160,20 @@ def write_plan(cfg: SweepConfig, out: str | Path, run_here: RunHere | None = Non
     _write_atomic(out / PLAN_FILE, json.dumps({"config": str(sweep_file), "runs": entries},
                                               indent=2, default=str))
     return plan
+
+
+def planned_spec(out: str | Path, name: str) -> RunSpec | None:
+    """The run ``name`` as ``out``'s ``plan.json`` lists it (``None``: not there, or no
+    readable plan). A sweep extended with more learning rates keeps the earlier runs in its
+    plan while its ``sweep.json`` holds the latest settings' learning rates: the plan is the
+    list of the folder's runs."""
+    try:
+        entries = json.loads((Path(out) / PLAN_FILE).read_text())["runs"]
+        entry = next((e for e in entries if isinstance(e, dict) and e.get("name") == name),
+                     None)
+        return None if entry is None else RunSpec.from_dict(entry)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def read_plan(out: str | Path) -> SweepPlan:

@@ -59,6 +59,7 @@ from thermo_lightning.sweep.errors import RunLockedError, SweepSettingsError
 from thermo_lightning.sweep.plan import (
     PlanFiles,
     check_sweep_folder,
+    planned_spec,
     settings_diff,
     write_plan,
 )
@@ -228,7 +229,9 @@ def run_spec(cfg: SweepConfig, spec: RunSpec, out: str | Path, *, progress_bar: 
     (:func:`check_run`), in a folder whose ``sweep.json``, if any, has ``cfg``'s measurement
     settings. A finished run is returned without taking its lock (its files are left as
     they are)."""
-    spec = check_run(cfg, spec)
+    planned = planned_spec(out, spec.name)
+    # a run of the folder's plan.json (the sweep's, or an earlier one's an extension kept)
+    spec = planned if planned is not None else check_run(cfg, spec)
     check_sweep_folder(cfg, Path(out))
     run_dir = Path(out) / spec.name
     finished = RunRecord.read(run_dir) if (run_dir / RUN_FILE).exists() else None
