@@ -155,7 +155,7 @@ def _launcher(args: argparse.Namespace) -> Any:
 
 def cmd_sweep(args: argparse.Namespace) -> int:
     from thermo_lightning.launch import SlurmLauncher
-    from thermo_lightning.sweep.plan import read_plan, write_plan
+    from thermo_lightning.sweep.plan import read_plan, runs_before, write_plan
 
     cfg = _config(args)
     if args.print_config:
@@ -191,14 +191,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                       "commands above)")
         return 0
     _quiet()
-    done_before, begun_before = _runs_before(cfg, Path(args.out))
+    done_before, begun_before = runs_before(cfg, Path(args.out))
     try:
         runs = run_sweep(cfg, args.out, progress=not args.no_progress, launcher=launcher)
     except RuntimeError as err:  # some runs failed; the others are done
-        if not str(err).startswith("some runs failed"):
+        if not str(err).startswith(("some runs failed", "all runs failed")):
             raise
-        print(f"error: {err}\nThe other runs are done; run the same command again to retry "
-              "the failed ones (finished runs are skipped).", file=sys.stderr)
+        print(f"error: {err}\n" + ("The other runs are done; run the same command again to "
+              "retry the failed ones (finished runs are skipped)." if str(err)[0] == "s" else
+              "None finished: fix the cause (above, and in the runs' logs), run it again."),
+              file=sys.stderr)
         return 1
     skipped = sum(run.name in done_before for run in runs)
     resumed = sum(run.name in begun_before for run in runs)
@@ -212,17 +214,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     print(f"{count_runs(len(runs))} in {args.out} ({what}); next: thermo-lightning report "
           f"{args.out} --out {report}{' --force' if report.exists() else ''}")
     return 0
-
-
-def _runs_before(cfg: Any, out: Path) -> tuple[set[str], set[str]]:
-    """The names of ``cfg``'s runs already done in ``out`` (the sweep skips them), and of
-    those begun and not done (it resumes them)."""
-    from thermo_lightning.runs.layout import RUN_FILE
-    from thermo_lightning.runs.record import run_done
-
-    names = [spec.name for spec in cfg.runs()]
-    done = {name for name in names if run_done(out / name)}
-    return done, {name for name in names if name not in done and (out / name / RUN_FILE).exists()}
 
 
 def cmd_sweep_run(args: argparse.Namespace) -> int:

@@ -42,6 +42,10 @@ SNR_MODES = ("auto", "unbiased", "exact", None)  #: the meter's ``snr`` values
 ENERGY_MODES = ("window", "full")  #: the callback's ``energy`` values
 
 
+#: the smallest window: the effective sample size's autocorrelation needs 4 snapshots
+MIN_WINDOW = 4
+
+
 def check_window_arguments(window: int | str, k: int | Sequence[int] | str
                            ) -> tuple[int | str, tuple[int, ...] | str]:
     """``(window, k)`` checked: ``window`` a positive int (digit strings from configuration
@@ -50,6 +54,9 @@ def check_window_arguments(window: int | str, k: int | Sequence[int] | str
     if isinstance(window, str) and window.isdigit():  # YAML / CLI hand numbers as text
         window = int(window)
     window_arg: int | str = window if window == "auto" else positive_int(window, "window")
+    if isinstance(window_arg, int) and window_arg < MIN_WINDOW:
+        raise ValueError(f"`window` must be at least {MIN_WINDOW} snapshots (its effective "
+                         f"sample size needs {MIN_WINDOW}), got {window_arg}.")
     k_arg: tuple[int, ...] | str = k if k == "auto" else check_ks(k, None)  # type: ignore[arg-type]
     if isinstance(window_arg, int) and isinstance(k_arg, tuple) and window_arg <= max(k_arg):
         raise ValueError(

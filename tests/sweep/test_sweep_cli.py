@@ -359,7 +359,15 @@ def test_a_sweep_inside_another_sweeps_folder_and_unusable_numbers_are_refused(
              "positive finite numbers, got [inf": ["--lrs", "inf", "0.1",
                                                    "--out", str(tmp_path / "s")],
              "`steps` (--steps) must be a positive integer, got 0": [
-                 "--lrs", "0.02", "--steps", "0", "--out", str(tmp_path / "s")]}
+                 "--lrs", "0.02", "--steps", "0", "--out", str(tmp_path / "s")],
+             # the trial's second round: these trained and failed every run, then locked the
+             # folder to the bad value
+             "`window` must be at least 4 snapshots": [
+                 "--lrs", "0.02", "--window", "3", "--out", str(tmp_path / "s")],
+             "`noise_std` (--noise-std) must be a positive number": [
+                 "--lrs", "0.02", "--noise-std", "-1", "--out", str(tmp_path / "s")],
+             "`dim` (--dim) must be an integer >= 2": [
+                 "--lrs", "0.02", "--dim", "1", "--out", str(tmp_path / "s")]}
     for said, argv in cases.items():
         try:
             code = main(["sweep", "--model", "toy-up", *argv])

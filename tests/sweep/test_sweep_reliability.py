@@ -316,7 +316,9 @@ def test_a_full_disk_is_one_error_line(tmp_path: Path, capsys, monkeypatch) -> N
         m.setattr(RunRecord, "write", lambda self, folder, *a, **k: full(folder / "run.json"))
         assert main([*args, "--out", str(tmp_path / "b")]) == 1
     err = capsys.readouterr().err
-    assert "error: some runs failed" in err and "No space left on device" in err
+    # every run failed: said so, not "the other runs are done"
+    assert "error: all runs failed" in err and "No space left on device" in err
+    assert "None finished" in err and "other runs are done" not in err
     assert "Traceback" not in err
 
 

@@ -185,6 +185,12 @@ class SweepConfig:
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"`{name}` (--{name.replace('_', '-')}) must be a positive "
                                  f"integer, got {getattr(self, name)!r}.")
+        if not (isinstance(self.noise_std, int | float) and 0 < self.noise_std < math.inf):
+            raise ValueError(f"`noise_std` (--noise-std) must be a positive number, got "
+                             f"{self.noise_std!r}.")
+        if isinstance(self.dim, bool) or not isinstance(self.dim, int) or self.dim < 2:
+            raise ValueError(f"`dim` (--dim) must be an integer >= 2 (the sphere in R^dim), "
+                             f"got {self.dim!r}.")
         if self.lrs is not None:
             if not self.lrs or any(not (0 < lr < math.inf) for lr in self.lrs):
                 raise ValueError(f"`lrs` must be positive finite numbers, got {self.lrs!r}.")

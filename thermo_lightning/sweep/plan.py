@@ -14,12 +14,12 @@ from typing import Any
 from thermo_lightning._warnings import ThermoWarning, user_stacklevel
 from thermo_lightning.launch.base import PlannedRun, RunHere, SweepPlan
 from thermo_lightning.runs.layout import PLAN_FILE, RUN_FILE, SWEEP_FILE, RunSpec
+from thermo_lightning.runs.record import run_done
 from thermo_lightning.sweep.config import NOT_MEASUREMENT, SweepConfig
 from thermo_lightning.sweep.errors import SweepSettingsError
 
 __all__ = ["PlanFiles", "check_sweep_folder", "planned_spec", "read_plan", "run_command",
-           "settings_diff",
-           "write_plan"]
+           "runs_before", "settings_diff", "write_plan"]
 
 
 def settings_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -160,6 +160,14 @@ def write_plan(cfg: SweepConfig, out: str | Path, run_here: RunHere | None = Non
     _write_atomic(out / PLAN_FILE, json.dumps({"config": str(sweep_file), "runs": entries},
                                               indent=2, default=str))
     return plan
+
+
+def runs_before(cfg: SweepConfig, out: Path) -> tuple[set[str], set[str]]:
+    """The names of ``cfg``'s runs already done in ``out`` (a sweep skips them), and of those
+    begun and not done (it resumes or retries them)."""
+    names = [spec.name for spec in cfg.runs()]
+    done = {name for name in names if run_done(out / name)}
+    return done, {name for name in names if name not in done and (out / name / RUN_FILE).exists()}
 
 
 def planned_spec(out: str | Path, name: str) -> RunSpec | None:

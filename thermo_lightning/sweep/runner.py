@@ -464,7 +464,9 @@ def run_sweep(
         earlier.restore()
         raise
     if failures:
-        raise RuntimeError("some runs failed:\n" + "\n".join(failures))
+        what = ("all runs failed" if len(failures) >= len(plan.runs) else
+                f"some runs failed ({len(failures)} of {len(plan.runs)})")
+        raise RuntimeError(f"{what}:\n" + "\n".join(failures))
     return [Path(out) / run.name for run in plan.runs]
 
 
