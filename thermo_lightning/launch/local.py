@@ -184,11 +184,16 @@ def _run_parallel(plan: SweepPlan, workers: int, progress: bool) -> list[str]:
     def say_stopped(signum: int, not_started: int, stopped: dict[str, subprocess.Popen]
                     ) -> None:
         # a child stopped before its run began (still importing, say) did not start it: its
-        # record is not its own (another process id, or none)
-        began = sum(_record_pid(plan, name) == proc.pid for name, proc in stopped.items())
-        print(f"sweep stopped by {signal_label(signum)}; {count_runs(began)} interrupted, "
-              f"{not_started + len(stopped) - began} not started. Run the same command again "
-              "to resume.", file=sys.stderr)
+        # record is not its own (another process id, or none); one stopped as it exited
+        # after its run's last step finished it
+        records = {name: _record(plan, name) for name in stopped}
+        own = [r for name, r in records.items() if r is not None and r.pid == stopped[name].pid]
+        finished = sum(r.done for r in own)
+        began = len(own) - finished
+        done = f", {count_runs(finished)} finished as it stopped" if finished else ""
+        print(f"sweep stopped by {signal_label(signum)}; {count_runs(began)} interrupted{done}, "
+              f"{not_started + len(stopped) - len(own)} not started. Run the same command "
+              "again to resume.", file=sys.stderr)
 
     def stop(signum: int, frame: Any) -> None:
         not_started = sum(not h.started.is_set() and not h.done() for h in handles.values())
@@ -218,13 +223,13 @@ def _run_parallel(plan: SweepPlan, workers: int, progress: bool) -> list[str]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _record_pid(plan: SweepPlan, name: str) -> int | None:
-    """The process id in the run's record (the process that last began training it)."""
+def _record(plan: SweepPlan, name: str) -> RunRecord | None:
+    """The run's record (its ``pid``: the process that last began training it); ``None``
+    when it has none or it cannot be read."""
     try:
-        record = RunRecord.read(plan.out / name)
+        return RunRecord.read(plan.out / name)
     except (OSError, ValueError):  # unreadable: not this child's
         return None
-    return None if record is None else record.pid
 
 
 def stop_with_parent(parent_pid: int, poll: float = 1.0) -> None:
