@@ -258,3 +258,20 @@ def test_the_exponents_interval_is_about_the_fitted_exponent() -> None:
     assert (lo, hi) == pytest.approx((0.65, 0.95))
     assert math.isnan(_exponent_around(0.8, None)[0])
 
+
+
+def test_missing_seed_intervals_are_said(tmp_path) -> None:
+    # a new user's trial: runs left out of T(eta) thinned two seeds' sweeps to 2 learning
+    # rates each; rows and the exponent had no interval, and nothing said why
+    lrs = [0.01, 0.02, 0.04, 0.08, 0.16]
+    for seed in range(3):
+        for i, lr in enumerate(lrs if seed == 0 else lrs[1:3]):
+            _, u, s = canonical(lr)
+            write_run(tmp_path / f"seed{seed}", lr, history(u, s, noise=1e-3, seed=10 * seed + i),
+                      info={"hparams": {"lr": lr, "seed": seed, "window": 200, "k": [10],
+                                        "estimator": "knn_graph", "model": "synthetic"}})
+    result = make_report(tmp_path, tmp_path / "report", tensorboard=False)
+    said = "\n".join(result.messages)
+    assert "fewer than 2 seeds have a valid T there (seed(s) 1, 2 have fewer than 3" in said
+    assert "the exponent's interval: none, 1 seed(s) have a power law of their own" in said
+    assert result.fit is not None and math.isnan(result.fit["a_ci_lo"])

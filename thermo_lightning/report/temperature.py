@@ -191,7 +191,9 @@ def _intervals(chosen_runs: pd.DataFrame, resampled: dict[str, np.ndarray],
                 "the model or data does not depend on the seed (a factory that ignores its "
                 "`seed` argument?), so they are one run repeated, not a spread")
             return None, None
-        return seed_intervals(chosen_runs, infer, power_law_or_none, level=level), "seeds"
+        spread = seed_intervals(chosen_runs, infer, power_law_or_none, level=level)
+        _say_missing_seed_intervals(chosen_runs, spread, messages)
+        return spread, "seeds"
     short = [name for name in chosen_runs["run"] if name not in resampled]
     if short:
         which = ("no run's tail holds that many" if len(short) == len(chosen_runs)
@@ -212,6 +214,25 @@ def _intervals(chosen_runs: pd.DataFrame, resampled: dict[str, np.ndarray],
         return None, None
     return bootstrap_intervals(chosen_runs, resampled, infer, power_law_or_none,
                                level=level), "bootstrap"
+
+
+def _say_missing_seed_intervals(chosen_runs: pd.DataFrame, spread: SeedIntervals,
+                                messages: list[str]) -> None:
+    """Say where the seeds give no interval: each seed's own ``T(eta)`` needs 3 of its runs
+    in it, an interval at a learning rate needs 2 seeds with a valid ``T`` there, and the
+    exponent's needs 2 seeds with their own power law (runs left out of ``T(eta)`` thin the
+    seeds' sweeps)."""
+    per_seed = chosen_runs.groupby("seed")["lr"].nunique()
+    short = [str(int(s)) for s, n in per_seed.items() if n < 3]
+    why = (f" (seed(s) {', '.join(short)} have fewer than 3 runs in T(eta), so no T(eta) of "
+           "their own)" if short else "")
+    thin = spread.temperature[spread.temperature["n_seeds"] < 2]["lr"]
+    if len(thin):
+        messages.append(f"T_ci_lo/T_ci_hi: no interval at lr={', '.join(f'{x:.3g}' for x in thin)}"
+                        f": fewer than 2 seeds have a valid T there{why}")
+    if len(spread.exponents) < 2:
+        messages.append(f"the exponent's interval: none, {len(spread.exponents)} seed(s) have "
+                        f"a power law of their own (it needs 2){why}")
 
 
 def _standard_errors(chosen_runs: pd.DataFrame, lrs: pd.Series) -> tuple[list[float],
