@@ -413,3 +413,21 @@ def test_a_log_cut_while_the_window_refilled_after_the_pilot_is_too_short(
     runs = pd.read_csv(tmp_path / "report" / "runs.csv").set_index("lr")
     assert runs.loc[LRS[1], "reason"] == "too few logging points with U and S"
     assert "tail_without_S" not in runs or runs["tail_without_S"].isna().all()
+
+
+def test_a_copy_outside_its_sweep_is_the_copy(tmp_path: Path) -> None:
+    # a new user's trial: a run copied out of its sweep into extra/ (which sorts first) kept
+    # the copy and called the sweep's own run "a copy of extra/..."
+    import shutil
+
+    names = []
+    for i, lr in enumerate(LRS):
+        _, u, s = canonical(lr)
+        names.append(write_run(tmp_path / "sweepA", lr, history(u, s, noise=1e-3, seed=i)).name)
+    (tmp_path / "sweepA" / "plan.json").write_text(
+        json.dumps({"runs": [{"name": n, "lr": lr} for n, lr in zip(names, LRS, strict=True)]}))
+    shutil.copytree(tmp_path / "sweepA" / names[1], tmp_path / "extra" / names[1])
+    result = make_report(tmp_path, tmp_path / "report", tensorboard=False)
+    reasons = result.runs.set_index("run")["reason"]
+    assert reasons[f"extra/{names[1]}"].startswith(f"a copy of sweepA/{names[1]} ")
+    assert reasons[f"sweepA/{names[1]}"] == ""

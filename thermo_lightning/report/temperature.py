@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,7 +28,7 @@ from thermo_lightning.report.intervals import (
     bootstrap_intervals,
     seed_intervals,
 )
-from thermo_lightning.runs.read import RunData
+from thermo_lightning.runs.read import RunData, planned_runs
 
 __all__ = ["CONSTRUCTIONS", "MIN_FIT_ROWS", "Construction", "batch_size_collapse", "copies_of",
            "fit_rows",
@@ -90,6 +91,12 @@ class Construction:
         return table
 
 
+def _in_own_plan(folder: Path) -> bool:
+    """Whether ``folder`` is a run its parent sweep's ``plan.json`` lists."""
+    planned = planned_runs(folder.parent)
+    return planned is not None and folder.name in planned
+
+
 def copies_of(chosen: pd.DataFrame, axes: Sequence[str], messages: list[str]) -> dict[str, str]:
     """The runs of ``chosen`` that repeat another one's ``U`` and ``S`` to the last digit at
     the same values of ``axes`` (learning rate, seed or none, grid axes), each mapped to the
@@ -99,6 +106,10 @@ def copies_of(chosen: pd.DataFrame, axes: Sequence[str], messages: list[str]) ->
     key = [a for a in ("lr", *axes) if a in chosen] + ["U", "S"]
     if chosen.empty or not {"U", "S"} <= set(chosen):
         return {}
+    # the original first: a run its own sweep's plan.json lists, over a copy elsewhere
+    if "path" in chosen:
+        stray = chosen["path"].map(lambda p: not _in_own_plan(Path(str(p))))
+        chosen = chosen.assign(_stray=stray).sort_values("_stray", kind="stable")
     copies = chosen.duplicated(subset=key, keep="first")
     found: dict[str, str] = {}
     for _, first in chosen[~copies].iterrows():
