@@ -375,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="small sweeps on embedded data, then their reports")
     demo.add_argument("--out", default="thermo_demo", help="output folder (default thermo_demo)")
     demo.add_argument("--quick", action="store_true",
-                      help="a small version (about a minute), to check the set-up")
+                      help="a small version (about 2 minutes on 2 cores), to check the set-up")
     demo.add_argument("--seed-offset", type=int, default=0, metavar="K",
                       help="run the seeds K, K+1, K+2 (into folders named -seedsK when K > 0): "
                            "the same demo on other random draws (default 0)")
@@ -520,6 +520,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SweepSettingsError, RunLockedError, LauncherError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a Ctrl-C before a command's own handling (while importing)
+        print("stopped by Ctrl-C", file=sys.stderr)
+        return 128 + 2
     except ImportError as err:  # an optional dependency: the message names the extra
         if "thermo-lightning[" not in str(err):
             raise

@@ -420,3 +420,18 @@ def test_an_extended_sweeps_plan_commands_run_its_earlier_runs(tmp_path: Path, c
     command = earlier["command"]
     assert main(command[command.index("sweep-run"):]) == 0  # trains the cut run again
     assert '"done"' in (tmp_path / "lr=1.00e-01" / "run.json").read_text()
+
+
+def test_a_ctrl_c_before_a_command_handles_it_is_one_line(tmp_path: Path, capsys,
+                                                          monkeypatch) -> None:
+    # a new user's trial: a Ctrl-C in the first seconds (the command still importing) printed
+    # a KeyboardInterrupt traceback
+    import thermo_lightning.report as report
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report, "make_report", interrupted)
+    assert main(["report", str(tmp_path)]) == 130
+    err = capsys.readouterr().err
+    assert err == "stopped by Ctrl-C\n"
