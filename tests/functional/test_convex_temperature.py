@@ -86,3 +86,15 @@ def test_bad_input_is_said(kwargs: dict, match: str) -> None:
             "entropies": [0.0, 1.0, 1.8], **kwargs}
     with pytest.raises(ValueError, match=match):
         convex_temperature(**args)
+
+
+def test_the_reason_names_the_unit_the_distance_is_in() -> None:
+    # a new user's trial: without standard errors every point weighs 1% of the spread, but
+    # the reason still said "more than 3 standard errors off the curve"
+    lr = np.array([0.01, 0.02, 0.04, 0.08, 0.16])
+    u, s = np.array([1.0, 2.0, 3.5, 3.6, 5.0]), 10 * np.log(lr)
+    plain = convex_temperature(lr, u, s)["reason"]
+    assert (plain.str.contains("3% of the sweep's spread off the curve; no standard errors")
+            ).sum() >= 1 and not plain.str.contains("standard errors off").any()
+    weighed = convex_temperature(lr, u, s, energy_se=[0.01] * 5, entropy_se=[0.1] * 5)["reason"]
+    assert weighed.str.contains("more than 3 standard errors off the curve").any()

@@ -57,6 +57,14 @@ def _errors(values: np.ndarray, se: ArrayLike | None, name: str) -> np.ndarray:
     return np.where(good, out, float(np.median(out[good])))
 
 
+def _has_errors(se: ArrayLike | None) -> bool:
+    """Whether ``se`` holds a usable standard error (else :func:`_errors` uses the spread)."""
+    if se is None:
+        return False
+    out = np.asarray(se, dtype=np.float64).reshape(-1)
+    return bool((np.isfinite(out) & (out > 0)).any())
+
+
 def _sorted(values: ArrayLike, order: np.ndarray, name: str) -> np.ndarray:
     out = np.asarray(values, dtype=np.float64).reshape(-1)
     if out.shape != order.shape:
@@ -174,8 +182,11 @@ def convex_temperature(
     resolved = s[right] - s[left] > resolve * np.hypot(ss[right], ss[left])
     reason[~resolved] = (f"S changes by less than {resolve:g} standard errors across this "
                          "row's neighbours: the data do not determine its slope")
+    measured = _has_errors(energy_se) or _has_errors(entropy_se)
+    unit = " standard errors" if measured else "% of the sweep's spread"
     reason[distance > reject] = (f"the points reject a convex free energy here (more than "
-                                 f"{reject:g} standard errors off the curve)")
+                                 f"{reject:g}{unit} off the curve"
+                                 f"{'' if measured else '; no standard errors to weigh by'})")
     reason[~(t > 0)] = "non-positive temperature"
     df = pd.DataFrame({"lr": lr, "U": u, "S": s, "U_fit": u_hat, "S_fit": s_hat, "T": t,
                        "T_lo": t_lo, "T_hi": t_hi, "distance": distance, "end": end,

@@ -212,11 +212,12 @@ def _intervals(chosen_runs: pd.DataFrame, resampled: dict[str, np.ndarray],
         need = (chosen_runs["tail_for_bootstrap"].max() if "tail_for_bootstrap" in chosen_runs
                 else math.nan)
         hint = (f"; --tail {min(1.0, math.ceil(need * 100) / 100):.2f} would give every run "
-                "enough (a longer tail "
-                "also averages more of the run: check that it is stationary there)"
+                "enough at the block length measured on today's tail (an estimate: a longer "
+                "tail reaches back into a less stationary part, where the correlation time, "
+                "so the block, can be longer; check runs.csv's blocks after)"
                 if math.isfinite(need) and need <= 1 else
-                "; not even the whole run at its final stride holds that many" if
-                math.isfinite(need) else "")
+                "; for some runs not even the whole run at its final stride holds that many "
+                "(runs.csv: tail_for_bootstrap above 1)" if math.isfinite(need) else "")
         messages.append(
             "T_ci_lo/T_ci_hi: no interval. One seed: the within-run bootstrap needs at least "
             f"{MIN_BLOCKS} independent blocks (entropy windows) in each run's tail, and "
