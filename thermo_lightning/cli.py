@@ -211,6 +211,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     what = (f"all {skipped} finished before, skipped" if skipped == len(runs) else
             "trained now" if not skipped + resumed else "; ".join(p for p in parts if p))
     report = Path(args.out) / REPORT_DIR
+    listed = len(read_plan(args.out).runs)  # an extended sweep's folder holds more
+    what += f"; the folder's plan.json lists {listed} in all" if listed > len(runs) else ""
     print(f"{count_runs(len(runs))} in {args.out} ({what}); next: thermo-lightning report "
           f"{args.out} --out {report}{' --force' if report.exists() else ''}")
     return 0

@@ -213,7 +213,7 @@ def test_help_documents_every_sweep_setting_with_its_default(capsys) -> None:
 @pytest.mark.slow
 def test_parallel_workers(tmp_path: Path) -> None:
     cfg = SweepConfig.from_dict({**TINY, "steps": 20})
-    runs = run_sweep(cfg, tmp_path, workers=2, progress=False)
+    runs = run_sweep(cfg, tmp_path / "lrs", workers=2, progress=False)
     for run in runs:
         assert json.loads((run / "run.json").read_text())["status"] == "done"
         # each worker's log says where its run is (the parent shows the last line)
@@ -315,6 +315,7 @@ def test_the_sweep_says_which_runs_it_trained_and_which_it_skipped(tmp_path: Pat
     assert main([*args[:4], "0.05", "0.1", "0.2", *args[6:]]) == 0
     out = capsys.readouterr().out
     assert "(2 finished before, skipped; 1 trained now)" in out and "--force" not in out
+
     # a run begun before (cut) is finished now, not "trained now"; and once a report is
     # there, the hint to write it again needs --force (the trial's copy-paste was refused)
     assert main(["report", str(tmp_path), "--no-tensorboard"]) == 0
@@ -325,6 +326,9 @@ def test_the_sweep_says_which_runs_it_trained_and_which_it_skipped(tmp_path: Pat
     out = capsys.readouterr().out
     assert "(2 finished before, skipped; 1 begun before, finished now)" in out, out
     assert out.rstrip().endswith(f"--out {tmp_path / 'report'} --force"), out
+    assert main([*args[:4], "0.4", *args[6:]]) == 0  # an extension: the folder holds 4
+    out = capsys.readouterr().out
+    assert "1 run in " in out and "(trained now; the folder's plan.json lists 4 in all)" in out
 
 
 def test_mistakes_in_a_sweeps_settings_exit_2_in_one_line(tmp_path: Path, capsys) -> None:
