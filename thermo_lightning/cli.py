@@ -254,9 +254,14 @@ def cmd_report(args: argparse.Namespace) -> int:
     from thermo_lightning.report import make_report
 
     out = args.out or str(Path(args.logdir) / REPORT_DIR)
+    given = [f for f, v in (("--eps", args.eps), ("--smoothing", args.smoothing)) if v is not None]
+    if given and args.construction == "convex":
+        print(f"note: {' and '.join(given)}: for --construction bracket only; the convex "
+              f"construction (the default) does not use {'them' if given[1:] else 'it'}")
+    eps, smoothing = args.eps or 0.0, 0.3 if args.smoothing is None else args.smoothing
     try:
-        result = make_report(args.logdir, out, tail=args.tail, eps=args.eps,
-                             smoothing=None if args.smoothing == 0 else args.smoothing,
+        result = make_report(args.logdir, out, tail=args.tail, eps=eps,
+                             smoothing=None if smoothing == 0 else smoothing,
                              lr_range=tuple(args.lr_range) if args.lr_range else None,
                              force=args.force, tensorboard=not args.no_tensorboard,
                              include_low_ess=args.include_low_ess, ci=args.ci,
@@ -439,9 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "standard errors (a row is invalid only where they reject "
                              "convexity); bracket: the paper's construction, for comparisons "
                              "with its numbers (default convex)")
-    report.add_argument("--eps", type=float, default=0.0,
-                        help="bracket slack, for the bracket construction only (default 0)")
-    report.add_argument("--smoothing", type=float, default=0.3,
+    report.add_argument("--eps", type=float, help="bracket slack, --construction bracket only (0)")
+    report.add_argument("--smoothing", type=float, default=None,
                         help="triangular smoothing half-width in ln(lr), for the bracket "
                              "construction only; 0 = off (default 0.3)")
     report.add_argument("--lr-range", type=float, nargs=2, metavar=("MIN", "MAX"),

@@ -34,7 +34,9 @@ CENTRED = ["T_ci_lo", "T_ci_hi"]
 NEW_MESSAGES = ("too few to test for a trend",  # the trend test (issue 26)
                 "left out of T(eta) (", "outside --lr-range left out of T(eta)",  # issue 30
                 "refilled inside the tail",  # issue 26, second round
-                "have one chord each, a biased slope")  # the end rows (issue 27)
+                "have one chord each, a biased slope",  # the end rows (issue 27)
+                "fewer than 2 seeds have a valid T there",  # why no interval (issue 26)
+                "the exponent's interval: none")
 #: messages reworded since: a list of runs as "a, b, c and 5 more" (was "a, b, c, ..."),
 #: "needs at least 3 ... with runs in it" (was "3 stationary ..."):
 #: compared up to the changed words

@@ -439,3 +439,20 @@ def test_a_ctrl_c_before_a_command_handles_it_is_one_line(tmp_path: Path, capsys
     assert main(["report", str(tmp_path)]) == 130
     err = capsys.readouterr().err
     assert err == "stopped by Ctrl-C\n"
+
+
+def test_bracket_options_with_the_convex_construction_are_said(tmp_path: Path, capsys) -> None:
+    # a new user's trial: --smoothing 1.5 with the default convex construction changed
+    # nothing, silently (the how-to advised it for empty brackets)
+    from tests.report.synthetic import canonical, history, write_run
+
+    for lr in (0.01, 0.02, 0.04, 0.08):
+        _, u, s = canonical(lr)
+        write_run(tmp_path / "runs", lr, history(u, s))
+    assert main(["report", str(tmp_path / "runs"), "--smoothing", "1.5", "--no-tensorboard"]) == 0
+    out = capsys.readouterr().out
+    assert "note: --smoothing: for --construction bracket only; the convex construction " \
+        "(the default) does not use it" in out
+    assert main(["report", str(tmp_path / "runs"), "--smoothing", "1.5", "--construction",
+                 "bracket", "--no-tensorboard", "--force"]) == 0
+    assert "bracket only" not in capsys.readouterr().out
