@@ -453,17 +453,17 @@ def classify(summary: RunSummary, run: RunData, reference: tuple[float | None, i
     """The run's regime, its low-ESS flag and its tail bootstrap (standard errors of ``U``
     and ``S``, and the bootstrap means the intervals resample: returned, ``None`` without
     them). What a user should know goes to ``messages``."""
-    if summary.problem is not None:
+    if summary.problem is not None and not run.unfinished:  # that is said when it is read
         messages.append(f"{run.name}: {summary.problem}")
     s_uniform, dim = reference
     values: dict[str, Any] = {}
-    if not summary.measured:  # too few logged points to measure the tail
+    if run.unfinished:
+        values["regime"] = Regime.UNFINISHED
+    elif not summary.measured:  # too few logged points to measure the tail
         values["regime"] = Regime.UNMEASURED
     elif not (math.isfinite(summary.U) and math.isfinite(summary.S)):
         messages.append(f"{run.name}: U or S is NaN/Inf; left out of T(eta)")
         values["regime"] = Regime.INVALID
-    elif run.unfinished:
-        values["regime"] = Regime.UNFINISHED
     elif run.incomplete:
         values["regime"] = Regime.INCOMPLETE
     else:
@@ -475,7 +475,7 @@ def classify(summary: RunSummary, run: RunData, reference: tuple[float | None, i
     if spec is not None and summary.ess is not None:
         values["window"] = spec.window
         values["low_ess"] = bool(summary.ess < LOW_ESS_FRACTION * spec.window)
-        if values["low_ess"]:
+        if values["low_ess"] and not run.unfinished:
             fate = ("kept in T(eta) (--include-low-ess)" if include_low_ess else
                     "left out of T(eta) unless --include-low-ess")
             messages.append(f"{run.name}: low ESS ({summary.ess:.0f} of {spec.window}); the "
