@@ -206,8 +206,9 @@ def test_a_cut_fit_gets_one_note(tmp_path: Path) -> None:
     root = tmp_path / "lightning_logs"
     _version(root, 0, {0: {start: 0}, **_points(range(5, 35, 5), 1.0)})
     _version(root, 1, {0: {start: 0, keys.FIT_ID: 5.0}, **_points(range(5, 15, 5), 1.0)})
+    _version(root, 2, {0: {start: 0, keys.FIT_ID: 6.0}, 5: {keys.ENERGY: 1.0}})  # no S yet
     result = make_report(root, tmp_path / "report", tensorboard=False)
-    for name in ("version_0", "version_1"):  # version_1: cut after 2 points (too few)
+    for name in ("version_0", "version_1", "version_2"):  # 1: 2 points; 2: no S logged
         about = [m for m in result.messages if m.startswith(name)]
         assert len(about) == 1 and "no thermo/fit_end" in about[0] and "run.json" not in about[0]
     # runs.csv agrees with the note: unfinished, not "unmeasured" (the trial's second round)

@@ -456,3 +456,18 @@ def test_bracket_options_with_the_convex_construction_are_said(tmp_path: Path, c
     assert main(["report", str(tmp_path / "runs"), "--smoothing", "1.5", "--construction",
                  "bracket", "--no-tensorboard", "--force"]) == 0
     assert "bracket only" not in capsys.readouterr().out
+
+
+def test_a_cut_run_record_is_kept_aside_and_the_run_retried(tmp_path: Path, capsys) -> None:
+    # a new user's trial: a run.json cut mid-write failed the run on every retry
+    args = ["sweep", "--model", "toy-up", "--lrs", "0.05", "0.1", "--steps", "30", "--window",
+            "8", "--k", "3", "--snr", "none", "--schedule", "5", "--no-progress",
+            "--out", str(tmp_path)]
+    assert main(args) == 0
+    (tmp_path / "lr=1.00e-01" / "run.json").write_text('{"status": "do')
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "was unreadable" in capsys.readouterr().err
+    assert '"done"' in (tmp_path / "lr=1.00e-01" / "run.json").read_text()
+    (kept,) = (tmp_path / "lr=1.00e-01").glob("run.unreadable-*.json")
+    assert kept.read_text() == '{"status": "do'

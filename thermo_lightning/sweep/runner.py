@@ -234,7 +234,7 @@ def run_spec(cfg: SweepConfig, spec: RunSpec, out: str | Path, *, progress_bar: 
     spec = planned if planned is not None else check_run(cfg, spec)
     check_sweep_folder(cfg, Path(out))
     run_dir = Path(out) / spec.name
-    finished = RunRecord.read(run_dir) if (run_dir / RUN_FILE).exists() else None
+    finished = _read_record(run_dir)
     if finished is not None and finished.done:  # skipped without touching its lock
         _check_settings(finished, _run_hparams(cfg.for_run(spec), spec.lr), run_dir)
         return run_dir
@@ -267,6 +267,22 @@ def _sigterm_interrupts() -> Iterator[dict[str, Any]]:
         signal.signal(signal.SIGTERM, previous)
 
 
+def _read_record(run_dir: Path) -> RunRecord | None:
+    """The run's record; one that cannot be read (cut mid-write, edited by hand) is kept
+    aside as ``run.unreadable-<time>.json`` with a warning, and the run starts afresh
+    (``None``), rather than failing every retry."""
+    if not (run_dir / RUN_FILE).exists():
+        return None
+    try:
+        return RunRecord.read(run_dir)
+    except ValueError as err:  # JSON that does not parse, or not a record
+        kept = run_dir / f"run.unreadable-{int(time.time())}.json"
+        (run_dir / RUN_FILE).replace(kept)
+        user_warn(f"{run_dir / RUN_FILE} was unreadable ({type(err).__name__}: {err}); kept as "
+                  f"{kept.name}, and the run starts again")
+        return None
+
+
 def _run_hparams(cfg: SweepConfig, lr: float) -> dict[str, Any]:
     """What a run records of its settings: the sweep's, at its own ``lr`` (and seed and axis
     values: ``cfg`` is :meth:`SweepConfig.for_run`'s), without the sweep's grid."""
@@ -294,7 +310,7 @@ def _check_settings(record: RunRecord, hparams: dict[str, Any], run_dir: Path) -
 def _run_locked(cfg: SweepConfig, spec: RunSpec, run_dir: Path, progress_bar: bool,
                 current: dict[str, Any], progress: Callable[[str], Any] | None = None) -> Path:
     lr = spec.lr
-    record = RunRecord.read(run_dir) or RunRecord()
+    record = _read_record(run_dir) or RunRecord()
     hparams = _run_hparams(cfg, lr)
     _check_settings(record, hparams, run_dir)
     if record.done:
