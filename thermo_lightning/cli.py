@@ -219,7 +219,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep_run(args: argparse.Namespace) -> int:
-    from thermo_lightning.launch import stop_with_parent
+    from thermo_lightning.launch import stop_with_parent, throttled
     from thermo_lightning.runs.layout import RunSpec
     from thermo_lightning.sweep.plan import check_sweep_folder, planned_spec
     from thermo_lightning.sweep.runner import check_run, run_spec
@@ -229,8 +229,7 @@ def cmd_sweep_run(args: argparse.Namespace) -> int:
     if args.parent_pid is not None:
         stop_with_parent(args.parent_pid)
     if (args.run is None) == (args.lr is None):
-        print("error: sweep-run needs --run NAME (a run folder of the sweep) or --lr",
-              file=sys.stderr)
+        print("error: sweep-run needs --run NAME (a run of the sweep) or --lr", file=sys.stderr)
         return 2
     check_sweep_folder(cfg, Path(args.out))  # a sweep's folder: its own settings only
     try:
@@ -245,7 +244,8 @@ def cmd_sweep_run(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    folder = run_spec(cfg, spec, args.out, progress=lambda line: print(line, flush=True))
+    say = throttled(print, 0 if args.parent_pid else 10)  # a user: a line per 10 s, not 1%
+    folder = run_spec(cfg, spec, args.out, progress=lambda line: say(line, flush=True))
     print(f"{folder.name}: done ({folder})")
     return 0
 
@@ -258,10 +258,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     if given and args.construction == "convex":
         print(f"note: {' and '.join(given)}: for --construction bracket only; the convex "
               f"construction (the default) does not use {'them' if given[1:] else 'it'}")
-    eps, smoothing = args.eps or 0.0, 0.3 if args.smoothing is None else args.smoothing
+    smoothing = 0.3 if args.smoothing is None else args.smoothing or None  # 0: off
     try:
-        result = make_report(args.logdir, out, tail=args.tail, eps=eps,
-                             smoothing=None if smoothing == 0 else smoothing,
+        result = make_report(args.logdir, out, tail=args.tail, eps=args.eps or 0.0,
+                             smoothing=smoothing,
                              lr_range=tuple(args.lr_range) if args.lr_range else None,
                              force=args.force, tensorboard=not args.no_tensorboard,
                              include_low_ess=args.include_low_ess, ci=args.ci,
@@ -444,10 +444,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "standard errors (a row is invalid only where they reject "
                              "convexity); bracket: the paper's construction, for comparisons "
                              "with its numbers (default convex)")
-    report.add_argument("--eps", type=float, help="bracket slack, --construction bracket only (0)")
-    report.add_argument("--smoothing", type=float, default=None,
-                        help="triangular smoothing half-width in ln(lr), for the bracket "
-                             "construction only; 0 = off (default 0.3)")
+    report.add_argument("--eps", type=float,
+                        help="bracket slack, for the bracket construction only (default 0)")
+    report.add_argument("--smoothing", type=float, help="smoothing (default 0.3; 0: off): "
+                        "triangular half-width in ln(lr), for the bracket construction only")
     report.add_argument("--lr-range", type=float, nargs=2, metavar=("MIN", "MAX"),
                         help="use the runs with lr in [MIN, MAX] for T(eta), of any regime "
                              "(default: the stationary runs, chosen automatically)")

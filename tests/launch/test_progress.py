@@ -86,3 +86,21 @@ def test_the_command_line_shows_the_packages_warnings_without_source_paths(
     assert cli.main(["report", str(tmp_path / "none")]) == 2
     assert warnings.showwarning is before  # put back after the command
     assert "not a folder of runs" in capsys.readouterr().err
+
+
+def test_a_user_running_one_run_sees_a_line_every_ten_seconds(monkeypatch) -> None:
+    # a new user's trial: a pasted sweep-run printed a progress line every 1% of its steps
+    # (the lines a worker's parent parses); for a person, one per interval
+    from thermo_lightning.launch import progress
+
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    said: list[str] = []
+    say = progress.throttled(lambda line, **kw: said.append(line), 10)
+    for i in range(100):
+        now[0] = i * 0.5  # a line every half second for 50 s
+        say(f"step {i}", flush=True)
+    assert said == ["step 0", "step 20", "step 40", "step 60", "step 80"]
+    every = progress.throttled(lambda line, **kw: said.append(line), 0)
+    every("a"), every("b")
+    assert said[-2:] == ["a", "b"]

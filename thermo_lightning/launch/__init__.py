@@ -39,6 +39,7 @@ from thermo_lightning.launch.base import (
     watch,
 )
 from thermo_lightning.launch.local import LocalLauncher, stop_with_parent
+from thermo_lightning.launch.progress import throttled
 from thermo_lightning.launch.ray_launcher import RayLauncher
 from thermo_lightning.launch.slurm_launcher import SlurmLauncher
 
@@ -57,6 +58,7 @@ __all__ = [
     "launcher_flags",
     "launcher_options",
     "stop_with_parent",
+    "throttled",
     "watch",
 ]
 

@@ -12,15 +12,24 @@ the package's own warnings (``ThermoMeter: ...``) from a finished worker's log.
 
 from __future__ import annotations
 
+import math
 import os
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Progress", "format_progress", "last_progress", "parse_progress",
-           "progress_summary", "warnings_in"]
+__all__ = [
+    "Progress",
+    "format_progress",
+    "last_progress",
+    "parse_progress",
+    "progress_summary",
+    "throttled",
+    "warnings_in",
+]
 
 _LINE = re.compile(r"^(?P<label>lr=\S+(?: \S+=\S+)*) step (?P<step>\d+)/(?P<total>\d+|\?)"
                    r"(?:, window (?P<fill>\d+)%|, (?P<pilot>stride pilot))?$")
@@ -97,3 +106,16 @@ def warnings_in(log: Path) -> list[str]:
         return []
     found = [m.group(1) for m in map(_WARNING_LINE.search, lines) if m]
     return list(dict.fromkeys(found))
+
+
+def throttled(say: Callable[..., Any], seconds: float) -> Callable[..., None]:
+    """``say`` for at most one line every ``seconds`` (the first always; ``0``: every
+    line): a run's progress for a person at a terminal, not a parent that parses them."""
+    last = [-math.inf]
+
+    def each(line: str, **kwargs: Any) -> None:
+        if time.monotonic() - last[0] >= seconds:
+            last[0] = time.monotonic()
+            say(line, **kwargs)
+
+    return each
