@@ -15,6 +15,7 @@ class ThermoWarning(UserWarning):
     """The package's warnings (a measurement that may be biased, a setting that is ignored):
     ``warnings.filterwarnings("error", category=ThermoWarning)`` turns them into errors."""
 
+
 #: the libraries whose frames are skipped (installed ones), besides this package's own
 _LIBRARIES = ("lightning", "lightning_fabric", "pytorch_lightning", "torch")
 _PACKAGE = Path(__file__).resolve().parent
@@ -58,4 +59,4 @@ def rank_zero_user_warn(message: str) -> None:
     Lightning)."""
     module = sys.modules.get("lightning_utilities.core.rank_zero")
     if getattr(getattr(module, "rank_zero_only", None), "rank", 0) == 0:
-        warnings.warn(message, ThermoWarning, stacklevel=user_stacklevel())
+        warn(message)  # (this frame is the package's: the level still names the user's line)

@@ -197,10 +197,10 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     except RuntimeError as err:  # some runs failed; the others are done
         if not str(err).startswith(("some runs failed", "all runs failed")):
             raise
-        print(f"error: {err}\n" + ("The other runs are done; run the same command again to "
-              "retry the failed ones (finished runs are skipped)." if str(err)[0] == "s" else
-              "None finished: fix the cause (above, and in the runs' logs), run it again."),
-              file=sys.stderr)
+        print(f"error: {err}\n" + ("None finished: fix the cause (above, and in the runs' "
+              "logs), run it again." if str(err).startswith("all") else "The other runs are "
+              "done; run the same command again to retry the failed ones (finished runs are "
+              "skipped)."), file=sys.stderr)
         return 1
     skipped = sum(run.name in done_before for run in runs)
     resumed = sum(run.name in begun_before for run in runs)

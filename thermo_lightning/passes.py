@@ -195,10 +195,6 @@ class ExtraPasses:
                 snr=acc)
         out = {keys.CONF_GRAD_SQ: terms.grad_sq, keys.CONF_LAPLACIAN: terms.laplacian,
                keys.CONF_GHG: terms.gHg}
-        if acc is not None:
-            if self._reduce is not None:
-                acc.reduce_with(self._reduce)
-            snr_out = self._snr_metrics(acc.compute(), exact=False)
         later = self._later_half(out)
         running = _ratio_of_means(later, keys.CONF_GRAD_SQ, keys.CONF_LAPLACIAN)
         if running is not None:
@@ -207,7 +203,11 @@ class ExtraPasses:
         balance = _ratio_of_means(later, keys.CONF_GRAD_SQ, keys.CONF_GHG)
         if lr is not None and balance is not None:
             out[keys.FDR] = balance / (lr / 2)
-        return out if acc is None else {**out, **snr_out}
+        if acc is not None:
+            if self._reduce is not None:
+                acc.reduce_with(self._reduce)
+            out.update(self._snr_metrics(acc.compute(), exact=False))
+        return out
 
     def _plain_sgd_lr(self) -> float | None:
         """The learning rate of the weights' optimizer when it is plain SGD (no momentum, no

@@ -153,9 +153,8 @@ def _read(logdir: Path, folders: Sequence[Path], messages: list[str]) -> list[Ru
                 f"{notes.name_list(missing)}; plan.json lists them, no log was found): the "
                 "report has the others only. The sweep's command, run again, trains them")
     runs, joined = join_resumed(runs)  # a fit resumed into a new version_N: one run
-    for run in runs:  # an unfinished run's missing tags are its cut, said once as unfinished
-        messages.extend(f"{run.name}: {problem}" for problem in run.problems if not (
-            run.unfinished and problem.startswith(("missing tags", "tags "))))
+    for run in runs:
+        messages.extend(f"{run.name}: {problem}" for problem in run.problems)
     messages.extend(joined)
     return runs
 

@@ -91,12 +91,6 @@ class Construction:
         return table
 
 
-def _in_own_plan(folder: Path) -> bool:
-    """Whether ``folder`` is a run its parent sweep's ``plan.json`` lists."""
-    planned = planned_runs(folder.parent)
-    return planned is not None and folder.name in planned
-
-
 def copies_of(chosen: pd.DataFrame, axes: Sequence[str], messages: list[str]) -> dict[str, str]:
     """The runs of ``chosen`` that repeat another one's ``U`` and ``S`` to the last digit at
     the same values of ``axes`` (learning rate, seed or none, grid axes), each mapped to the
@@ -108,7 +102,9 @@ def copies_of(chosen: pd.DataFrame, axes: Sequence[str], messages: list[str]) ->
         return {}
     # the original first: a run its own sweep's plan.json lists, over a copy elsewhere
     if "path" in chosen:
-        stray = chosen["path"].map(lambda p: not _in_own_plan(Path(str(p))))
+        folders = [Path(str(p)) for p in chosen["path"]]
+        plans = {f.parent: planned_runs(f.parent) or set() for f in folders}  # each read once
+        stray = [f.name not in plans[f.parent] for f in folders]
         chosen = chosen.assign(_stray=stray).sort_values("_stray", kind="stable")
     copies = chosen.duplicated(subset=key, keep="first")
     found: dict[str, str] = {}

@@ -365,9 +365,12 @@ def read_run(folder: str | Path, tags: Sequence[str] = NEEDED_TAGS, *,
         if history.empty:
             history = read_csv_logs(folder, problems)
     history, fit_start, fit_ended, fit_id = _fit_marks(history)
+    status = record.status if record is not None else None
+    # (as RunData.unfinished): a cut run's missing tags are its cut, said as unfinished below
+    unfinished = status not in (None, "done") if record is not None else fit_ended is False
     if history.empty:
         problems.append("no thermo metrics found (no history.csv, TensorBoard or CSV log)")
-    else:
+    elif not unfinished:
         missing = [t for t in (U, S) if t not in history.columns]
         empty = [t for t in (U, S) if t in history.columns and history[t].isna().all()]
         if missing:
@@ -378,7 +381,6 @@ def read_run(folder: str | Path, tags: Sequence[str] = NEEDED_TAGS, *,
         problems.append("no learning rate (run.json, hparams.yaml or an lr=... folder name)")
     elif number(hparams["lr"]) is None or number(hparams["lr"]) <= 0:
         problems.append(f"learning rate {hparams['lr']!r} is not a positive number")
-    status = record.status if record is not None else None
     if status == "running":
         problems.append("status 'running': still being trained, or its process was killed "
                         "outright (it then stays 'running'; running the sweep again resumes "

@@ -111,17 +111,22 @@ def check_sweep_folder(cfg: SweepConfig, out: Path) -> None:
         )
 
 
+def _plan_entries(out: Path) -> list[Any]:
+    """The ``runs`` entries of ``out``'s ``plan.json`` (empty without a readable plan)."""
+    try:
+        entries = json.loads((out / PLAN_FILE).read_text())["runs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return entries if isinstance(entries, list) else []
+
+
 def _earlier_entries(out: Path, names: set[str], axes: set[str]) -> list[dict[str, Any]]:
     """The entries of ``out``'s earlier plan that this sweep keeps: runs on the same axes
     (a sweep extended with more learning rates or seeds), not planned again. Runs on other
     axes (a sweep without seeds, then with; without a grid, then with) are other
     experiments: dropped from the plan with a warning (the report leaves them out)."""
-    try:
-        earlier = json.loads((out / PLAN_FILE).read_text())["runs"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return []
     kept, dropped = [], []
-    for entry in earlier:
+    for entry in _plan_entries(out):
         if not isinstance(entry, dict) or entry.get("name") in names:
             continue
         same_axes = set(entry.get("axes") or {}) == axes
@@ -175,12 +180,11 @@ def planned_spec(out: str | Path, name: str) -> RunSpec | None:
     readable plan). A sweep extended with more learning rates keeps the earlier runs in its
     plan while its ``sweep.json`` holds the latest settings' learning rates: the plan is the
     list of the folder's runs."""
+    entry = next((e for e in _plan_entries(Path(out))
+                  if isinstance(e, dict) and e.get("name") == name), None)
     try:
-        entries = json.loads((Path(out) / PLAN_FILE).read_text())["runs"]
-        entry = next((e for e in entries if isinstance(e, dict) and e.get("name") == name),
-                     None)
         return None if entry is None else RunSpec.from_dict(entry)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError):  # a hand-edited entry: not a run
         return None
 
 
