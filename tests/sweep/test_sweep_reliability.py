@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from thermo_lightning.cli import main
+from thermo_lightning.runs.record import RunRecord
 from thermo_lightning.sweep import (
     RunLockedError,
     SweepConfig,
@@ -23,7 +25,7 @@ from thermo_lightning.sweep import (
     run_one,
     run_sweep,
 )
-from thermo_lightning.sweep.runner import run_lock
+from thermo_lightning.sweep.runner import _sigterm_interrupts, run_lock
 
 TINY = {"model": "toy-up", "data": None, "lrs": [0.05, 0.1], "steps": 30, "window": 10,
         "k": [3], "snr": None, "schedule": 5}
@@ -152,6 +154,44 @@ def _running(run: Path) -> bool:
         return False
 
 
+def test_a_second_sigterm_does_not_cut_the_write_that_marks_the_run_interrupted() -> None:
+    # a worker whose parent dies gets SIGTERM twice (the kernel's and its watcher's): the
+    # second one, arriving while the first is handled, cut the record's write
+    handled = []
+
+    def stopped_twice() -> None:
+        with _sigterm_interrupts():
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5.0)  # the handler raises within this sleep
+            except SIGTERMException:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(0.2)
+                handled.append(True)
+                raise
+
+    with pytest.raises(SIGTERMException):
+        stopped_twice()
+    assert handled == [True]
+
+
+def test_a_sigterm_as_soon_as_the_run_says_running_marks_it_interrupted(
+        tmp_path: Path, monkeypatch) -> None:
+    # the sweep's test killed the parent as soon as run.json said "running"; a SIGTERM then,
+    # before the run's try block, left "running" in the record of a process that had ended
+    write = RunRecord.write
+
+    def write_then_stop(self: RunRecord, run_dir: Path) -> None:
+        write(self, run_dir)
+        if self.status == "running":
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(RunRecord, "write", write_then_stop)
+    with pytest.raises(SIGTERMException):
+        run_one(SweepConfig.from_dict(TINY), 0.05, tmp_path)
+    assert _info(tmp_path / run_dir_name(0.05))["status"] == "interrupted"
+
+
 LONG = ["--model", "toy-up", "--data", "none", "--lrs", "0.05", "0.1", "0.2",
         "--steps", "200000", "--window", "10", "--k", "3", "--snr", "none", "--schedule", "1000"]
 
@@ -210,7 +250,7 @@ def test_workers_use_command_line_overrides_and_die_with_their_parent(tmp_path: 
             return True
 
     _wait_for(lambda: all(gone(p) for p in pids), timeout=60)
-    assert all(_info(r)["status"] == "interrupted" for r in runs)
+    assert all(_info(r)["status"] == "interrupted" for r in runs), [_info(r) for r in runs]
 
 
 @pytest.mark.slow

@@ -249,7 +249,9 @@ def _sigterm_interrupts() -> Iterator[dict[str, Any]]:
     Lightning's own handler is in place) ends it with :class:`SIGTERMException`, so that it is
     marked ``interrupted``. Inside ``fit`` Lightning's handler runs first, sets
     ``trainer.received_sigterm`` and stops at the next batch; this one then does nothing.
-    Yields a dict where the run puts its ``"trainer"``."""
+    Only the first SIGTERM stops the run: a second one (a worker whose parent died gets one
+    from the kernel and one from its watcher) would cut the write that marks it
+    ``interrupted``. Yields a dict where the run puts its ``"trainer"``."""
     current: dict[str, Any] = {}
     if threading.current_thread() is not threading.main_thread():
         yield current
@@ -257,8 +259,10 @@ def _sigterm_interrupts() -> Iterator[dict[str, Any]]:
 
     def handler(signum: int, frame: Any) -> None:
         trainer = current.get("trainer")
-        if not getattr(trainer, "received_sigterm", False):
-            raise SIGTERMException
+        if current.get("stopping") or getattr(trainer, "received_sigterm", False):
+            return
+        current["stopping"] = True
+        raise SIGTERMException
 
     previous = signal.signal(signal.SIGTERM, handler)
     try:
@@ -322,8 +326,8 @@ def _run_locked(cfg: SweepConfig, spec: RunSpec, run_dir: Path, progress_bar: bo
         record.error = None
     record.status, record.started, record.pid = RunStatus.RUNNING.value, time.time(), os.getpid()
     record.known_temperature = known(cfg, lr) if known is not None else None
-    record.write(run_dir)
-    try:
+    try:  # a stop that comes as soon as the record says "running" still marks it
+        record.write(run_dir)
         trainer, thermo = _train(cfg, spec, run_dir, record, progress_bar, current, progress)
     except SIGTERMException:
         record.status = RunStatus.INTERRUPTED.value
