@@ -32,6 +32,8 @@ from thermo_lightning._validation import positive_int
 from thermo_lightning.knn.base import finite_rows
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from thermo_lightning.functional.entropy import EntropyEstimate, EntropyEstimator
 
 __all__ = ["TrajectoryBuffer", "WindowMemoryError", "available_memory", "default_memory_budget"]
@@ -272,17 +274,12 @@ class TrajectoryBuffer:
         return rows, good, bad_steps
 
     # ------------------------------------------------------------------ statistics
-    def effective_sample_size(self, rows: Tensor, slots: list[int], n_directions: int,
-                              seed: int, reduce: Callable[[Tensor], Tensor] | None = None
-                              ) -> float:
-        """``N / tau`` of the valid snapshots (``rows``, ``slots`` from :meth:`snapshots`):
-        ``tau`` the corrected integrated autocorrelation time of their projections on
-        ``n_directions`` random directions (pooled), in time order; a sharded window's
-        projections are summed over the ranks (``reduce``) first."""
-        from thermo_lightning.functional.stationarity import (
-            corrected_autocorrelation_time,
-            raw_window_projections,
-        )
+    def projections(self, rows: Tensor, slots: list[int], n_directions: int, seed: int,
+                    reduce: Callable[[Tensor], Tensor] | None = None) -> np.ndarray:
+        """``(n_directions, N)``: the valid snapshots (``rows``, ``slots`` from
+        :meth:`snapshots`) projected on ``n_directions`` fixed random directions, in time
+        order; a sharded window's projections are summed over the ranks (``reduce``)."""
+        from thermo_lightning.functional.stationarity import raw_window_projections
 
         if len(slots) == rows.shape[0] and slots == sorted(slots):
             ordered = rows
@@ -292,8 +289,16 @@ class TrajectoryBuffer:
                                       column_offset=self.col_start)
         if self.shard is not None and reduce is not None:
             proj = reduce(proj)
-        tau = float(corrected_autocorrelation_time(proj.T.cpu().numpy(), pooled=True))
-        return len(slots) / tau
+        return proj.T.cpu().numpy()
+
+    @staticmethod
+    def effective_sample_size(projections: np.ndarray) -> float:
+        """``N / tau`` of a window's ``(C, N)`` :meth:`projections`: ``tau`` the corrected
+        integrated autocorrelation time of the directions, pooled."""
+        from thermo_lightning.functional.stationarity import corrected_autocorrelation_time
+
+        return projections.shape[-1] / float(corrected_autocorrelation_time(projections,
+                                                                            pooled=True))
 
     def entropy(self, rows: Tensor, ks: Sequence[int], estimator: EntropyEstimator,
                 dim: int, backend: str = "auto",

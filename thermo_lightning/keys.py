@@ -24,6 +24,7 @@ __all__ = [
     "FIT_START",
     "FREE_ENERGY",
     "GRAD_NORM",
+    "HALVES",
     "LOW_ESS",
     "METRICS",
     "NOISE_SCALE",
@@ -56,6 +57,9 @@ ELR = PREFIX + "elr"  #: effective learning rate lr / ||w||^2
 WEIGHT_NORM = PREFIX + "weight_norm"  #: joint norm of the scale-invariant group
 ESS = PREFIX + "ess"  #: effective sample size of the window
 LOW_ESS = PREFIX + "low_ess"  #: 1 when a window's ESS is below a quarter of its snapshots
+#: mean z^2 of the difference between a window's two halves (about 1 when both sample one
+#: law; far above: a hop between modes, or a drift slower than the window)
+HALVES = PREFIX + "halves_chi2"
 CORRELATION_TIME = PREFIX + "corr_time"  #: the weights' correlation time (stride="auto")
 WINDOW_FILL = PREFIX + "window_fill"  #: fraction of the window filled
 STRIDE = PREFIX + "stride"  #: steps between snapshots
@@ -75,7 +79,7 @@ TRAIN_ACC = "train/acc"  #: training accuracy (logged by the classification task
 
 #: every fixed metric key, in the order the documentation lists them
 METRICS = (ENERGY, ENERGY_WINDOW, ENTROPY, T_LOCAL, FREE_ENERGY, SNR, GRAD_NORM,
-           STOCH_GRAD_NORM, NOISE_SCALE, ELR, WEIGHT_NORM, ESS, LOW_ESS, CORRELATION_TIME,
+           STOCH_GRAD_NORM, NOISE_SCALE, ELR, WEIGHT_NORM, ESS, LOW_ESS, HALVES, CORRELATION_TIME,
            WINDOW_FILL, STRIDE, DUPLICATES, SKIPPED, T_CONF, CONF_GRAD_SQ, CONF_LAPLACIAN,
            FDR, CONF_GHG, FIT_START, FIT_END, FIT_ID)
 
@@ -111,6 +115,7 @@ def custom_scalars_layout() -> dict:
             "weight norm": lines(WEIGHT_NORM),
             "effective learning rate": lines(ELR),
             "window ESS": lines(ESS),
+            "window halves (about 1 where the window samples its law)": lines(HALVES),
             "window fill": lines(WINDOW_FILL),
             "stride": lines(STRIDE),
             "duplicate and skipped snapshots": lines(DUPLICATES, SKIPPED),

@@ -38,6 +38,7 @@ from thermo_lightning._warnings import warn as user_warn
 from thermo_lightning.buffer import TrajectoryBuffer
 from thermo_lightning.functional.entropy import EntropyEstimator, get_estimator
 from thermo_lightning.functional.sphere import joint_norm
+from thermo_lightning.functional.stationarity import half_window_chi2
 from thermo_lightning.functional.temperature import free_energy, trend_temperature
 from thermo_lightning.meter_state import MeterState
 from thermo_lightning.passes import ExtraPasses
@@ -45,6 +46,7 @@ from thermo_lightning.pilot import (
     CorrelationPilot,
     auto_stride,
     capped_advice,
+    low_ess_advice,
     pilot_length,
     stride_cap,
 )
@@ -467,26 +469,20 @@ class ThermoMeter(ExtraPasses, MeterState):
         if slots:
             metrics.update(self._energy(slots, step))
         if buffer.full and len(slots) > max(self.ks):
-            ess = buffer.effective_sample_size(rows, slots, self.n_directions, self.seed,
-                                               reduce=self._sum_one)
+            proj = buffer.projections(rows, slots, self.n_directions, self.seed,
+                                      reduce=self._sum_one)
+            ess = buffer.effective_sample_size(proj)
             low = ess < LOW_ESS_FRACTION * len(slots)
             metrics[keys.ESS] = ess
             if self._stride_chosen:  # the pilot's stride-1 windows are correlated by design
                 metrics[keys.LOW_ESS] = float(low)
+                metrics[keys.HALVES] = half_window_chi2(proj)  # nan: N < 8
             # the stride-1 windows of a pilot are correlated by design: no warning for them;
             # one low window can be the ESS estimate's noise: warn on two in a row
             self._low_streak = self._low_streak + 1 if low and self._stride_chosen else 0
             if self._low_streak >= 2:
-                self._warn_once("ess", (
-                    f"ThermoMeter: the window at step {step} has an effective sample size "
-                    f"of {ess:.0f} of {len(slots)} snapshots: consecutive snapshots are "
-                    "correlated and S (hence T) is biased low. "
-                    + ("The weights have correlations slower than the pilot measured, or "
-                       "thinning is capped so that a window fits in the run: train longer, "
-                       "or pass a smaller `window` (fewer snapshots, farther apart)."
-                       if self.stride_spec == "auto" else
-                       "Use stride='auto' (one snapshot per correlation time) or a larger "
-                       "stride.")))
+                self._warn_once("ess", low_ess_advice(step, ess, len(slots),
+                                                      self.stride_spec == "auto"))
             metrics.update(self._entropy_metrics(rows, step))
         metrics.update(extra or {})
         if keys.ENTROPY in metrics and keys.ENERGY in metrics:  # a full window

@@ -76,6 +76,18 @@ def capped_advice(tau: float, window: int, max_steps: int, length: int) -> str:
     return f"Train for at least {needed} steps at this window{smaller}."
 
 
+def low_ess_advice(step: int, ess: float, window: int, auto: bool) -> str:
+    """The warning for windows whose effective sample size stays low (``auto``: the stride
+    is ``"auto"``)."""
+    return (f"ThermoMeter: the window at step {step} has an effective sample size of "
+            f"{ess:.0f} of {window} snapshots: consecutive snapshots are correlated and S "
+            "(hence T) is biased low. "
+            + ("The weights have correlations slower than the pilot measured, or thinning is "
+               "capped so that a window fits in the run: train longer, or pass a smaller "
+               "`window` (fewer snapshots, farther apart)." if auto else
+               "Use stride='auto' (one snapshot per correlation time) or a larger stride."))
+
+
 def auto_stride(tau: float, cap: int) -> tuple[int, bool]:
     """``stride="auto"``'s stride for a correlation time of ``tau`` steps: ``ceil(tau)``
     within ``cap``; and whether the cap cut it enough to be worth a warning (below 0.8 of

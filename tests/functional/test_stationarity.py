@@ -12,6 +12,7 @@ from thermo_lightning.functional import (
     autocorrelation,
     corrected_autocorrelation_time,
     effective_sample_size,
+    half_window_chi2,
     integrated_autocorrelation_time,
     stationarity_test,
     window_autocorrelation_time,
@@ -149,3 +150,29 @@ def test_bad_input() -> None:
         window_projections(torch.randn(5, 3), 0)
     with pytest.raises(ValueError, match="`reduce`"):
         window_autocorrelation_time(torch.randn(20, 3), reduce="mean")
+
+
+@pytest.mark.parametrize("phi", [0.0, 0.5])
+def test_the_halves_of_a_window_of_one_law_agree(phi: float) -> None:
+    # 8 directions of a window of 60 snapshots: the mean z^2 over 400 windows is about 1
+    # (measured 1.01 for i.i.d. and 1.11 for phi = 0.5, whose tau is 3 in a half of 30)
+    values = [half_window_chi2(ar1(phi, 60, seed=s, n_series=8)) for s in range(400)]
+    assert 0.85 < np.mean(values) < 1.25
+    assert np.quantile(values, 0.99) < 4.0
+
+
+def test_halves_that_sit_in_different_modes_disagree() -> None:
+    # a hop between two modes 3 standard deviations apart in the middle of the window
+    x = ar1(0.3, 60, seed=0, n_series=8)
+    x[:, 30:] += 3.0 * np.sqrt(1 / (1 - 0.3**2))
+    assert half_window_chi2(x) > 10
+    # a hop within one half inflates that half's spread instead: still far above 1
+    y = ar1(0.3, 60, seed=1, n_series=8)
+    y[:, 15:] += 3.0 * np.sqrt(1 / (1 - 0.3**2))
+    assert half_window_chi2(y) > 4
+
+
+def test_the_halves_statistic_needs_eight_snapshots_and_some_spread() -> None:
+    assert math.isnan(half_window_chi2(np.zeros((8, 60))))
+    assert math.isnan(half_window_chi2(ar1(0.0, 7, seed=0, n_series=8)))
+    assert half_window_chi2(torch.as_tensor(ar1(0.0, 8, seed=0, n_series=2))) >= 0

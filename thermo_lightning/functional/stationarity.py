@@ -35,6 +35,7 @@ __all__ = [
     "autocorrelation",
     "corrected_autocorrelation_time",
     "effective_sample_size",
+    "half_window_chi2",
     "integrated_autocorrelation_time",
     "raw_window_projections",
     "stationarity_test",
@@ -294,6 +295,48 @@ def window_effective_sample_size(
     """``N / tau`` for a trajectory window (see :func:`window_autocorrelation_time`)."""
     n = torch.as_tensor(window).shape[0]
     return n / window_autocorrelation_time(window, n_directions, seed=seed, c=c, reduce=reduce)
+
+
+def half_window_chi2(projections: np.ndarray | Tensor, *, c: float = 5.0) -> float:
+    """Do the two halves of a window sample the same law? The mean over directions of
+
+    .. math::  z_j^2 = \\frac{(\\bar x_{j,A} - \\bar x_{j,B})^2}
+                       {\\tau \\, \\sigma_j^2 \\, (1 / n_A + 1 / n_B)}
+
+    for the window's projections ``x_j`` on fixed random directions, split into its first
+    half ``A`` and second half ``B`` in time order; ``tau`` and ``sigma_j^2`` come from the
+    halves each centred on its own mean (a jump between the halves adds to neither), the
+    variance corrected for the mean as in :func:`stationarity_test`.
+
+    About 1 when both halves are draws of one stationary law (each ``z_j`` close to a unit
+    normal). Far above 1 when the halves sit in different places: the trajectory hopped
+    between modes of its law within the window, or drifts more slowly than the window spans.
+    Either way the window does not sample its law, and its ``S`` depends on where it sits.
+
+    Args:
+        projections: ``(C, N)``: ``C`` directions, ``N`` snapshots in time order.
+
+    Returns:
+        The mean of ``z_j^2`` over the directions with a non-zero variance (``nan`` when
+        none has one, or ``N < 8``).
+    """
+    x = _series(projections, "projections")
+    x = x.reshape(-1, x.shape[-1])
+    n = x.shape[-1]
+    if n < 8:  # halves of 4 snapshots at least
+        return math.nan
+    a, b = x[:, : n // 2], x[:, n // 2 :]
+    centred = np.concatenate([a - a.mean(axis=1, keepdims=True),
+                              b - b.mean(axis=1, keepdims=True)], axis=1)
+    tau = float(corrected_autocorrelation_time(centred, c=c, pooled=True))
+    half = min(a.shape[1], b.shape[1])
+    var = centred.var(axis=1, ddof=2) / (1.0 - min(tau / half, 0.5))
+    se2 = tau * var * (1.0 / a.shape[1] + 1.0 / b.shape[1])
+    diff = a.mean(axis=1) - b.mean(axis=1)
+    used = se2 > 0
+    if not used.any():
+        return math.nan
+    return float(np.mean(diff[used] ** 2 / se2[used]))
 
 
 @dataclass(frozen=True)

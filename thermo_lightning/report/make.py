@@ -30,6 +30,7 @@ from thermo_lightning import keys
 from thermo_lightning.functional.temperature import trend_temperature
 from thermo_lightning.report import notes
 from thermo_lightning.report.output import ReportOutput
+from thermo_lightning.report.references import uniform_references
 from thermo_lightning.report.summary import (
     Exclusion,
     Regime,
@@ -37,7 +38,6 @@ from thermo_lightning.report.summary import (
     classify,
     final_stride_points,
     summarize_run,
-    uniform_references,
 )
 from thermo_lightning.report.temperature import (
     Construction,

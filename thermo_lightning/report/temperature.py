@@ -22,6 +22,7 @@ from thermo_lightning.functional.convex_temperature import convex_temperature
 from thermo_lightning.functional.temperature import fit_power_law, free_energy, infer_temperature
 from thermo_lightning.report import notes
 from thermo_lightning.report.configurational import add_conf_columns
+from thermo_lightning.report.halves import mark_disagreeing_windows
 from thermo_lightning.report.intervals import (
     MIN_BLOCKS,
     SeedIntervals,
@@ -348,6 +349,7 @@ def _temperature_one(
                         f"is invalid only {construction.reject:g}% of the sweep's spread off a "
                         "convex curve")
     temperature = construction.table(chosen, se)
+    mark_disagreeing_windows(temperature, chosen_runs, along, messages)
     temperature["regime"] = chosen["regime"].to_numpy()
     temperature["n_runs"] = chosen["n_runs"].to_numpy()
     if "T_true" in chosen_runs and chosen_runs["T_true"].notna().any():

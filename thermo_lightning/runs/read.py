@@ -37,7 +37,7 @@ __all__ = ["NEEDED_TAGS", "UNFINISHED_PROBLEM", "RunData", "planned_runs", "read
 U, S = keys.ENERGY, keys.ENTROPY
 #: the metric keys the report reads (a TensorBoard log's other tags are skipped unparsed)
 NEEDED_TAGS = (U, S, keys.SNR, keys.GRAD_NORM, keys.STOCH_GRAD_NORM, keys.T_LOCAL, keys.ESS,
-               keys.WINDOW_FILL, keys.TRAIN_ACC, keys.STRIDE, keys.CORRELATION_TIME,
+               keys.HALVES, keys.WINDOW_FILL, keys.TRAIN_ACC, keys.STRIDE, keys.CORRELATION_TIME,
                keys.CONF_GRAD_SQ, keys.CONF_LAPLACIAN, keys.FDR, keys.FIT_START,
                keys.FIT_END, keys.FIT_ID)
 _MARKS = (keys.FIT_START, keys.FIT_END, keys.FIT_ID)
