@@ -72,7 +72,7 @@ def test_the_two_minima_problem_at_high_noise_marks_the_rows_that_read_low(tmp_p
     # halves_chi2 of the run at 0.057 is 12.5 against 0.75-1.1 below it
     from thermo_lightning.sweep import SweepConfig, run_sweep
 
-    lrs = [0.0283, 0.04, 0.0566, 0.08, 0.113]
+    lrs = [0.04, 0.0566, 0.08, 0.113]
     cfg = SweepConfig(model="langevin", data=None, dim=8, noise_std=1.5, lrs=lrs,
                       steps=12_000, snr=None)
     run_sweep(cfg, tmp_path / "runs", workers=2, progress=False)

@@ -74,6 +74,7 @@ def mark_disagreeing_windows(temperature: pd.DataFrame, runs: pd.DataFrame, alon
                               f"disagree (halves_chi2 {chi2:.2g}): its chord uses that S")
     newly = marked & temperature["valid"].to_numpy(bool)
     temperature["halves"] = marked
+    temperature["reason"] = temperature["reason"].astype(object)
     temperature.loc[newly, "reason"] = [r for r, n in zip(reasons, newly, strict=True) if n]
     temperature["valid"] = temperature["valid"] & ~marked
     messages.append(
