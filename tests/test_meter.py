@@ -313,3 +313,24 @@ def test_local_temperature_never_spans_a_stride_change() -> None:
     for i in with_t:
         stencil = rows.iloc[i - lag: i + lag + 1]
         assert stencil[keys.STRIDE].nunique() == 1, stencil[["step", keys.STRIDE]]
+
+
+@pytest.mark.parametrize("window", [6, 20])
+def test_the_halves_statistic_is_logged_for_windows_of_eight_snapshots_or_more(window: int
+                                                                                ) -> None:
+    meter = ThermoMeter(window=window, k=2, stride=1, schedule=1)
+    w = torch.zeros(4, dtype=torch.float64, requires_grad=True)
+    meter.setup([w], radius=None, max_steps=60)
+    gen = torch.Generator().manual_seed(0)
+    for step in range(1, 40):
+        with torch.no_grad():
+            w.copy_(torch.randn(4, generator=gen, dtype=torch.float64))
+        meter.snapshot()
+        meter.update(0.0)
+        meter.measure(step)
+    h = meter.history
+    if window < 8:  # halves of 4 at least: nothing, rather than NaN in the loggers
+        assert keys.HALVES not in h or h[keys.HALVES].isna().all()
+    else:  # i.i.d. snapshots: about 1
+        values = h[keys.HALVES].dropna()
+        assert len(values) == 40 - window and 0.3 < values.mean() < 2.0

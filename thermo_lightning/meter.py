@@ -476,7 +476,8 @@ class ThermoMeter(ExtraPasses, MeterState):
             metrics[keys.ESS] = ess
             if self._stride_chosen:  # the pilot's stride-1 windows are correlated by design
                 metrics[keys.LOW_ESS] = float(low)
-                metrics[keys.HALVES] = half_window_chi2(proj)  # nan: N < 8
+                if math.isfinite(chi2 := half_window_chi2(proj)):  # nan: N < 8
+                    metrics[keys.HALVES] = chi2
             # the stride-1 windows of a pilot are correlated by design: no warning for them;
             # one low window can be the ESS estimate's noise: warn on two in a row
             self._low_streak = self._low_streak + 1 if low and self._stride_chosen else 0
