@@ -36,6 +36,7 @@ import torch
 from thermo_lightning import SphereProjectionStrategy, ThermoCallback
 from thermo_lightning.data import DigitsDataModule
 from thermo_lightning.functional.entropy import knn_entropy_estimate
+from thermo_lightning.functional.stationarity import half_window_chi2
 from thermo_lightning.models import ClassificationTask, ScaleInvariantConvNet
 from thermo_lightning.probes import default_loss_fn
 
@@ -211,14 +212,16 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         knn_entropy_estimate(rows_w, args.k, dim=d, warn=False)
         ent.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
-        thermo.buffer.effective_sample_size(rows_w, slots, thermo.meter.n_directions,
-                                            thermo.meter.seed)
+        proj = thermo.buffer.projections(rows_w, slots, thermo.meter.n_directions,
+                                         thermo.meter.seed)
+        thermo.buffer.effective_sample_size(proj)
+        half_window_chi2(proj)
         ess.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         thermo.meter.snr(model, default_loss_fn(model),
                          thermo._snr_batches(trainer, args.snr_batches))
         snr.append(time.perf_counter() - t0)
-    point = {"entropy": statistics.median(ent), "ess": statistics.median(ess),
+    point = {"entropy": statistics.median(ent), "ess and halves": statistics.median(ess),
              "snr": statistics.median(snr)}
     for name, sec in point.items():
         rows.append({"measure": f"logging point: {name} (N={rows_w.shape[0]}, D={d + 1})",
