@@ -72,6 +72,7 @@ print("OK", len(history))
 """
 
 
+@pytest.mark.slow  # 5-9 s: the quick suite stays near 4 minutes
 def test_plain_pytorch_example_runs_without_lightning() -> None:
     import subprocess
     import sys

@@ -241,6 +241,7 @@ def test_duplicate_snapshots_are_counted() -> None:
     assert cb.history[keys.DUPLICATES].iloc[-1] == 8.0
 
 
+@pytest.mark.slow  # 5-9 s: the quick suite stays near 4 minutes
 def test_auto_stride_thins_a_correlated_trajectory() -> None:
     # lr * lambda = 0.05-0.1: the slowest mode's integrated time is 39 steps. The default
     # stride="auto" keeps stride 1 during the pilot (the first 1000 steps), whose windows of

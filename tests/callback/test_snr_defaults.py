@@ -32,6 +32,7 @@ class _Weights(pl.Callback):
         self.x[trainer.global_step] = pl_module.x.detach().clone()
 
 
+@pytest.mark.slow  # 5-9 s: the quick suite stays near 4 minutes
 @pytest.mark.parametrize("lr", [0.01, 0.1])
 def test_default_snr_on_the_toy_matches_the_exact_snr(lr: float) -> None:
     steps = 3000

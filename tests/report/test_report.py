@@ -193,6 +193,7 @@ def test_runs_without_a_learning_rate_give_notes_not_a_crash(tmp_path: Path) -> 
                for m in result.messages)
 
 
+@pytest.mark.slow  # 5-9 s: the quick suite stays near 4 minutes
 def test_the_convex_construction_keeps_the_rows_noise_empties(tmp_path: Path) -> None:
     # 3 seeds whose stationary S scatter by 1.5 nats (steps of 3.4 nats between learning
     # rates) and U by 2%: the paper's brackets go empty where the seeds' mean is pushed off

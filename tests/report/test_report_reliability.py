@@ -84,6 +84,7 @@ def test_seeds_at_one_learning_rate_are_averaged(tmp_path: Path) -> None:
     assert any("2 runs (repeats without seeds) averaged" in m for m in result.messages)
 
 
+@pytest.mark.slow  # 5-9 s: the quick suite stays near 4 minutes
 def test_a_run_read_twice_is_counted_once(tmp_path: Path) -> None:
     # a new user's trial: the same training in two folders (no seeds) was averaged as
     # "2 runs (seeds)" with a standard error of 0 and no note

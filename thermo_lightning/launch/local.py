@@ -24,7 +24,7 @@ from thermo_lightning.launch.base import (
     signal_label,
     watch,
 )
-from thermo_lightning.runs.record import RunRecord
+from thermo_lightning.runs.record import RunRecord, RunStatus
 
 __all__ = ["LocalLauncher", "stop_with_parent"]
 
@@ -128,6 +128,7 @@ def _run_parallel(plan: SweepPlan, workers: int, progress: bool) -> list[str]:
         for _ in range(-(-workers // gpus)):  # runs share the GPUs evenly
             free_gpus.put(device)
     running: dict[str, subprocess.Popen] = {}  # by run folder name
+    pids: dict[str, int] = {}  # every child started, by run folder name (kept when it ends)
     lock = threading.Lock()
     stopping = threading.Event()
 
@@ -149,6 +150,7 @@ def _run_parallel(plan: SweepPlan, workers: int, progress: bool) -> list[str]:
                     return -signal.SIGTERM
                 proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
                 running[run.name] = proc
+                pids[run.name] = proc.pid
                 started.set()
             return proc.wait()
         finally:
@@ -181,23 +183,34 @@ def _run_parallel(plan: SweepPlan, workers: int, progress: bool) -> list[str]:
 
     handles: dict[str, _ChildHandle] = {}
 
-    def say_stopped(signum: int, not_started: int, stopped: dict[str, subprocess.Popen]
-                    ) -> None:
-        # a child stopped before its run began (still importing, say) did not start it: its
-        # record is not its own (another process id, or none); one stopped as it exited
-        # after its run's last step finished it
-        records = {name: _record(plan, name) for name in stopped}
-        own = [r for name, r in records.items() if r is not None and r.pid == stopped[name].pid]
-        finished = sum(r.done for r in own)
-        began = len(own) - finished
+    def say_stopped(signum: int, stopped: dict[str, subprocess.Popen]) -> None:
+        # every run not finished before the signal, from the records: a child stopped before
+        # its run began (still importing, say; or killed by a terminal's Ctrl-C before this
+        # handler ran) did not start it: its record is not its own (another process id, or
+        # none); one stopped as it exited after its run's last step finished it
+        began = finished = not_started = 0
+        for name, handle in handles.items():
+            if not handle.started.is_set():
+                not_started += 1
+                continue
+            ended = handle.done() and name not in stopped
+            if ended and handle.future.exception() is None and handle.future.result() == 0:
+                continue  # finished before the signal
+            record = _record(plan, name)
+            if record is None or record.pid != pids.get(name):
+                not_started += 1
+            elif record.done:
+                finished += 1
+            elif not (ended and record.status == RunStatus.FAILED.value):
+                began += 1  # (a failure before the signal is the summary's to say)
         done = f", {count_runs(finished)} finished as it stopped" if finished else ""
         print(f"sweep stopped by {signal_label(signum)}; {count_runs(began)} interrupted{done}, "
-              f"{not_started + len(stopped) - len(own)} not started. Run the same command "
-              "again to resume.", file=sys.stderr)
+              f"{not_started} not started. Run the same command again to resume.",
+              file=sys.stderr)
 
     def stop(signum: int, frame: Any) -> None:
-        not_started = sum(not h.started.is_set() and not h.done() for h in handles.values())
-        say_stopped(signum, not_started, terminate_children())
+        stopping.set()  # first: a worker slot freed now starts nothing
+        say_stopped(signum, terminate_children())
         raise SystemExit(128 + signum)
 
     previous = signal.signal(signal.SIGTERM, stop)
@@ -211,9 +224,8 @@ def _run_parallel(plan: SweepPlan, workers: int, progress: bool) -> list[str]:
         return watch(plan, handles, desc="sweep", progress=progress)
     except KeyboardInterrupt:  # Ctrl-C: the children (same process group) stop too; those
         # that did not get it (a SIGINT to this process alone) get it from here, and say Ctrl-C
-        not_started = sum(not h.started.is_set() and not h.done() for h in handles.values())
-        say_stopped(signal.SIGINT, not_started,
-                    terminate_children(signal.SIGINT, grace=_CTRL_C_GRACE))
+        stopping.set()  # first: the slot of a child the Ctrl-C ended starts no other run
+        say_stopped(signal.SIGINT, terminate_children(signal.SIGINT, grace=_CTRL_C_GRACE))
         raise SystemExit(128 + signal.SIGINT) from None
     except BaseException:
         terminate_children()  # an error here: no orphan keeps training
