@@ -36,7 +36,7 @@ import torch
 from thermo_lightning import SphereProjectionStrategy, ThermoCallback
 from thermo_lightning.data import DigitsDataModule
 from thermo_lightning.functional.entropy import knn_entropy_estimate
-from thermo_lightning.functional.stationarity import half_window_chi2
+from thermo_lightning.functional.stationarity import effective_sample_size, half_window_chi2
 from thermo_lightning.models import ClassificationTask, ScaleInvariantConvNet
 from thermo_lightning.probes import default_loss_fn
 
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
         t0 = time.perf_counter()
         proj = thermo.buffer.projections(rows_w, slots, thermo.meter.n_directions,
                                          thermo.meter.seed)
-        thermo.buffer.effective_sample_size(proj)
+        effective_sample_size(proj, pooled=True)
         half_window_chi2(proj)
         ess.append(time.perf_counter() - t0)
         t0 = time.perf_counter()

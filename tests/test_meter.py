@@ -271,7 +271,7 @@ def test_low_ess_warns_on_two_low_windows_in_a_row(monkeypatch: pytest.MonkeyPat
         w = torch.zeros(4, dtype=torch.float64, requires_grad=True)
         meter.setup([w], radius=None, max_steps=100)
         values = iter(esses)
-        monkeypatch.setattr(meter.buffer, "effective_sample_size",
+        monkeypatch.setattr("thermo_lightning.meter.effective_sample_size",
                             lambda *args, **kwargs: next(values))
         gen = torch.Generator().manual_seed(0)
         for step in range(1, 20 + len(esses)):

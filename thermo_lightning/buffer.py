@@ -291,15 +291,6 @@ class TrajectoryBuffer:
             proj = reduce(proj)
         return proj.T.cpu().numpy()
 
-    @staticmethod
-    def effective_sample_size(projections: np.ndarray) -> float:
-        """``N / tau`` of a window's ``(C, N)`` :meth:`projections`: ``tau`` the corrected
-        integrated autocorrelation time of the directions, pooled."""
-        from thermo_lightning.functional.stationarity import corrected_autocorrelation_time
-
-        return projections.shape[-1] / float(corrected_autocorrelation_time(projections,
-                                                                            pooled=True))
-
     def entropy(self, rows: Tensor, ks: Sequence[int], estimator: EntropyEstimator,
                 dim: int, backend: str = "auto",
                 reduce: Callable[[Tensor], Tensor] | None = None) -> EntropyEstimate:

@@ -38,7 +38,7 @@ from thermo_lightning._warnings import warn as user_warn
 from thermo_lightning.buffer import TrajectoryBuffer
 from thermo_lightning.functional.entropy import EntropyEstimator, get_estimator
 from thermo_lightning.functional.sphere import joint_norm
-from thermo_lightning.functional.stationarity import half_window_chi2
+from thermo_lightning.functional.stationarity import effective_sample_size, half_window_chi2
 from thermo_lightning.functional.temperature import free_energy, trend_temperature
 from thermo_lightning.meter_state import MeterState
 from thermo_lightning.passes import ExtraPasses
@@ -471,7 +471,7 @@ class ThermoMeter(ExtraPasses, MeterState):
         if buffer.full and len(slots) > max(self.ks):
             proj = buffer.projections(rows, slots, self.n_directions, self.seed,
                                       reduce=self._sum_one)
-            ess = buffer.effective_sample_size(proj)
+            ess = float(effective_sample_size(proj, pooled=True))
             low = ess < LOW_ESS_FRACTION * len(slots)
             metrics[keys.ESS] = ess
             if self._stride_chosen:  # the pilot's stride-1 windows are correlated by design

@@ -41,28 +41,21 @@ __all__ = ["convex_temperature"]
 ArrayLike = Sequence[float] | np.ndarray
 
 
-def _errors(values: np.ndarray, se: ArrayLike | None, name: str) -> np.ndarray:
+def _errors(values: np.ndarray, se: ArrayLike | None, name: str) -> tuple[np.ndarray, bool]:
     """Standard errors: the given ones (non-positive or NaN replaced by the median of the
-    others), else 1% of the spread of ``values`` (every point weighted alike)."""
+    others), else 1% of the spread of ``values`` (every point weighted alike); and whether
+    the given ones were used."""
     n = len(values)
     if se is None:
         spread = float(np.ptp(values)) or max(float(np.abs(values).max()), 1.0)
-        return np.full(n, 0.01 * spread)
+        return np.full(n, 0.01 * spread), False
     out = np.asarray(se, dtype=np.float64).reshape(-1)
     if out.shape != (n,):
         raise ValueError(f"`{name}` must have one value per learning rate, got {out.shape}.")
     good = np.isfinite(out) & (out > 0)
     if not good.any():
         return _errors(values, None, name)
-    return np.where(good, out, float(np.median(out[good])))
-
-
-def _has_errors(se: ArrayLike | None) -> bool:
-    """Whether ``se`` holds a usable standard error (else :func:`_errors` uses the spread)."""
-    if se is None:
-        return False
-    out = np.asarray(se, dtype=np.float64).reshape(-1)
-    return bool((np.isfinite(out) & (out > 0)).any())
+    return np.where(good, out, float(np.median(out[good]))), True
 
 
 def _sorted(values: ArrayLike, order: np.ndarray, name: str) -> np.ndarray:
@@ -156,10 +149,11 @@ def convex_temperature(
         raise ValueError(f"`resolve` must be a number >= 0, got {resolve!r}.")
     order = np.argsort(lr)
     lr, u, s = lr[order], u[order], s[order]
-    su = _errors(u, None if energy_se is None else _sorted(energy_se, order, "energy_se"),
-                 "energy_se")
-    ss = _errors(s, None if entropy_se is None else _sorted(entropy_se, order, "entropy_se"),
-                 "entropy_se")
+    su, u_measured = _errors(
+        u, None if energy_se is None else _sorted(energy_se, order, "energy_se"), "energy_se")
+    ss, s_measured = _errors(
+        s, None if entropy_se is None else _sorted(entropy_se, order, "entropy_se"),
+        "entropy_se")
 
     def residuals(theta: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
@@ -182,7 +176,7 @@ def convex_temperature(
     resolved = s[right] - s[left] > resolve * np.hypot(ss[right], ss[left])
     reason[~resolved] = (f"S changes by less than {resolve:g} standard errors across this "
                          "row's neighbours: the data do not determine its slope")
-    measured = _has_errors(energy_se) or _has_errors(entropy_se)
+    measured = u_measured or s_measured
     unit = " standard errors" if measured else "% of the sweep's spread"
     reason[distance > reject] = (f"the points reject a convex free energy here (more than "
                                  f"{reject:g}{unit} off the curve"

@@ -191,12 +191,13 @@ def corrected_autocorrelation_time(
 
 
 def effective_sample_size(
-    series: Sequence[float] | np.ndarray | Tensor, *, c: float = 5.0
+    series: Sequence[float] | np.ndarray | Tensor, *, c: float = 5.0, pooled: bool = False
 ) -> float | np.ndarray:
     """``n / tau``: the number of effectively independent values in the series (``tau``
-    from :func:`corrected_autocorrelation_time`)."""
+    from :func:`corrected_autocorrelation_time`; ``pooled``: one for the rows of a
+    ``(C, n)`` series, as the meter's window ESS)."""
     x = _series(series)
-    return x.shape[-1] / corrected_autocorrelation_time(x, c=c)
+    return x.shape[-1] / corrected_autocorrelation_time(x, c=c, pooled=pooled)
 
 
 @functools.lru_cache(maxsize=16)
@@ -329,8 +330,7 @@ def half_window_chi2(projections: np.ndarray | Tensor, *, c: float = 5.0) -> flo
     centred = np.concatenate([a - a.mean(axis=1, keepdims=True),
                               b - b.mean(axis=1, keepdims=True)], axis=1)
     tau = float(corrected_autocorrelation_time(centred, c=c, pooled=True))
-    half = min(a.shape[1], b.shape[1])
-    var = centred.var(axis=1, ddof=2) / (1.0 - min(tau / half, 0.5))
+    var = centred.var(axis=1, ddof=2) / (1.0 - min(tau / (n // 2), 0.5))  # a: the shorter
     se2 = tau * var * (1.0 / a.shape[1] + 1.0 / b.shape[1])
     diff = a.mean(axis=1) - b.mean(axis=1)
     used = se2 > 0

@@ -90,9 +90,7 @@ class RunData:
         """Its record's status is not ``done``; or, without a record (Lightning's own log
         folders), its log marks a fit's start and no end after it (interrupted, failed or
         still running)."""
-        if self.record is not None:
-            return self.record.status not in (None, "done")
-        return self.fit_ended is False
+        return _unfinished(self.record, self.fit_ended)
 
     @property
     def lr(self) -> float | None:
@@ -205,6 +203,13 @@ def read_tensorboard(folder: Path, tags: Sequence[str], seen: set[str] | None = 
     df = pd.DataFrame.from_dict(rows, orient="index").sort_index()
     df.insert(0, "step", df.index.astype(float))
     return df.reset_index(drop=True)
+
+
+def _unfinished(record: RunRecord | None, fit_ended: bool | None) -> bool:
+    """:attr:`RunData.unfinished` from its parts."""
+    if record is not None:
+        return record.status not in (None, "done")
+    return fit_ended is False
 
 
 def _fit_marks(history: pd.DataFrame
@@ -366,8 +371,7 @@ def read_run(folder: str | Path, tags: Sequence[str] = NEEDED_TAGS, *,
             history = read_csv_logs(folder, problems)
     history, fit_start, fit_ended, fit_id = _fit_marks(history)
     status = record.status if record is not None else None
-    # (as RunData.unfinished): a cut run's missing tags are its cut, said as unfinished below
-    unfinished = status not in (None, "done") if record is not None else fit_ended is False
+    unfinished = _unfinished(record, fit_ended)  # a cut run's missing tags are its cut, said
     if history.empty:
         problems.append("no thermo metrics found (no history.csv, TensorBoard or CSV log)")
     elif not unfinished:
