@@ -29,6 +29,7 @@ from tests.helpers.scripts import load_script
                                 "32", "--kappa", "1"]),
         ("window_memory", ["--d", "500", "--n", "30", "--seeds", "1", "--sketch-dims", "16"]),
         ("scaling", ["--n", "40", "80", "--d", "300", "600", "--repeats", "1"]),
+        ("near_uniform_bias", ["--p", "6", "--n", "60", "--seeds", "1", "--step", "4"]),
     ],
 )
 def test_benchmark_runs(name: str, argv: list[str], capsys, tmp_path, monkeypatch) -> None:

@@ -26,7 +26,8 @@ from cases import CASES  # noqa: E402
 #: windows for it are said in one message. Regimes, T and fits are unchanged.
 CHANGED_COLUMNS = ["U_slope", "U_slope_t", "S_slope", "S_slope_t", "trend_points",
                    "stride_capped",  # (new in issue 27; no fixture run is capped)
-                   "T_valid"]  # new in issue 30: whether the run's row of T(eta) is valid
+                   "T_valid",  # new in issue 30: whether the run's row of T(eta) is valid
+                   "uniform_gap"]  # new in issue 27: (S_uniform - S) / d
 #: the seeds' intervals are about each row's own T since issue 27 (they were about the
 #: seeds' geometric mean), the end rows have none, and the others' widths pool the interior
 #: rows' spread: centred on T (checked, then left out)
@@ -138,6 +139,8 @@ def test_an_old_sweep_folder_gives_the_same_report(case: str, tmp_path: Path) ->
                         want_table.pop("reason").astype(object).fillna("").astype(str).tolist()
             if "halves" in got_table and "halves" not in want_table:  # issue 27: old runs
                 assert not got_table.pop("halves").any()  # logged no thermo/halves_chi2
+            if "near_uniform" in got_table and "near_uniform" not in want_table:  # issue 27
+                assert not got_table.pop("near_uniform").any()  # none near the uniform S
             if want.name == "runs.csv":
                 assert not got_table.get("stride_capped", pd.Series(dtype=bool)).any()
                 got_table = got_table.drop(columns=[c for c in CHANGED_COLUMNS

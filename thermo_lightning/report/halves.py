@@ -26,13 +26,24 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["HALVES_LIMIT", "HALVES_RATIO", "mark_disagreeing_windows"]
+__all__ = ["HALVES_LIMIT", "HALVES_RATIO", "mark_disagreeing_windows", "mark_rows"]
 
 #: a learning rate is never marked below this mean ``halves_chi2`` (one law: ~1), nor in a
 #: sweep whose runs' median is above it
 HALVES_LIMIT = 2.0
 #: ... nor below this many times the median over the sweep's runs
 HALVES_RATIO = 2.0
+
+
+def mark_rows(temperature: pd.DataFrame, column: str, marked: np.ndarray,
+              reasons: list[str]) -> None:
+    """Set ``temperature[column]`` to ``marked`` and make those rows not valid; a row valid
+    until now gets its entry of ``reasons`` (one that was already not valid keeps its own)."""
+    newly = marked & temperature["valid"].to_numpy(bool)
+    temperature[column] = marked
+    temperature["reason"] = temperature["reason"].astype(object)
+    temperature.loc[newly, "reason"] = [r for r, n in zip(reasons, newly, strict=True) if n]
+    temperature["valid"] = temperature["valid"] & ~marked
 
 
 def mark_disagreeing_windows(temperature: pd.DataFrame, runs: pd.DataFrame, along: str,
@@ -73,11 +84,7 @@ def mark_disagreeing_windows(temperature: pd.DataFrame, runs: pd.DataFrame, alon
                 marked[j] = True
                 reasons[j] = (f"next to {along}={values[i]:.3g}, whose windows' halves "
                               f"disagree (halves_chi2 {chi2:.2g}): its chord uses that S")
-    newly = marked & temperature["valid"].to_numpy(bool)
-    temperature["halves"] = marked
-    temperature["reason"] = temperature["reason"].astype(object)
-    temperature.loc[newly, "reason"] = [r for r, n in zip(reasons, newly, strict=True) if n]
-    temperature["valid"] = temperature["valid"] & ~marked
+    mark_rows(temperature, "halves", marked, reasons)
     messages.append(
         f"{', '.join(f'{along}={v:.3g}' for v in odd.index)}: the two halves of the windows "
         f"disagree far beyond their noise (halves_chi2 {', '.join(f'{c:.2g}' for c in odd)}; "

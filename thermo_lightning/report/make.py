@@ -205,6 +205,11 @@ def _runs_table(summaries: Sequence[RunSummary], runs: Sequence[RunData],
                  for name in table.get("run", [])]
     if any(v is not None for v in s_uniform):  # each run's own (N, D, k) reference
         table["S_uniform"] = [math.nan if v is None else v for v in s_uniform]
+        dims = [references[name][1] if name in references else None for name in table["run"]]
+        s_run = table["S"] if "S" in table else pd.Series(math.nan, index=table.index)
+        # (S_uniform - S) / d: how far from the uniform sphere (report.near_uniform)
+        table["uniform_gap"] = [(u - s) / d if u is not None and d else math.nan
+                                for u, s, d in zip(s_uniform, s_run, dims, strict=True)]
     return table, axes
 
 

@@ -29,6 +29,7 @@ from thermo_lightning.report.intervals import (
     bootstrap_intervals,
     seed_intervals,
 )
+from thermo_lightning.report.near_uniform import mark_near_uniform
 from thermo_lightning.runs.read import RunData, planned_runs
 
 __all__ = ["CONSTRUCTIONS", "MIN_FIT_ROWS", "Construction", "batch_size_collapse", "copies_of",
@@ -350,6 +351,7 @@ def _temperature_one(
                         "convex curve")
     temperature = construction.table(chosen, se)
     mark_disagreeing_windows(temperature, chosen_runs, along, messages)
+    mark_near_uniform(temperature, chosen_runs, along, messages)
     temperature["regime"] = chosen["regime"].to_numpy()
     temperature["n_runs"] = chosen["n_runs"].to_numpy()
     if "T_true" in chosen_runs and chosen_runs["T_true"].notna().any():
