@@ -70,16 +70,18 @@ def main(argv: Sequence[str] | None = None) -> pd.DataFrame:
     projector.detach()
     history = meter.history
     if fabric.global_rank == 0:
-        print(history[["step", keys.ENERGY, keys.ENTROPY, keys.ESS]].to_string(index=False))
+        table = history[["step", keys.ENERGY, keys.ENTROPY, keys.ESS]].astype({"step": int})
+        print(table.to_string(index=False))
         u = history[keys.ENERGY].dropna()
         print(f"U went from {u.iloc[0]:.3g} to {u.iloc[-1]:.3g} (a uniform guess: ln 10 = "
               "2.30): " + ("the net fits the digits; S falls with it (the collapse), its "
-                           "drifting windows have a low ESS, and such a run gives no "
+                           "drifting windows have a low ESS (the thermo/ess column, of "
+                           f"{meter.window} snapshots), and such a run gives no "
                            "temperature." if u.iloc[-1] < 0.5 else
                            "the net does not fit the digits at this learning rate (the "
                            "saturated regime)."))
         for message in said:
-            if "effective sample size" not in message:  # the collapse's low ESS: said above
+            if "effective sample size" not in message:  # the collapse's low ESS: the table
                 print(f"meter: {message}")
     return history
 

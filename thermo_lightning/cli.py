@@ -358,12 +358,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
         run_sweep(cfg, out / name, workers=workers, progress=not args.no_progress)
         print(f"({count_runs(len(cfg.runs()))} in {time.monotonic() - started:.0f} s)")
         report = make_report(out / name, out / name / REPORT_DIR, force=True)
-        for message in report.messages:
-            print(f"note: {message}")
+        print("".join(f"note: {message}\n" for message in report.messages), end="")
         _print_table(report.temperature)  # with T_true where the truth is known
         if report.power_law is not None:
             print(f"fit: {fit_line(report)}")
         print(f"report: {out / name / REPORT_DIR}\n")
+    print(f"To browse both: tensorboard --logdir {out}")
     return 0
 
 

@@ -274,6 +274,7 @@ class ThermoMeter(ExtraPasses, MeterState):
         self._spheres = ([] if radius is None else [[t] for t in tensors]
                          if n_spheres == len(tensors) > 1 else [list(tensors)])
         self._snr_plan = None  # snr="auto" decides again for this run
+        self._snr_batch_statistics = False  # ... and says again why
         self._optimizers = list(optimizers)
         num = sum(t.numel() for t in tensors)
         dim = max(1, num - (n_spheres if radius is not None else 0))

@@ -91,6 +91,7 @@ class ExtraPasses:
                              "mini-batches for the noise).")
             else:
                 self._snr_plan = ("unbiased", k)
+                self._snr_batch_statistics = batch_statistics
                 why = ("the model's BatchNorm makes a full pass's gradient depend on how the "
                        "set is cut into batches" if batch_statistics else
                        "no full training set (full_data=, or full_batches() on the data "
@@ -154,9 +155,13 @@ class ExtraPasses:
                 f"ThermoMeter: at a logging point the gradient signal is below what "
                 f"{int(res['num_batches'])} mini-batches resolve (the unbiased estimate of "
                 f"||g||^2 is {res['full_grad_sq_unbiased']:.3g}): {keys.SNR} is NaN there, not "
-                "0. Pass snr='exact' for the exact SNR (it takes the full training set: "
-                "full_data=, full_batches() on the data module or module, or a DataLoader over "
-                "a map-style dataset), or raise snr_batches."))
+                "0. " + ("Raise snr_batches (the model's BatchNorm leaves no full gradient "
+                         "that does not depend on how the set is cut into batches, so "
+                         "snr='exact' would measure another quantity)."
+                         if getattr(self, "_snr_batch_statistics", False) else
+                         "Pass snr='exact' for the exact SNR (it takes the full training set: "
+                         "full_data=, full_batches() on the data module or module, or a "
+                         "DataLoader over a map-style dataset), or raise snr_batches.")))
         return {keys.SNR: res["snr"], keys.GRAD_NORM: res["full_grad_norm"],
                 keys.STOCH_GRAD_NORM: res["mean_stoch_grad_norm"],
                 keys.NOISE_SCALE: res["noise_scale"]}

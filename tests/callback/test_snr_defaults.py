@@ -87,3 +87,22 @@ def test_batch_statistics_are_recognised() -> None:
     assert uses_batch_statistics(net)
     assert not uses_batch_statistics(net.eval())  # running statistics: per-example
     assert not uses_batch_statistics(nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4)))
+
+
+@pytest.mark.parametrize("batch_statistics", [False, True])
+def test_an_unresolved_signal_is_advised_by_why_the_estimate_is_unbiased(
+        batch_statistics: bool) -> None:
+    # a model with BatchNorm has no batch-independent full gradient: the advice is more
+    # mini-batches, never snr='exact' right after 'auto' said why it does not take it
+    from thermo_lightning import ThermoMeter
+
+    meter = ThermoMeter(snr="auto", snr_batches=4)
+    assert meter.snr_plan(lambda limit: None, batch_statistics=batch_statistics) == (
+        "unbiased", 4)
+    res = {"num_batches": 4, "full_grad_sq_unbiased": -1e-4, "snr": math.nan,
+           "full_grad_norm": math.nan, "mean_stoch_grad_norm": 1.0, "noise_scale": 1.0}
+    with pytest.warns(UserWarning, match="mini-batches resolve") as record:
+        meter._snr_metrics(res, exact=False)
+    text = " ".join(str(w.message) for w in record)
+    assert "Raise snr_batches" in text or "raise snr_batches" in text
+    assert ("snr='exact'" in text and "Pass snr='exact'" not in text) is batch_statistics

@@ -228,3 +228,20 @@ def test_the_convex_construction_keeps_the_rows_noise_empties(tmp_path: Path) ->
     assert kept["convex"] >= 0.9 * 4 * 7 and kept["convex"] > kept["bracket"]
     assert np.median(np.abs(errors)) < 0.2 and abs(np.median(errors)) < 0.05
     assert np.mean(inside) >= 0.8
+
+
+def test_the_end_rows_note_names_every_end_row_even_one_with_a_reason_of_its_own(
+        tmp_path: Path) -> None:
+    # the top row's S equals its neighbour's: not valid for that reason, and still an end
+    # row (a user read "end True" in the table beside a note naming only the other end)
+    for i, lr in enumerate(LRS):
+        _, u, s = canonical(lr)
+        if i == len(LRS) - 1:
+            s = canonical(LRS[-2])[2]
+        write_run(tmp_path / "runs", lr, history(u, s, seed=i))
+    result = make_report(tmp_path / "runs", tmp_path / "report", construction="bracket",
+                         smoothing=None, tensorboard=False)
+    t = result.temperature
+    assert bool(t["end"].iloc[-1]) and not t["valid"].iloc[-1]
+    note = next(m for m in result.messages if "have one chord each" in m)
+    assert f"lr={LRS[0]:.3g}" in note and f"lr={LRS[-1]:.3g}" in note

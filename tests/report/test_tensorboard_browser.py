@@ -47,6 +47,7 @@ def test_demo_quick(demo: tuple[Path, str]) -> None:
     out, printed = demo
     assert all(name in printed for name in SWEEPS)
     assert "T_ci_lo" in printed  # the intervals are printed
+    assert printed.strip().splitlines()[-1] == f"To browse both: tensorboard --logdir {out}"
     for name in SWEEPS:
         assert (out / name / "report" / "runs.csv").exists()
     # the known-temperature sweep runs 3 seeds: its rows carry intervals

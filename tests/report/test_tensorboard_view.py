@@ -117,7 +117,10 @@ def test_one_entry_per_run_plus_the_report(reported: tuple[Path, Any]) -> None:
     assert 0 < valid.sum() < len(temp)  # the end rows are not valid
     np.testing.assert_allclose(report["sweep/T"].to_numpy(), temp["T"][valid], rtol=1e-5)
     assert list(report["sweep/T"].index) == list(np.flatnonzero(valid))
-    assert list(report["sweep/T_not_valid"].index) == list(np.flatnonzero(~valid))
+    for i in np.flatnonzero(~valid):  # one point each: no line joins the end rows
+        assert list(report[f"sweep/T_not_valid_{i}"].index) == [i]
+        assert report[f"sweep/T_not_valid_{i}"].iloc[0] == pytest.approx(temp["T"][i], rel=1e-5)
+    assert sum(tag.startswith("sweep/T_not_valid") for tag in report) == int((~valid).sum())
     text = _text(out / "tensorboard", "sweep/steps")
     assert "| valid |" in text and text.count("| no (end row") == int((~valid).sum())
     family = sorted(t for t in report if t.startswith("free_energy/row"))

@@ -376,7 +376,7 @@ def _temperature_one(
                                   if spread is not None and ci_method == "seeds" else {})}
         if along != "lr":
             fit["along"] = along
-    ends = temperature[temperature["end"] & (temperature["reason"] == END_REASON)]
+    ends = temperature[temperature["end"]]  # (one with a reason of its own: said below too)
     if len(ends):
         messages.append(f"the end rows ({', '.join(f'{along}={v:.3g}' for v in ends['lr'])}) "
                         "have one chord each, a biased slope: reported, marked end, not valid, "

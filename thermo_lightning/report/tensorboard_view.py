@@ -100,7 +100,7 @@ def report_layout() -> dict[str, dict[str, list[Any]]]:
     return {
         "thermo report: across the sweep (x: sweep step, see sweep/steps)": {
             "T(eta) (valid rows), the rows not valid, and the true T where known": lines(
-                f"sweep/T{group}", f"sweep/T_not_valid{group}", f"sweep/T_true{group}"),
+                f"sweep/T{group}", rf"sweep/T_not_valid_\d+{group}", f"sweep/T_true{group}"),
             "T(eta) with its interval (shaded)": ["Margin", [
                 "sweep/T", "sweep/T_ci_lo", "sweep/T_ci_hi"]],
             "T(eta) and the one-run T_conf with its interval (runs that measured it)": lines(
@@ -312,9 +312,9 @@ def _write_sweep(writer: Any, t: pd.DataFrame, along: str, group: str | None) ->
                     "T_conf_lo", "T_conf_hi"):
             value = finite_or_none(r.get(col))
             if value is not None:
-                # a row's T that is not valid: its own series (a different line, and not
-                # joined to the valid rows')
-                name = f"{col}_not_valid" if col == "T" and not valid else col
+                # a row's T that is not valid: a series of its own, one point (joined
+                # neither to the valid rows' line nor to the other rows not valid)
+                name = f"{col}_not_valid_{step}" if col == "T" and not valid else col
                 writer.add_scalar(f"sweep/{name}{suffix}", value, step)
     _write_family(writer, t, along, suffix)
     title = f"**{group}**\n\n" if group else ""
