@@ -37,7 +37,8 @@ NEW_MESSAGES = ("too few to test for a trend",  # the trend test (issue 26)
                 "refilled inside the tail",  # issue 26, second round
                 "have one chord each, a biased slope",  # the end rows (issue 27)
                 "fewer than 2 seeds have a valid T there",  # why no interval (issue 26)
-                "the exponent's interval: none")
+                "the exponent's interval: none",
+                "had windows with a low ESS during training")  # issue 30, a new user's trial
 #: messages reworded since: a list of runs as "a, b, c and 5 more" (was "a, b, c, ..."),
 #: "needs at least 3 ... with runs in it" (was "3 stationary ..."):
 #: compared up to the changed words

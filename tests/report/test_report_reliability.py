@@ -222,6 +222,25 @@ def test_reason_column_low_ess_flag_and_final_stride_tail(tmp_path: Path) -> Non
     kept = make_report(tmp_path, tmp_path / "rep2", include_low_ess=True)
     assert LRS[0] in set(kept.temperature["lr"]) and set(kept.runs["reason"]) == {""}
     assert runs.loc[0.5, "S_uniform"] > runs["S"].max()  # from the window spec, radius 1
+    assert not any("had windows with a low ESS" in m for m in result.messages)
+
+
+def test_a_run_warned_of_a_low_ess_mid_run_but_used_is_said_so(tmp_path: Path) -> None:
+    # a new user saw the callback warn of a low ESS in 4 of the demo's network runs, and then
+    # all 21 used in T(eta) without a word: their tails' ESS was above a quarter of N
+    from thermo_lightning.meter import WindowSpec
+
+    spec = WindowSpec(200, 50, 49, (10,), "auto", 1.0, "knn_graph").as_hparams()
+    for i, lr in enumerate(LRS):
+        _, u, s = canonical(lr)
+        hist = history(u, s, seed=i, extra={"thermo/ess": 120.0, "thermo/low_ess": 0.0})
+        if i in (1, 3):
+            hist.loc[hist.index[:5], "thermo/low_ess"] = 1.0  # early windows only
+        write_run(tmp_path, lr, hist, info={"window_spec": spec})
+    result = make_report(tmp_path, tmp_path / "rep", tensorboard=False)
+    (note,) = [m for m in result.messages if "had windows with a low ESS" in m]
+    assert note.startswith("2 run(s)") and "120-120 of 200" in note
+    assert len(result.temperature) == len(LRS)  # all used
 
 
 def test_known_temperature_runs_get_t_true_and_the_fit_needs_three_interior_rows(

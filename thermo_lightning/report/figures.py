@@ -262,9 +262,20 @@ def _fig_free_energy(temperature: pd.DataFrame) -> Any:
     fig = Figure(figsize=(5, 4))
     ax = fig.subplots()
     ok = temperature[temperature["valid"]]
+    fitted = False
     if len(ok) >= 1:
-        curves = free_energy_curves(temperature["lr"], temperature["U"], temperature["S"],
-                                    ok["T"])
+        # the convex construction's T is a slope of its fitted curve: F_T on that curve has
+        # its minimum where the construction says (on the measured points, noise moves it)
+        fitted = {"U_fit", "S_fit"} <= set(temperature) and temperature[
+            ["U_fit", "S_fit"]].notna().all().all()
+        u, s = ((temperature["U_fit"], temperature["S_fit"]) if fitted else
+                (temperature["U"], temperature["S"]))
+        temps = ok["T"].to_numpy(float)  # rows of one straight stretch share T: one curve
+        counts = {}
+        for value in temps:
+            same = next((k for k in counts if abs(k - value) <= 1e-9 * abs(value)), value)
+            counts[same] = counts.get(same, 0) + 1
+        curves = free_energy_curves(temperature["lr"], u, s, list(counts))
         cmap = matplotlib.colormaps["viridis"]
         for i, (t, f) in enumerate(zip(curves.temperatures, curves.free_energy, strict=True)):
             color = cmap(i / max(1, len(curves.temperatures) - 1))
@@ -274,13 +285,16 @@ def _fig_free_energy(temperature: pd.DataFrame) -> Any:
             # at that T ties between the two (marking one would pick a side)
             tied = np.flatnonzero(shifted <= 1e-9 * max(float(np.nanmax(np.abs(f))), 1e-300))
             ax.scatter(curves.lrs[tied], shifted[tied], color=color, zorder=3, s=15)
-            ax.plot([], [], color=color, label=f"T = {t:.3g}")
+            rows = counts[float(t)]
+            ax.plot([], [], color=color, label=f"T = {t:.3g}" + (f" ({rows} rows)" if rows > 1
+                                                                 else ""))
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, ncol=1 if len(curves.temperatures) <= 6 else 2,
-                      title="one curve per T (dots: minimum; two: a tie)", title_fontsize=7)
+                      title="one curve per T (dots: its minimum; several: a tie)", title_fontsize=7)
     ax.set_xscale("log")
     ax.set_xlabel("learning rate $\\eta'$")
-    ax.set_ylabel("$F_T(\\eta') - \\min F_T$")
+    ax.set_ylabel("$F_T(\\eta') - \\min F_T$" + (" (on the fitted curve)" if fitted
+                                                     else ""))
     ax.set_title("free energy $U - T S$, minima marked")
     fig.tight_layout()
     return fig
@@ -370,10 +384,11 @@ def _quiet_minor_log_ticks(figure: Any) -> None:
                 continue
             axis.set_minor_formatter(NullFormatter())
             if len([t for t in axis.get_majorticklocs() if _in_view(axis, t)]) < 2:
-                # under two decades in view: the fewest ticks per decade that put two in
-                # view (with fewer, matplotlib falls back to crowded linear ticks)
+                # under two decades in view: the fewest ticks per decade that put three in
+                # view (with fewer, matplotlib falls back to crowded linear ticks; two left
+                # most of a sweep's learning rates unlabelled)
                 lo, hi = sorted(axis.get_view_interval())
-                subs = next((c for c in _LOG_SUBS if _ticks_in(c, lo, hi) >= 2), _LOG_SUBS[-1])
+                subs = next((c for c in _LOG_SUBS if _ticks_in(c, lo, hi) >= 3), _LOG_SUBS[-1])
                 axis.set_major_locator(LogLocator(base=10, subs=subs))
                 # every one of them labelled (matplotlib's log formatter leaves some of a
                 # short range's ticks blank: 0.02-0.08 showed one label), as plain numbers

@@ -150,6 +150,9 @@ class RunSummary:
     regime: Regime | None = None
     window: int | None = None
     low_ess: bool | None = None
+    #: some window of the run had a low ESS (``thermo/low_ess``: the callback warned); not a
+    #: runs.csv column (``low_ess`` is the tail's)
+    low_ess_seen: bool | None = None
     #: the final stride is below half the correlation time the pilot measured
     #: (stride="auto" capped it so that a window fills): windows correlated beyond what the
     #: ESS shows (:data:`CAPPED_STRIDE_SHARE`)
@@ -203,7 +206,7 @@ class RunSummary:
                 out.update(value)
             elif f.name == "regime" and value is not None:
                 out["regime"] = value.value
-            elif f.name not in ("exclusion", "copy_of") and value is not None:
+            elif f.name not in ("exclusion", "copy_of", "low_ess_seen") and value is not None:
                 out[f.name] = value
         return out
 
@@ -436,6 +439,8 @@ def summarize_run(run: RunData, tail: float = 0.15, min_points: int = 5) -> RunS
         values["stride_capped"] = capped
     stretch, independent = _trend_stretch(run, part)
     values["trend_points"] = independent
+    if keys.LOW_ESS in h:
+        values["low_ess_seen"] = bool((h[keys.LOW_ESS] > 0).any())
     if keys.HALVES in stretch and stretch[keys.HALVES].notna().any():  # the tail is ~1 window
         values["halves_chi2"] = float(stretch[keys.HALVES].mean())
     values.update(run_conf_temperature(h, float(stretch["step"].iloc[0])))
