@@ -23,6 +23,8 @@ from tests.helpers.scripts import load_script
                       "2", "--width", "2", "--toy-points", "4"]),
         ("conf_accuracy", ["--seeds", "2", "--steps", "400", "--every", "40", "--k", "4",
                            "--lrs", "0.04"]),
+        ("conf_chain_reference", ["--chains", "4", "--steps", "200", "--burn-in", "50",
+                                  "--lrs", "0.04"]),
         ("conf_cost", ["--train-steps", "5", "--repeats", "2", "--k", "2", "--width", "2"]),
         ("ci_coverage", ["--groups", "1", "--seeds", "2", "--steps", "1500", "--lrs", "3"]),
         ("sketch_temperature", ["--d", "300", "--n", "40", "--seeds", "2", "--sketch-dims",
