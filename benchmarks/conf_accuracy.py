@@ -30,14 +30,17 @@ import torch
 from thermo_lightning.functional import configurational_temperature
 from thermo_lightning.models import LangevinSphere, LangevinSphereModule
 from thermo_lightning.probes import configurational_terms_from_batches
+from thermo_lightning.schedules import LogSpacedSchedule
 
 #: (dimension, sigma, curvatures from .. to)
 SETUPS = [(21, 0.5, 1.0, 2.0), (8, 0.5, 1.0, 2.0), (21, 1.0, 1.0, 2.0), (21, 0.5, 1.0, 10.0)]
 
 
 def one_run(problem: LangevinSphere, lr: float, steps: int, every: int, k: int,
-            seed: int) -> tuple[float, float]:
-    """``(T_conf, its standard error)`` of one run."""
+            seed: int, log_schedule: bool = False) -> tuple[float, float]:
+    """``(T_conf, its standard error)`` of one run (``log_schedule``: at the callback's
+    default logging points, 201 log-spaced, instead of every ``every`` steps)."""
+    points = set(LogSpacedSchedule(steps).steps) if log_schedule else None
     module = LangevinSphereModule(problem, lr=lr, init_seed=seed)
     gen = torch.Generator().manual_seed(10_000 + seed)
     lam = problem.curvatures
@@ -48,7 +51,8 @@ def one_run(problem: LangevinSphere, lr: float, steps: int, every: int, k: int,
         xi = torch.randn(w.shape, generator=gen, dtype=torch.float64)
         grad.add_(xi - (xi * w).sum() * w, alpha=problem.noise_std)
         w.sub_(lr * grad).div_(w.norm())
-        if step % every == 0 and step >= steps // 2:
+        due = step in points if points is not None else step % every == 0
+        if due and step >= steps // 2:
             batches = [(torch.randn(problem.dim, generator=gen, dtype=torch.float64),)
                        for _ in range(k)]
             terms = configurational_terms_from_batches(
@@ -66,10 +70,15 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--every", type=int, default=20)
     p.add_argument("--k", type=int, default=64)
     p.add_argument("--lrs", type=float, nargs="+", default=[0.02, 0.04, 0.08])
+    p.add_argument("--schedule", choices=["every", "log"], default="every",
+                   help="points every --every steps, or the callback's default log schedule")
+    p.add_argument("--first-seed", type=int, default=0)
+    p.add_argument("--setups", type=int, nargs="+", default=list(range(len(SETUPS))),
+                   help="indices into SETUPS")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     rows = []
-    for dim, sigma, lo, hi in SETUPS:
+    for dim, sigma, lo, hi in [SETUPS[i] for i in args.setups]:
         problem = LangevinSphere(dim=dim, noise_std=sigma,
                                  curvatures=torch.linspace(lo, hi, dim - 1))
         for lr in args.lrs:
@@ -77,8 +86,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                 continue
             truth = problem.chain_temperature(lr)
             ratios, covered = [], []
-            for seed in range(args.seeds):
-                t, se = one_run(problem, lr, args.steps, args.every, args.k, seed)
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
+                t, se = one_run(problem, lr, args.steps, args.every, args.k, seed,
+                                log_schedule=args.schedule == "log")
                 ratios.append(t / truth)
                 covered.append(abs(t - truth) <= 1.96 * se)
             rows.append({"dim": dim, "sigma": sigma, "curvatures": f"{lo:g}..{hi:g}", "lr": lr,
@@ -88,8 +98,10 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                                                      float_format=lambda v: f"{v:.3f}"),
                   flush=True)
     table = pd.DataFrame(rows)
-    print(f"\nT_conf / T_chain over {args.seeds} seeds ({args.steps} steps, a point every "
-          f"{args.every} in the later half, K = {args.k}); coverage of the 95% interval:")
+    where = ("the log schedule's points" if args.schedule == "log" else
+             f"a point every {args.every}")
+    print(f"\nT_conf / T_chain over {args.seeds} seeds from {args.first_seed} ({args.steps} "
+          f"steps, {where} in the later half, K = {args.k}); coverage of the 95% interval:")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return table
 
