@@ -30,17 +30,19 @@ import torch
 from thermo_lightning.functional import configurational_temperature
 from thermo_lightning.models import LangevinSphere, LangevinSphereModule
 from thermo_lightning.probes import configurational_terms_from_batches
-from thermo_lightning.schedules import LogSpacedSchedule
+from thermo_lightning.schedules import DenseTail, LogSpacedSchedule
 
 #: (dimension, sigma, curvatures from .. to)
 SETUPS = [(21, 0.5, 1.0, 2.0), (8, 0.5, 1.0, 2.0), (21, 1.0, 1.0, 2.0), (21, 0.5, 1.0, 10.0)]
 
 
 def one_run(problem: LangevinSphere, lr: float, steps: int, every: int, k: int,
-            seed: int, log_schedule: bool = False) -> tuple[float, float]:
-    """``(T_conf, its standard error)`` of one run (``log_schedule``: at the callback's
-    default logging points, 201 log-spaced, instead of every ``every`` steps)."""
-    points = set(LogSpacedSchedule(steps).steps) if log_schedule else None
+            seed: int, schedule: str = "every") -> tuple[float, float]:
+    """``(T_conf, its standard error)`` of one run, its terms every ``every`` steps
+    (``schedule="every"``), at the 201 log-spaced points (``"log"``), or where the callback
+    measures them at its defaults (``"callback"``: those and 100 more over the later half)."""
+    points = (None if schedule == "every" else LogSpacedSchedule(steps) if schedule == "log"
+              else DenseTail(LogSpacedSchedule(steps), steps))
     module = LangevinSphereModule(problem, lr=lr, init_seed=seed)
     gen = torch.Generator().manual_seed(10_000 + seed)
     lam = problem.curvatures
@@ -51,7 +53,7 @@ def one_run(problem: LangevinSphere, lr: float, steps: int, every: int, k: int,
         xi = torch.randn(w.shape, generator=gen, dtype=torch.float64)
         grad.add_(xi - (xi * w).sum() * w, alpha=problem.noise_std)
         w.sub_(lr * grad).div_(w.norm())
-        due = step in points if points is not None else step % every == 0
+        due = points(step) if points is not None else step % every == 0
         if due and step >= steps // 2:
             batches = [(torch.randn(problem.dim, generator=gen, dtype=torch.float64),)
                        for _ in range(k)]
@@ -70,8 +72,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     p.add_argument("--every", type=int, default=20)
     p.add_argument("--k", type=int, default=64)
     p.add_argument("--lrs", type=float, nargs="+", default=[0.02, 0.04, 0.08])
-    p.add_argument("--schedule", choices=["every", "log"], default="every",
-                   help="points every --every steps, or the callback's default log schedule")
+    p.add_argument("--schedule", choices=["every", "log", "callback"], default="every",
+                   help="points every --every steps, the 201 log-spaced ones, or the "
+                        "callback's at its defaults (those and 100 over the later half)")
     p.add_argument("--first-seed", type=int, default=0)
     p.add_argument("--setups", type=int, nargs="+", default=list(range(len(SETUPS))),
                    help="indices into SETUPS")
@@ -88,7 +91,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             ratios, covered = [], []
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 t, se = one_run(problem, lr, args.steps, args.every, args.k, seed,
-                                log_schedule=args.schedule == "log")
+                                schedule=args.schedule)
                 ratios.append(t / truth)
                 covered.append(abs(t - truth) <= 1.96 * se)
             rows.append({"dim": dim, "sigma": sigma, "curvatures": f"{lo:g}..{hi:g}", "lr": lr,
@@ -98,8 +101,8 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
                                                      float_format=lambda v: f"{v:.3f}"),
                   flush=True)
     table = pd.DataFrame(rows)
-    where = ("the log schedule's points" if args.schedule == "log" else
-             f"a point every {args.every}")
+    where = {"log": "the log schedule's points", "every": f"a point every {args.every}",
+             "callback": "the callback's points (log, and 100 more)"}[args.schedule]
     print(f"\nT_conf / T_chain over {args.seeds} seeds from {args.first_seed} ({args.steps} "
           f"steps, {where} in the later half, K = {args.k}); coverage of the 95% interval:")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -10,9 +10,10 @@ final weights, measured in this one run (median of ``--repeats``):
 - ``conf+snr K, one pass``: both, the SNR taken from the terms' own gradients (what the
   callback does when both are on with the unbiased SNR), against ``snr K + conf K``.
 
-It prints each time and its ratio to a step, and the overhead of ``conf`` on the paper's
-schedule: 201 logging points over a run of ``--run-steps`` steps,
-``201 * t_conf / (run_steps * t_step)``.
+It prints each time and its ratio to a step, and the overhead of ``conf`` at the callback's
+defaults over a run of ``--run-steps`` steps: the paper's 201 log-spaced logging points and
+the 100 the meter adds over the later half with ``conf_temperature``,
+``points * t_conf / (run_steps * t_step)``.
 
 Usage::
 
@@ -38,13 +39,13 @@ from thermo_lightning.functional.snr import GradientSNRAccumulator
 from thermo_lightning.models import ClassificationTask, ScaleInvariantConvNet
 from thermo_lightning.probes import configurational_terms_from_batches, snr_from_batches
 from thermo_lightning.scale_invariance import find_scale_invariant_parameters
+from thermo_lightning.schedules import DenseTail, LogSpacedSchedule
 
 # isort: off
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the scripts' shared helpers
 from _common import digits_batches, median_seconds
 # isort: on
 
-LOG_POINTS = 201  # the paper's schedule
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
@@ -96,7 +97,9 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     table = pd.DataFrame([{"measurement": name, "seconds": t, "steps_worth": t / timed["step"]}
                           for name, t in timed.items()])
     conf = timed[f"conf K={args.k}"]
-    overhead = LOG_POINTS * conf / (args.run_steps * timed["step"])
+    schedule = DenseTail(LogSpacedSchedule(args.run_steps), args.run_steps)
+    points = sum(schedule(s) for s in range(args.run_steps + 1))
+    overhead = points * conf / (args.run_steps * timed["step"])
     print(f"ScaleInvariantConvNet({args.width}) on digits, batch {args.batch_size}, "
           f"{sum(p.numel() for p in si)} SI weights; median of {args.repeats}; "
           f"torch threads {torch.get_num_threads()}")
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     both = timed[f"snr K={args.k}"] + conf
     print(f"SNR and conf in one pass: {timed[f'conf+snr K={args.k}, one pass'] / both:.2f} of "
           "the two passes' time")
-    print(f"conf on the paper's schedule ({LOG_POINTS} points over {args.run_steps} steps): "
+    print(f"conf at the callback's defaults ({points} points over {args.run_steps} steps): "
           f"{100 * overhead:.1f}% of the training time")
     return table
 

@@ -50,7 +50,7 @@ from thermo_lightning.pilot import (
     pilot_length,
     stride_cap,
 )
-from thermo_lightning.schedules import Schedule, as_schedule, check_schedule
+from thermo_lightning.schedules import DenseTail, Schedule, as_schedule, check_schedule
 from thermo_lightning.spec import (  # noqa: F401 (PAPER_PROTOCOL: the meter's presets)
     LOW_ESS_FRACTION,
     PAPER_PROTOCOL,
@@ -318,6 +318,8 @@ class ThermoMeter(ExtraPasses, MeterState):
                 self.pilot.load_state_dict(self._loaded["pilot"])
         self._loaded = None  # consumed: a later setup without a state starts afresh
         self._schedule = as_schedule(self.schedule_spec, max_steps)
+        if self.conf_temperature and self.schedule_spec == "log":  # T_conf: the later half
+            self._schedule = DenseTail(self._schedule, max_steps or 1)
         if self.buffer.window * self.stride > (max_steps or math.inf):
             self._warn_once("fill", f"ThermoMeter: a window of {self.window} snapshots at stride "
                             f"{self.stride} needs {self.window * self.stride} steps, more than "

@@ -14,7 +14,8 @@ import numpy as np
 
 from thermo_lightning._validation import positive_int
 
-__all__ = ["EveryNSteps", "LogSpacedSchedule", "Schedule", "as_schedule", "check_schedule"]
+__all__ = ["DenseTail", "EveryNSteps", "LogSpacedSchedule", "Schedule", "as_schedule",
+           "check_schedule"]
 
 Schedule = Callable[[int], bool]
 
@@ -86,6 +87,32 @@ class EveryNSteps:
 
     def __repr__(self) -> str:
         return f"EveryNSteps({self.n})"
+
+
+class DenseTail:
+    """``base``'s steps and ``points`` more, evenly spaced over the later half of a run of
+    ``max_steps``: what a quantity averaged over the later half (``thermo/T_conf``) needs,
+    where the log schedule puts few of its points (about 17 of 201 in a 3000-step run).
+
+    Example:
+        >>> s = DenseTail(LogSpacedSchedule(1000, num_points=15, first=5), 1000, points=5)
+        >>> [step for step in range(1001) if s(step)][-7:]
+        [308, 555, 600, 700, 800, 900, 1000]
+    """
+
+    def __init__(self, base: Schedule, max_steps: int, points: int = 100) -> None:
+        positive_int(max_steps, "max_steps")
+        positive_int(points, "points")
+        half = max_steps // 2
+        self.base, self.max_steps, self.points = base, max_steps, points
+        tail = np.linspace(half, max_steps, points + 1)[1:]
+        self._tail = frozenset(round(float(v)) for v in tail)
+
+    def __call__(self, step: int) -> bool:
+        return step in self._tail or self.base(step)
+
+    def __repr__(self) -> str:
+        return f"DenseTail({self.base!r}, +{len(self._tail)} in the later half)"
 
 
 def check_schedule(spec: Any, name: str = "schedule") -> str | int | Schedule:
