@@ -46,5 +46,9 @@ def test_lightning_logs_give_the_sweeps_table(tmp_path: Path) -> None:
     assert runs[0]["tail_points"].tolist() == runs[1]["tail_points"].tolist()
     for col in ("U", "S"):  # TensorBoard keeps float32
         assert runs[1][col].to_numpy() == pytest.approx(runs[0][col].to_numpy(), rel=1e-6)
+    # the windows that had a low ESS during training are read on both paths (a user's own
+    # logs lacked thermo/low_ess: no note said why those runs were used)
+    seen = [sorted((s.lr, s.low_ess_seen) for s in r.summaries.values()) for r in (cli, own)]
+    assert seen[0] == seen[1] and all(v is not None for _, v in seen[1])
     temps = [t.set_index("lr")["T"] for t in (cli.temperature, own.temperature)]
     pd.testing.assert_series_equal(temps[1], temps[0], check_exact=False, rtol=1e-5)

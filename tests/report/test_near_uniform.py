@@ -51,7 +51,7 @@ def test_a_stationary_run_near_the_uniform_sphere_marks_its_row_and_the_one_belo
     reasons = t["reason"][t["near_uniform"]].tolist()  # the last is an end row: says so
     assert "upper chord" in reasons[0] and reasons[1].startswith("end row")
     notes = [m for m in result.messages if "near_uniform and not valid" in m]
-    assert len(notes) == 1 and f"lr={LRS[-1]:.3g} (gap 0.10)" in notes[0]
+    assert len(notes) == 1 and f"lr={LRS[-1]:.3g} (gap 0.100)" in notes[0]
     written = pd.read_csv(tmp_path / "report" / "temperature.csv")
     assert written["near_uniform"].tolist() == t["near_uniform"].tolist()
 

@@ -236,11 +236,13 @@ def test_a_run_warned_of_a_low_ess_mid_run_but_used_is_said_so(tmp_path: Path) -
         hist = history(u, s, seed=i, extra={"thermo/ess": 120.0, "thermo/low_ess": 0.0})
         if i in (1, 3):
             hist.loc[hist.index[:5], "thermo/low_ess"] = 1.0  # early windows only
+        if i == 3:  # ... and a stride capped below half the correlation time: left out
+            hist["thermo/stride"], hist["thermo/corr_time"] = 2.0, 10.0
         write_run(tmp_path, lr, hist, info={"window_spec": spec})
     result = make_report(tmp_path, tmp_path / "rep", tensorboard=False)
     (note,) = [m for m in result.messages if "had windows with a low ESS" in m]
-    assert note.startswith("2 run(s)") and "120-120 of 200" in note
-    assert len(result.temperature) == len(LRS)  # all used
+    assert note.startswith(f"1 run(s) (lr={LRS[1]:.2e})") and "ESS is 120 of 200" in note
+    assert len(result.temperature) == len(LRS) - 1  # all but the capped one
 
 
 def test_known_temperature_runs_get_t_true_and_the_fit_needs_three_interior_rows(

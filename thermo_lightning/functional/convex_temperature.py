@@ -174,8 +174,9 @@ def convex_temperature(
     # not resolve is whatever the fit's start was (the data do not determine it)
     left, right = np.maximum(np.arange(n) - 1, 0), np.minimum(np.arange(n) + 1, n - 1)
     resolved = s[right] - s[left] > resolve * np.hypot(ss[right], ss[left])
-    reason[~resolved] = (f"S changes by less than {resolve:g} standard errors across this "
-                         "row's neighbours: the data do not determine its slope")
+    reason[~resolved] = (f"S changes by less than {resolve:g} standard errors across the "
+                         "row's chords (to the rows beside it): the data do not determine its "
+                         "slope")
     measured = u_measured or s_measured
     unit = " standard errors" if measured else "% of the sweep's spread"
     reason[distance > reject] = (f"the points reject a convex free energy here (more than "

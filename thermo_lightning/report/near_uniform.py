@@ -55,7 +55,7 @@ def mark_near_uniform(temperature: pd.DataFrame, runs: pd.DataFrame, along: str,
     reasons = [""] * len(values)
     for i, g in near.items():  # its own reason first, then the row below's
         marked[i] = True
-        reasons[i] = (f"S near the uniform sphere's (uniform_gap {g:.2f}, below "
+        reasons[i] = (f"S near the uniform sphere's (uniform_gap {g:.3f}, below "
                       f"{NEAR_UNIFORM:g}): the entropy's differences read large here")
     for i in near:
         if i > 0 and not reasons[i - 1]:
@@ -64,7 +64,7 @@ def mark_near_uniform(temperature: pd.DataFrame, runs: pd.DataFrame, along: str,
                               "sphere's: its upper chord uses that S")
     mark_rows(temperature, "near_uniform", marked, reasons)
     messages.append(
-        f"{', '.join(f'{along}={values[i]:.3g} (gap {g:.2f})' for i, g in near.items())}: "
+        f"{', '.join(f'{along}={values[i]:.3g} (gap {g:.3f})' for i, g in near.items())}: "
         f"S within {NEAR_UNIFORM:g} d of the uniform sphere's (runs.csv's uniform_gap), with "
         "a loss below random weights' (so not saturated). There the k-NN entropy's "
         "differences read 4-12% larger than the true ones, and more closer in (measured on "

@@ -57,24 +57,25 @@ def capped_strides(summaries: Sequence[RunSummary], include_low_ess: bool) -> st
             f"the ESS looks fine; {fate}. Train longer, or use a smaller window")
 
 
-def warned_but_used(summaries: Sequence[RunSummary]) -> str | None:
+def warned_but_used(summaries: Sequence[RunSummary], include_low_ess: bool) -> str | None:
     """One message for the stationary runs that had windows with a low ESS during training
     (the callback warned), but whose tail's ESS is above the bar: used, and why."""
     runs = [s for s in summaries if s.regime is Regime.STATIONARY and s.low_ess_seen
-            and s.low_ess is False]
+            and s.low_ess is False and (include_low_ess or not s.stride_capped)]
     if not runs:
         return None
-    return (f"{len(runs)} run(s) ({name_list([s.run for s in runs])}) had windows with a low "
-            "ESS during training (thermo/low_ess; the callback warns of them), but over the "
-            "tail the report averages their ESS is "
-            f"{min(s.ess for s in runs):.0f}-{max(s.ess for s in runs):.0f} of "
-            f"{runs[0].window} snapshots, above a quarter: used in T(eta) (runs.csv: ess)")
+    lo, hi = (f"{f(s.ess for s in runs if s.ess is not None):.0f}" for f in (min, max))
+    return (f"{len(runs)} run(s) ({name_list([s.run for s in runs], shown=4)}) had windows "
+            "with a low ESS during training (thermo/low_ess; the callback warns of them), but "
+            f"over the tail the report averages their ESS is {lo if lo == hi else f'{lo}-{hi}'}"
+            f" of {runs[0].window} snapshots, above a quarter: used in T(eta) (runs.csv: ess)")
 
 
 def about_runs(summaries: Sequence[RunSummary], include_low_ess: bool) -> list[str]:
     """The notes on the runs once they are classified, in the order the report prints them."""
     found = (untested_trends(summaries), refilled_windows(summaries),
-             capped_strides(summaries, include_low_ess), warned_but_used(summaries))
+             capped_strides(summaries, include_low_ess),
+             warned_but_used(summaries, include_low_ess))
     return [message for message in found if message is not None]
 
 

@@ -22,7 +22,7 @@ from thermo_lightning.functional.convex_temperature import convex_temperature
 from thermo_lightning.functional.temperature import fit_power_law, free_energy, infer_temperature
 from thermo_lightning.report import notes
 from thermo_lightning.report.configurational import add_conf_columns
-from thermo_lightning.report.halves import mark_disagreeing_windows
+from thermo_lightning.report.halves import mark_disagreeing_windows, mark_rows
 from thermo_lightning.report.intervals import (
     MIN_BLOCKS,
     SeedIntervals,
@@ -42,6 +42,7 @@ MIN_FIT_ROWS = 3  #: interior rows (both bracket bounds) the power law needs
 #: energy given the points' standard errors, the default) and ``bracket`` (the paper's)
 CONSTRUCTIONS = ("convex", "bracket")
 END_REASON = "end row: one chord, a biased slope (kept out of the fit)"
+NO_ERRORS_REASON = "no standard errors to check it against (one seed, short tails)"
 
 
 @dataclass(frozen=True)
@@ -344,12 +345,18 @@ def _temperature_one(
     u_se, s_se = _standard_errors(chosen_runs, chosen["lr"])
     se = pd.DataFrame({"U_se": u_se, "S_se": s_se, "n_runs": chosen["n_runs"].to_numpy()},
                       index=chosen["lr"].to_numpy(float))
-    if construction.kind == "convex" and se[["U_se", "S_se"]].isna().all().all():
-        messages.append("convex construction: no standard errors of U and S (one seed, tails "
-                        "too short for the bootstrap), so every point weighs alike and a row "
-                        f"is invalid only {construction.reject:g}% of the sweep's spread off a "
-                        "convex curve")
+    unchecked = construction.kind == "convex" and se[["U_se", "S_se"]].isna().all().all()
     temperature = construction.table(chosen, se)
+    temperature["unchecked"] = False
+    if unchecked:  # nothing to judge a row by: a T of unknown error is not called valid
+        mark_rows(temperature, "unchecked", temperature["valid"].to_numpy(bool),
+                  [NO_ERRORS_REASON] * len(temperature))
+        messages.append(
+            "no standard errors of U and S (one seed, and tails too short for the "
+            "bootstrap's blocks): no row can be checked against its errors, so none is "
+            "called valid (a 2000-step sweep of the known-temperature problem read 1.34 of "
+            "the truth at one such row). Run 3 seeds (--seeds 0 1 2), or longer runs whose "
+            "tail holds the bootstrap's blocks (runs.csv: tail_for_bootstrap)")
     mark_disagreeing_windows(temperature, chosen_runs, along, messages)
     mark_near_uniform(temperature, chosen_runs, along, messages)
     temperature["regime"] = chosen["regime"].to_numpy()
