@@ -22,7 +22,7 @@ from thermo_lightning.functional.convex_temperature import convex_temperature
 from thermo_lightning.functional.temperature import fit_power_law, free_energy, infer_temperature
 from thermo_lightning.report import notes
 from thermo_lightning.report.configurational import add_conf_columns
-from thermo_lightning.report.halves import mark_disagreeing_windows, mark_rows
+from thermo_lightning.report.halves import mark_disagreeing_windows
 from thermo_lightning.report.intervals import (
     MIN_BLOCKS,
     SeedIntervals,
@@ -42,7 +42,6 @@ MIN_FIT_ROWS = 3  #: interior rows (both bracket bounds) the power law needs
 #: energy given the points' standard errors, the default) and ``bracket`` (the paper's)
 CONSTRUCTIONS = ("convex", "bracket")
 END_REASON = "end row: one chord, a biased slope (kept out of the fit)"
-NO_ERRORS_REASON = "no standard errors to check it against (one seed, short tails)"
 
 
 @dataclass(frozen=True)
@@ -348,15 +347,15 @@ def _temperature_one(
     unchecked = construction.kind == "convex" and se[["U_se", "S_se"]].isna().all().all()
     temperature = construction.table(chosen, se)
     temperature["unchecked"] = False
-    if unchecked:  # nothing to judge a row by: a T of unknown error is not called valid
-        mark_rows(temperature, "unchecked", temperature["valid"].to_numpy(bool),
-                  [NO_ERRORS_REASON] * len(temperature))
+    if unchecked:  # nothing to judge a row by: said on every row it could have been
+        temperature["unchecked"] = ~temperature["end"]
         messages.append(
             "no standard errors of U and S (one seed, and tails too short for the "
-            "bootstrap's blocks): no row can be checked against its errors, so none is "
-            "called valid (a 2000-step sweep of the known-temperature problem read 1.34 of "
-            "the truth at one such row). Run 3 seeds (--seeds 0 1 2), or longer runs whose "
-            "tail holds the bootstrap's blocks (runs.csv: tail_for_bootstrap)")
+            "bootstrap's blocks): the convex construction weighs every point alike and no row "
+            "can be checked against its errors; the interior rows are marked unchecked (one "
+            "seed's rows read 0.71-1.34 of the truth on the known-temperature problem, a "
+            "2000-step sweep's 1.34 at a valid row). Run 3 seeds (--seeds 0 1 2), or longer "
+            "runs whose tail holds the bootstrap's blocks (runs.csv: tail_for_bootstrap)")
     mark_disagreeing_windows(temperature, chosen_runs, along, messages)
     mark_near_uniform(temperature, chosen_runs, along, messages)
     temperature["regime"] = chosen["regime"].to_numpy()
