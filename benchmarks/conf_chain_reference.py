@@ -4,7 +4,8 @@
 known-temperature problem has both terms in closed form at a point (``L = w^T Lambda w / 2``
 on the unit sphere in ``R^n``): ``||grad_S L||^2 = sum_k lambda_k^2 w_k^2 - q^2`` and
 ``Delta_S L = sum_k lambda_k - n q``, with ``q = w^T Lambda w``. So a long simulation of the
-chain (``--chains`` chains from ``e_1``, ``--steps`` steps, every 5th after ``--burn-in``)
+chain (``--chains`` chains started near ``e_1``, ``--steps`` steps, every 5th after
+``--burn-in``)
 gives the chain's exact ``T_conf`` up to Monte Carlo error, free of the estimators the
 callback uses (unbiased gradient norm from mini-batches, Hutchinson's Laplacian). Printed per
 set-up and learning rate: ``T_conf / T_chain`` (the sweep's reference,
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import pandas as pd
 import torch
 
@@ -34,24 +34,14 @@ SETUPS = [(21, 0.5, 1.0, 2.0), (8, 0.5, 1.0, 2.0), (21, 1.0, 1.0, 2.0), (21, 0.5
 
 def chain_t_conf(problem: LangevinSphere, lr: float, chains: int, steps: int, burn_in: int,
                  seed: int) -> float:
-    """The chain's ``T_conf``: the ratio of the closed-form terms' means over its samples."""
-    rng = np.random.default_rng(seed)
-    lam = problem.curvatures.numpy()
-    n, sigma = problem.dim, problem.noise_std
-    w = np.zeros((chains, n))
-    w[:, 0] = 1.0
-    num = den = 0.0
-    for step in range(steps):
-        g = lam * w - (w * lam * w).sum(1, keepdims=True) * w
-        xi = rng.standard_normal(w.shape)
-        g += sigma * (xi - (xi * w).sum(1, keepdims=True) * w)
-        w = w - lr * g
-        w /= np.linalg.norm(w, axis=1, keepdims=True)
-        if step >= burn_in and step % 5 == 0:
-            q = (lam * w * w).sum(1)
-            num += float(((lam**2 * w**2).sum(1) - q**2).sum())
-            den += float((lam.sum() - n * q).sum())
-    return num / den
+    """The chain's ``T_conf``: the ratio of the closed-form terms' means
+    (:meth:`~thermo_lightning.models.LangevinSphere.configurational_terms`) over its samples
+    (:meth:`~thermo_lightning.models.LangevinSphere.simulate`, every 5th step after
+    ``burn_in``)."""
+    out = problem.simulate([lr], n_samples=(steps - burn_in) // 5, stride=5, n_chains=chains,
+                           burn_in=burn_in, seed=seed)
+    grad_sq, laplacian = problem.configurational_terms(out.samples[0])
+    return float(grad_sq.mean() / laplacian.mean())
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:

@@ -53,6 +53,8 @@ class ExtraPasses:
     random_loss: float | None
     seed: int
     _snr_plan: tuple[str, int] | None
+    #: why snr="auto" took the unbiased estimate: the model's BatchNorm (the advice differs)
+    _snr_batch_statistics: bool = False
     _params: list[Tensor]
     _radius: float
     _reduce: Any
@@ -158,7 +160,7 @@ class ExtraPasses:
                 "0. " + ("Raise snr_batches (the model's BatchNorm leaves no full gradient "
                          "that does not depend on how the set is cut into batches, so "
                          "snr='exact' would measure another quantity)."
-                         if getattr(self, "_snr_batch_statistics", False) else
+                         if self._snr_batch_statistics else
                          "Pass snr='exact' for the exact SNR (it takes the full training set: "
                          "full_data=, full_batches() on the data module or module, or a "
                          "DataLoader over a map-style dataset), or raise snr_batches.")))
