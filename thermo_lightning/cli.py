@@ -113,9 +113,10 @@ def _print_table(temperature: pd.DataFrame, along: str = "lr") -> None:
               "notes above say why. temperature.csv holds its header only)")
         return
     cols = ["group", along, "U", "S", "T", "T_lo", "T_hi", "T_ci_lo", "T_ci_hi", "valid", "end",
-            "regime", "T_true", "T_conf", "T_conf_lo", "T_conf_hi"]
-    table = temperature[[c for c in cols if c in temperature and not (
-        c.startswith("T_ci") and temperature[c].isna().all())]].copy()  # no interval: 1 seed
+            "unchecked", "near_uniform", "regime", "T_true", "T_conf", "T_conf_lo", "T_conf_hi"]
+    table = temperature[[c for c in cols if c in temperature and not (  # no interval: 1 seed
+        c.startswith("T_ci") and temperature[c].isna().all()) and not (  # marks shown if set
+        c in ("unchecked", "near_uniform") and not temperature[c].fillna(False).any())]].copy()
     with pd.option_context("display.float_format", lambda v: f"{v:.4g}", "display.width", 120):
         print(table.to_string(index=False))
 
@@ -293,8 +294,7 @@ def fit_line(result: Any) -> str:
     b, a = result.power_law
     fit = result.fit or {}
     lo, hi = fit.get("a_ci_lo", math.nan), fit.get("a_ci_hi", math.nan)
-    how = ("over seeds" if fit.get("ci_method") == "seeds"
-           else "within-run bootstrap")
+    how = "over seeds" if fit.get("ci_method") == "seeds" else "within-run bootstrap"
     interval = (f" (a in [{lo:.3f}, {hi:.3f}] at {fit.get('level', 0.95):.0%}, "
                 f"{how}, {fit.get('n_seeds', 1)} seed(s))" if math.isfinite(lo) else "")
     return f"T = {b:.3g} * lr^{a:.3f}{interval}"

@@ -175,7 +175,7 @@ def test_report_one_seed_gets_bootstrap_intervals(tmp_path) -> None:
     assert result.fit["a_ci_lo"] < 0.85 < result.fit["a_ci_hi"]
 
 
-def test_report_says_why_one_seed_has_no_interval(tmp_path) -> None:
+def test_report_says_why_one_seed_has_no_interval(tmp_path, capsys) -> None:
     lrs = [0.01, 0.02, 0.04, 0.08, 0.16]
     for i, lr in enumerate(lrs):
         # a window of 200 snapshots at stride 20 spans 4000 steps: the 60-point tail
@@ -201,6 +201,15 @@ def test_report_says_why_one_seed_has_no_interval(tmp_path) -> None:
     t = result.temperature
     assert t["unchecked"].tolist() == (~t["end"]).tolist()
     assert sum("no row can be checked" in m for m in result.messages) == 1
+    # ... and the table the CLI prints shows the mark (a new user read only the note)
+    from thermo_lightning.cli import _print_table
+
+    capsys.readouterr()
+    _print_table(t)
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert "unchecked" in header.split() and "near_uniform" not in header.split()
+    assert [r.split()[header.split().index("unchecked")] for r in rows] == [
+        str(v) for v in t["unchecked"]]
     # fit.json is strict JSON: the missing interval is null, not NaN
     text = (tmp_path / "runs" / "report" / "fit.json").read_text()
     fit = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in fit.json"))
