@@ -79,6 +79,26 @@ def test_pilot_edge_cases() -> None:
         CorrelationPilot(4, 0)
 
 
+def test_a_pilot_shorter_than_the_correlation_time_gives_a_lower_bound_in_words() -> None:
+    # issue 27, a new user's trial: a 200-step pilot of weights that drift steadily (lr 1e-3
+    # at the CLI's default 2000 steps) printed "correlation time is 2000044244418 steps" and
+    # "train for at least 200004424442100 steps" (a lag-1 correlation near 1 inverted)
+    pilot = CorrelationPilot(6, 200)
+    gen = torch.Generator().manual_seed(0)
+    drift = torch.randn(6, generator=gen, dtype=torch.float64)
+    for t in range(200):
+        pilot.record([t * drift + 1e-3 * torch.randn(6, generator=gen, dtype=torch.float64)])
+    tau = pilot.correlation_time()
+    assert tau == 150.0  # the 150 steps after the burn-in: a series cannot say more
+    assert pilot.resolved_up_to() == 30.0
+    assert pilot.describe(tau) == "at least 150 steps (more than a pilot of 200 steps resolves)"
+    resolved = CorrelationPilot(30, 4000)
+    for row in _ar1(4000, 30, 0.8):
+        resolved.record([row])
+    assert resolved.describe(resolved.correlation_time()).endswith(" steps")
+    assert "at least" not in resolved.describe(resolved.correlation_time())
+
+
 def test_pooled_autocorrelation_time_is_less_noisy_than_each_series() -> None:
     rows = _ar1(1000, 8, 0.9, seed=3).T.numpy()  # truth 19
     each = integrated_autocorrelation_time(rows)

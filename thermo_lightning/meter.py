@@ -209,8 +209,7 @@ class ThermoMeter(ExtraPasses, MeterState):
         self._skipped: set[int] = set()
         self._steps_taken = 0
         self.stride = 1 if self.stride_spec == "auto" else int(self.stride_spec)
-        #: the integrated autocorrelation time the pilot measured (steps); ``nan`` before
-        self.correlation_time = math.nan
+        self.correlation_time = math.nan  #: the pilot's autocorrelation time (steps; nan before)
         self._stride_chosen = self.stride_spec != "auto"
         self._low_streak = 0  # consecutive full windows with a low ESS
         #: the loss of random SI weights (:meth:`measure_random_loss`; ``None`` until then,
@@ -387,19 +386,20 @@ class ThermoMeter(ExtraPasses, MeterState):
         stride, capped = auto_stride(tau, self._stride_cap)
         if capped:
             self._warn_once("cap", (
-                f"ThermoMeter: the weights' correlation time is {tau:.0f} steps, but a window "
-                f"of {self.window} snapshots that far apart would not fill within half of the "
-                f"{self._max_steps} - {self.pilot.length} steps left after the pilot; the stride "
-                f"is capped at {stride}, so windows are correlated and S (hence T) is biased "
-                f"low. {capped_advice(tau, self.window, self._max_steps, self.pilot.length)}"))
+                f"ThermoMeter: the weights' correlation time is {self.pilot.describe(tau)}, "
+                f"but a window of {self.window} snapshots that far apart would not fill within "
+                f"half of the {self._max_steps} - {self.pilot.length} steps left after the "
+                f"pilot; the stride is capped at {stride}, so windows are correlated and S "
+                f"(hence T) is biased low. "
+                f"{capped_advice(tau, self.window, self._max_steps, self.pilot.length)}"))
         if stride != self.stride:
             self.stride = stride
             self.buffer.clear()
             self._pending = []
         self._inform(
-            f"ThermoMeter: correlation time {tau:.1f} steps (pilot of {self.pilot.length} "
-            f"steps); stride {self.stride}, window {self.window} snapshots (fills in "
-            f"{self.window * self.stride} steps), k = {list(self.ks)}.")
+            f"ThermoMeter: correlation time {self.pilot.describe(tau)} (pilot of "
+            f"{self.pilot.length} steps); stride {self.stride}, window {self.window} snapshots "
+            f"(fills in {self.window * self.stride} steps), k = {list(self.ks)}.")
 
     def update(self, loss: Tensor | float | None) -> None:
         """The loss of the batch just trained on (as the training step returned it). Snapshots

@@ -185,6 +185,19 @@ class CorrelationPilot:
         tau = corrected_autocorrelation_time(series[keep], pooled=True)
         return float(tau) * self.thin
 
+    def resolved_up_to(self) -> float:
+        """The longest correlation time (steps) the recorded series resolves: a fifth of the
+        span it is measured on (beyond that :meth:`correlation_time` is a lower bound)."""
+        points = self.points - int(_BURN_IN_FRACTION * self.points)
+        return self.thin * points / 5
+
+    def describe(self, tau: float) -> str:
+        """``tau`` in words for the meter's messages: ``"21.3 steps"``, or ``"at least 150
+        steps (more than a pilot of 200 steps resolves)"`` where it is only a lower bound."""
+        if tau <= self.resolved_up_to():
+            return f"{tau:.1f} steps"
+        return f"at least {tau:.0f} steps (more than a pilot of {self.length} steps resolves)"
+
     def state_dict(self) -> dict[str, Any]:
         """The series recorded so far and the counters (a few hundred KiB at most)."""
         return {"steps": self.steps, "points": self.points,

@@ -137,6 +137,15 @@ def test_window_ess_tells_random_walk_from_iid() -> None:
             <= window_autocorrelation_time(walk, reduce="max"))
 
 
+def test_the_time_of_a_steady_drift_is_capped_at_the_series_length() -> None:
+    # a lag-1 correlation near 1 made the AR(1) bound (1 + phi) / (1 - phi) 2e12 from 150
+    # values (and an effective sample size of 0): a series cannot resolve more than its length
+    ramp = np.arange(150.0) + 1e-6 * np.random.default_rng(0).standard_normal(150)
+    assert corrected_autocorrelation_time(ramp) == 150.0
+    assert effective_sample_size(ramp) == 1.0
+    assert window_effective_sample_size(torch.arange(50.0)[:, None] * torch.ones(1, 4)) >= 1.0
+
+
 def test_bad_input() -> None:
     with pytest.raises(ValueError, match="NaN"):
         integrated_autocorrelation_time([1.0, np.nan, 2.0, 3.0])

@@ -164,7 +164,9 @@ def corrected_autocorrelation_time(
     The mixture: 0.65 (N = 200), 0.89 (1000), 0.96 (3000). The plain Sokal estimate: 0.35,
     0.72 and 0.85 at ``tau = 39``. No estimate resolves ``tau`` beyond about ``N / 5``: there
     the result is a lower bound (and ``N / tau`` an upper bound on the effective sample
-    size).
+    size). It is capped at ``N``: a series cannot tell a longer time from ``N`` (a lag-1
+    correlation near 1 would otherwise give ``tau`` of 1e12 from 150 values), and the
+    effective sample size ``N / tau`` is at least 1.
 
     Args:
         series: ``(n,)`` or ``(C, n)``.
@@ -173,7 +175,7 @@ def corrected_autocorrelation_time(
             return one ``tau``.
 
     Returns:
-        ``tau >= 1``: a float, or one per row for 2-D input unless ``pooled``.
+        ``1 <= tau <= n``: a float, or one per row for 2-D input unless ``pooled``.
     """
     x, rho_all = _autocorrelation_rows(series, c, pooled)
     n = rho_all.shape[-1]
@@ -185,7 +187,7 @@ def corrected_autocorrelation_time(
         rho[0] = 1.0
         tau = _sokal(rho, c)
         phi = float(np.clip(r[1] + (1.0 + 3.0 * r[1]) / n, 0.0, 1.0 - 1e-12))
-        out.append(max(tau, (1.0 + phi) / (1.0 - phi)))
+        out.append(min(max(tau, (1.0 + phi) / (1.0 - phi)), float(n)))
     taus = np.asarray(out)
     return float(taus[0]) if x.ndim == 1 or pooled else taus
 
