@@ -349,12 +349,15 @@ class ThermoCallback(pl.Callback):
             return True
         if not self._said_no_snr:
             self._said_no_snr = True
+            lost = " and ".join(what for what, on in (
+                ("no gradient SNR", self.snr is not None),
+                ("no configurational temperature", self.meter.conf_temperature)) if on)
             rank_zero_user_warn(
-                "ThermoCallback measures no gradient SNR in this fit: its train loader is not a "
+                f"ThermoCallback measures {lost} in this fit: its train loader is not a "
                 "DataLoader over a map-style dataset (an IterableDataset, or several loaders), "
                 "so independent mini-batches cannot be drawn without disturbing it. Pass "
                 "`snr_data=` (an iterable of batches, or a callable returning one) to measure "
-                "it, or snr=None to say you do not want it.")
+                "it, or snr=None / conf_temperature=False to say you do not want it.")
         return False
 
     def _snr_batches(self, trainer: pl.Trainer, count: int) -> list[Any]:

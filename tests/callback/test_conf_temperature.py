@@ -64,6 +64,39 @@ def test_one_run_gives_the_chains_temperature_and_the_same_trajectory() -> None:
         np.mean(tail[keys.CONF_GRAD_SQ]) / np.mean(tail[keys.CONF_LAPLACIAN])), rel_tol=0.05)
 
 
+def test_the_known_temperature_module_draws_its_own_mini_batches() -> None:
+    # a new user's trial (issue 28): `thermo-lightning sweep --model langevin
+    # --conf-temperature` measured no T_conf (its noise loader could not give independent
+    # batches, only `snr_data=` could); the loader now draws them from a stream of its own
+    from thermo_lightning.data.sources import ExtraBatches
+    from thermo_lightning.models.lightning_modules import GaussianNoiseLoader
+
+    loader = GaussianNoiseLoader(DIM, 50, seed=3)
+    assert ExtraBatches().can_draw(loader)
+    drawn = loader.extra_batches(3, seed=9, start=2)
+    torch.testing.assert_close(drawn[2], loader.extra_batches(1, seed=9, start=4)[0])
+    assert not torch.equal(drawn[0][0], list(loader)[2][0])  # not the training noise
+
+    def fit(conf: bool) -> tuple[ThermoCallback, torch.Tensor, list[str]]:
+        module = LangevinSphereModule(LangevinSphere(dim=DIM, noise_std=SIGMA), lr=LR, seed=0)
+        cb = ThermoCallback(snr=None, conf_temperature=conf, snr_batches=8, schedule=20)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            quiet_trainer(strategy="sphere_projection", max_steps=400, callbacks=[cb]).fit(
+                module)
+        return cb, module.w.detach().clone(), [str(w.message) for w in caught]
+
+    cb, w, said = fit(True)
+    assert not [m for m in said if "ThermoCallback measures no" in m]
+    t_conf = cb.history[keys.T_CONF].dropna()
+    # (400 steps of K = 8: the running estimate of the later half, noisy; this run ends at
+    # 0.58 of the chain's temperature, the 3000-step tests above check its accuracy)
+    assert len(t_conf) > 10 and 0.2 < t_conf.iloc[-1] / LangevinSphere(
+        dim=DIM, noise_std=SIGMA).chain_temperature(LR) < 5
+    _, w_off, _ = fit(False)
+    torch.testing.assert_close(w, w_off, rtol=0, atol=0)  # the training noise is untouched
+
+
 def test_off_the_sphere_it_is_refused_with_a_warning() -> None:
     problem = LangevinSphere(dim=DIM, noise_std=SIGMA)
     module = LangevinSphereModule(problem, lr=LR, seed=0)

@@ -193,3 +193,13 @@ def test_an_iterable_dataset_is_said_once_and_not_announced(caplog) -> None:
     assert "unbiased estimate" not in caplog.text  # no announcement of an SNR it cannot take
     assert keys.SNR not in cb.history or cb.history[keys.SNR].isna().all()
     assert math.isfinite(cb.history[keys.ENTROPY].iloc[-1])
+    # with only the configurational temperature on, the warning names what is left out
+    conf = ThermoCallback(window=5, k=2, schedule=5, snr=None, conf_temperature=True)
+    trainer = quiet_trainer(strategy=SphereProjectionStrategy(), max_steps=15,
+                            callbacks=[conf])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.fit(StreamModule())
+    said = [str(w.message) for w in caught if "ThermoCallback measures no" in str(w.message)]
+    assert len(said) == 1 and "no configurational temperature in this fit" in said[0]
+    assert "SNR" not in said[0].split(":")[0]

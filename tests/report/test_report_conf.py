@@ -118,3 +118,24 @@ def test_a_single_run_still_gets_its_t_conf(tmp_path: Path, capsys) -> None:
                  "--no-tensorboard"]) == 0
     out = capsys.readouterr().out
     assert f"T_conf = {row['T_conf']:.4g}" in out and "one run" in out
+
+
+def test_the_known_temperature_sweep_measures_t_conf_through_the_cli(tmp_path: Path,
+                                                                    capsys) -> None:
+    # a new user's trial (issue 28): `sweep --model langevin --conf-temperature` logged no
+    # terms (the problem's noise loader gave no independent mini-batches), so a one-LR sweep
+    # of the known-temperature problem had no T_conf to report
+    from thermo_lightning.cli import main
+
+    runs = tmp_path / "runs"
+    assert main(["sweep", "--model", "langevin", "--lrs", "0.04", "--steps", "300",
+                 "--window", "10", "--k", "3", "--conf-temperature", "--snr-batches", "8",
+                 "--no-progress", "--out", str(runs)]) == 0
+    assert main(["report", str(runs), "--no-tensorboard"]) == 0
+    out = capsys.readouterr().out
+    assert "measures no" not in out
+    import pandas as pd
+
+    table = pd.read_csv(runs / "report" / "runs.csv")
+    assert len(table) == 1 and table["T_conf"].gt(0).all()
+    assert f"T_conf = {table['T_conf'].iloc[0]:.4g}" in out

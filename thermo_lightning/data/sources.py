@@ -20,7 +20,7 @@ from typing import Any
 
 from torch.utils.data import DataLoader, IterableDataset
 
-from thermo_lightning.data.sampling import TensorBatchLoader, batch_indices
+from thermo_lightning.data.sampling import batch_indices
 from thermo_lightning.probes import preserved_rng
 
 __all__ = ["DataSpec", "ExtraBatches", "MapStyleSource", "full_data_batches"]
@@ -81,14 +81,23 @@ class MapStyleSource:
             yield self.collate(range(start, min(start + self.batch_size, self.size)))
 
 
+def _draws_its_own(loader: Any) -> bool:
+    """Whether ``loader`` draws independent batches itself (``extra_batches``, as
+    :class:`~thermo_lightning.data.TensorBatchLoader`)."""
+    return callable(getattr(loader, "extra_batches", None))
+
+
 class ExtraBatches:
     """Mini-batches for the gradient SNR.
 
     Args:
         source: an iterable of batches or a callable returning one (cycled: a fresh pass when
-            one ends); ``None``: independent draws from the training tensors of a
-            :class:`~thermo_lightning.data.TensorBatchLoader` (its own seeded stream: the
-            training batches are untouched).
+            one ends); ``None``: independent draws from the train loader: a loader with
+            ``extra_batches(count, *, seed, start, rank)`` (a
+            :class:`~thermo_lightning.data.TensorBatchLoader`, the known-temperature
+            problem's noise loader) draws them itself from its own seeded stream, a
+            ``DataLoader`` over a map-style dataset by index (:class:`MapStyleSource`); the
+            training batches are untouched either way.
         seed: offsets the independent stream.
     """
 
@@ -112,9 +121,10 @@ class ExtraBatches:
                 except StopIteration:
                     self._iter = None
             return out
-        if isinstance(loader, TensorBatchLoader):
-            return loader.extra_batches(count, seed=loader.seed + _SNR_SEED_OFFSET + self.seed,
-                                        start=index * count, rank=rank)
+        if _draws_its_own(loader):
+            return loader.extra_batches(count, seed=getattr(loader, "seed", 0)
+                                        + _SNR_SEED_OFFSET + self.seed, start=index * count,
+                                        rank=rank)
         mapped = MapStyleSource.of(loader)
         if mapped is not None:
             return mapped.draw(count, seed=_SNR_SEED_OFFSET + self.seed, start=index * count,
@@ -122,9 +132,9 @@ class ExtraBatches:
         return None
 
     def can_draw(self, loader: Any) -> bool:
-        """Whether :meth:`draw` gets batches for ``loader`` (a source of its own, a
-        ``TensorBatchLoader`` or a ``DataLoader`` over a map-style dataset)."""
-        return (self.source is not None or isinstance(loader, TensorBatchLoader)
+        """Whether :meth:`draw` gets batches for ``loader`` (a source of its own, a loader
+        with ``extra_batches`` or a ``DataLoader`` over a map-style dataset)."""
+        return (self.source is not None or _draws_its_own(loader)
                 or MapStyleSource.of(loader) is not None)
 
 

@@ -171,8 +171,18 @@ class GaussianNoiseLoader(_ResumableIndex):
     def __iter__(self):
         rank = torch.distributed.get_rank() if torch.distributed.is_initialized() else 0
         for i in self._positions():
-            gen = torch.Generator().manual_seed(_mix(self.seed, rank, self._global_index(i)))
-            yield (torch.randn(self.dim, generator=gen, dtype=torch.float64),)
+            yield self._batch(self.seed, rank, self._global_index(i))
+
+    def _batch(self, seed: int, rank: int, index: int) -> tuple[Tensor]:
+        gen = torch.Generator().manual_seed(_mix(seed, rank, index))
+        return (torch.randn(self.dim, generator=gen, dtype=torch.float64),)
+
+    def extra_batches(self, count: int, *, seed: int, start: int, rank: int = 0
+                      ) -> list[tuple[Tensor]]:
+        """``count`` noise batches ``start .. start+count-1`` of an independent stream (its
+        own ``seed``): the mini-batches of the gradient SNR and of the configurational
+        temperature, drawn without touching the training noise."""
+        return [self._batch(seed, rank, start + j) for j in range(count)]
 
 
 class LangevinSphereModule(pl.LightningModule):

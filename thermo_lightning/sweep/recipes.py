@@ -267,7 +267,7 @@ for _recipe in (
     Recipe("toy-op", _build_toy, brings_own_data=True, precision="64-true",
            ignores=_TOY_IGNORES, random_loss=_toy_random_loss),
     Recipe("langevin", _build_langevin, brings_own_data=True, batch_size=1,
-           precision="64-true", snr=None, ignores=("width", "weight_decay", "snr_batches"),
+           precision="64-true", snr=None, ignores=("width", "weight_decay"),
            verify=False, random_loss=_langevin_random_loss,
            known_temperature=_langevin_temperature,
            run_hparams=lambda cfg: {"gradient_noise_std": langevin_noise_std(cfg)}),
