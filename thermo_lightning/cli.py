@@ -253,6 +253,7 @@ def cmd_sweep_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from thermo_lightning.report import make_report
+    from thermo_lightning.report.configurational import one_run_line
 
     out = args.out or str(Path(args.logdir) / REPORT_DIR)
     given = [f for f, v in (("--eps", args.eps), ("--smoothing", args.smoothing)) if v is not None]
@@ -276,8 +277,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     _print_table(result.temperature, args.along)
     if result.temperature.empty and "T_conf" in result.runs:  # one run's own thermometer
         for _, r in result.runs.dropna(subset=["T_conf"]).iterrows():
-            print(f"  {r['run']}: T_conf = {r['T_conf']:.4g} +- {r['T_conf_se']:.2g} (one run, "
-                  f"{int(r['conf_points'])} points; runs.csv)")
+            print(one_run_line(r))
     if result.power_law is not None:
         print(fit_line(result))
     for label, fit in ((result.fit or {}).get("groups") or {}).items():

@@ -139,3 +139,47 @@ def test_the_known_temperature_sweep_measures_t_conf_through_the_cli(tmp_path: P
     table = pd.read_csv(runs / "report" / "runs.csv")
     assert len(table) == 1 and table["T_conf"].gt(0).all()
     assert f"T_conf = {table['T_conf'].iloc[0]:.4g}" in out
+
+
+def _balance_runs(root: Path, fdr_true: float) -> Path:
+    """Runs whose logged terms give a fluctuation-dissipation ratio ``fdr_true`` (the
+    callback's thermo/fdr over the later half, and the per-point gHg it comes from)."""
+    for i, lr in enumerate(LRS):
+        t, u, s = canonical(lr)
+        rng = np.random.default_rng(i)
+        base = history(u, s, noise=1e-4, seed=i)
+        lap = 10.0 + rng.standard_normal(len(base))
+        grad_sq = t * lap * (1 + 0.2 * rng.standard_normal(len(base)))
+        ghg = grad_sq / (lr / 2) / fdr_true * (1 + 0.2 * rng.standard_normal(len(base)))
+        base[keys.CONF_LAPLACIAN], base[keys.CONF_GRAD_SQ], base[keys.CONF_GHG] = lap, grad_sq, ghg
+        later = base["step"] >= base["step"].iloc[-1] / 2
+        base[keys.FDR] = grad_sq[later].mean() / (lr / 2 * ghg[later].mean())
+        write_run(root, lr, base, info={"hparams": {"lr": lr, "model": "synthetic"}})
+    return root
+
+
+def test_an_energy_balance_that_does_not_close_is_said(tmp_path: Path, capsys) -> None:
+    # a new user's trial (issue 28): a run with thermo/fdr 0.36 (still converging) got its
+    # T_conf printed without a caveat, and the report never read fdr
+    from thermo_lightning.cli import main
+
+    off = make_report(_balance_runs(tmp_path / "off", 0.5), tmp_path / "r1", tensorboard=False)
+    runs = off.runs
+    assert runs["fdr"].to_numpy() == pytest.approx(0.5, rel=0.15)
+    assert (runs["fdr_se"] > 0).all() and (runs["fdr_se"] < 0.1).all()
+    said = [m for m in off.messages if "fluctuation-dissipation ratio" in m]
+    assert len(said) == 1 and f"{len(LRS)} run(s)" in said[0] and "fdr_se" in said[0]
+    fine = make_report(_balance_runs(tmp_path / "fine", 1.0), tmp_path / "r2",
+                       tensorboard=False)
+    assert fine.runs["fdr"].to_numpy() == pytest.approx(1.0, rel=0.15)
+    assert not [m for m in fine.messages if "fluctuation-dissipation ratio" in m]
+    # one run alone: its line carries the ratio
+    import shutil
+
+    for run in sorted((tmp_path / "off").iterdir())[1:]:
+        shutil.rmtree(run)
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "off"), "--out", str(tmp_path / "r3"),
+                 "--no-tensorboard"]) == 0
+    out = capsys.readouterr().out
+    assert "fluctuation-dissipation ratio" in out and ", fdr 0." in out and "+- " in out

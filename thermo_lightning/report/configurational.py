@@ -23,12 +23,13 @@ import pandas as pd
 from thermo_lightning import keys
 from thermo_lightning.functional.configurational import configurational_temperature
 
-__all__ = ["add_conf_columns", "run_conf_temperature"]
+__all__ = ["add_conf_columns", "one_run_line", "run_conf_temperature"]
 
 
 def run_conf_temperature(history: pd.DataFrame, first_step: float) -> dict[str, Any]:
     """``{"T_conf", "T_conf_se", "conf_points"}`` over the points at or after ``first_step``
-    that carry both terms, and ``fdr``, the run's last ``thermo/fdr`` (plain SGD only);
+    that carry both terms, and ``fdr``, the run's last ``thermo/fdr`` (plain SGD only), with
+    its standard error ``fdr_se``;
     empty when the run logged none (or fewer than 3, or a mean
     Laplacian that is not positive: ``T_conf`` NaN with ``conf_points``)."""
     if keys.CONF_GRAD_SQ not in history or keys.CONF_LAPLACIAN not in history:
@@ -37,13 +38,46 @@ def run_conf_temperature(history: pd.DataFrame, first_step: float) -> dict[str, 
         subset=[keys.CONF_GRAD_SQ, keys.CONF_LAPLACIAN])
     if part.empty:
         return {}
-    fdr = (history[keys.FDR].dropna() if keys.FDR in history else pd.Series(dtype=float))
-    extra = {"fdr": float(fdr.iloc[-1])} if len(fdr) else {}  # the run's last, later half
+    extra = _fdr_with_error(history)
     try:
         result = configurational_temperature(part[keys.CONF_GRAD_SQ], part[keys.CONF_LAPLACIAN])
     except ValueError:
         return {"T_conf": math.nan, "T_conf_se": math.nan, "conf_points": len(part), **extra}
     return {"T_conf": result.T, "T_conf_se": result.se, "conf_points": result.n, **extra}
+
+
+def _fdr_with_error(history: pd.DataFrame) -> dict[str, float]:
+    """``{"fdr", "fdr_se"}``: the run's last ``thermo/fdr`` (the callback's ratio over the
+    later half of the run) and its standard error, ``fdr`` times the relative error of
+    ``mean(grad_sq) / mean(gHg)`` over the same points (the ratio estimator of
+    :func:`~thermo_lightning.functional.configurational_temperature`, autocorrelation
+    counted); ``{"fdr"}`` alone where ``thermo/conf_gHg`` was not read, nothing without
+    ``thermo/fdr`` (not plain SGD)."""
+    fdr = history[keys.FDR].dropna() if keys.FDR in history else pd.Series(dtype=float)
+    if not len(fdr):
+        return {}
+    out = {"fdr": float(fdr.iloc[-1])}
+    if keys.CONF_GHG in history:
+        last = float(history.loc[fdr.index[-1], "step"])
+        half = history[history["step"].between(last / 2, last)].dropna(
+            subset=[keys.CONF_GRAD_SQ, keys.CONF_GHG])
+        try:
+            balance = configurational_temperature(half[keys.CONF_GRAD_SQ], half[keys.CONF_GHG])
+        except ValueError:  # fewer than 3 points, or E[g^T H g] not positive
+            return out
+        out["fdr_se"] = abs(out["fdr"]) * balance.se / abs(balance.T)
+    return out
+
+
+def one_run_line(run: Any) -> str:
+    """A run's own thermometer in one line, for a report without a ``T(eta)`` table (``run``:
+    a row of ``runs.csv``): ``T_conf`` with its standard error and, where measured, the
+    fluctuation-dissipation ratio with its own (1 at stationarity)."""
+    fdr, fdr_se = (float(run.get(c, math.nan)) for c in ("fdr", "fdr_se"))
+    balance = (f", fdr {fdr:.2f} +- {fdr_se:.2g}" if math.isfinite(fdr_se) else
+               f", fdr {fdr:.2f}" if math.isfinite(fdr) else "")
+    return (f"  {run['run']}: T_conf = {run['T_conf']:.4g} +- {run['T_conf_se']:.2g} (one run, "
+            f"{int(run['conf_points'])} points{balance}; runs.csv)")
 
 
 def add_conf_columns(temperature: pd.DataFrame, runs: pd.DataFrame, level: float,

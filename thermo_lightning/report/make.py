@@ -173,7 +173,7 @@ def _summarize(runs: Sequence[RunData], settings: _Settings, messages: list[str]
         summaries.append(summary)
         if means is not None:
             resampled[run.name] = means
-    messages.extend(notes.about_runs(summaries, settings.include_low_ess))
+    messages.extend(notes.about_runs(summaries, settings.include_low_ess, settings.ci))
     return summaries, resampled, references
 
 

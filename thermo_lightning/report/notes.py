@@ -5,11 +5,13 @@ holds the detail."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from thermo_lightning.report.summary import Exclusion, Regime, RunSummary
 
-__all__ = ["about_runs", "left_out", "name_list", "refilled_windows", "untested_trends"]
+__all__ = ["about_runs", "left_out", "name_list", "refilled_windows", "unbalanced_energy",
+           "untested_trends"]
 
 
 def name_list(names: Sequence[str], shown: int = 3) -> str:
@@ -71,11 +73,44 @@ def warned_but_used(summaries: Sequence[RunSummary], include_low_ess: bool) -> s
             f" of {runs[0].window} snapshots, above a quarter: used in T(eta) (runs.csv: ess)")
 
 
-def about_runs(summaries: Sequence[RunSummary], include_low_ess: bool) -> list[str]:
-    """The notes on the runs once they are classified, in the order the report prints them."""
+#: how far from 1 a run's ``fdr`` must be (besides beyond its interval) to be said: on the
+#: known-temperature problem, stationary and Gibbs, single runs at the callback's defaults
+#: read 0.89-1.09 (6 runs); a still-converging network 0.36
+FDR_TOLERANCE = 0.2
+
+
+def unbalanced_energy(summaries: Sequence[RunSummary], level: float = 0.95) -> str | None:
+    """One message for the runs whose fluctuation-dissipation ratio ``fdr`` is away from 1
+    beyond its interval at ``level`` (``fdr +- z fdr_se``) and by more than
+    :data:`FDR_TOLERANCE` (a test at 95% alone would name one run in twenty that is
+    fine), ``None`` when none: the one-run balance ``||grad U||^2 = (lr/2) E[g^T H g]`` of
+    stationary plain SGD does not close there."""
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    off = [s for s in summaries if s.fdr is not None and s.fdr_se is not None
+           and math.isfinite(s.fdr) and math.isfinite(s.fdr_se)
+           and abs(s.fdr - 1) > max(z * s.fdr_se, FDR_TOLERANCE)]
+    if not off:
+        return None
+    lo, hi = min(s.fdr for s in off), max(s.fdr for s in off)
+    return (f"{len(off)} run(s) ({name_list([s.run for s in off])}) have a "
+            f"fluctuation-dissipation ratio fdr of {lo:.2f}{'' if lo == hi else f'-{hi:.2f}'}, "
+            f"away from 1 beyond its {level:.0%} interval and by more than "
+            f"{FDR_TOLERANCE:.0%} (runs.csv: fdr, fdr_se): the energy "
+            "balance ||grad U||^2 = (lr/2) E[g^T H g] of stationary plain SGD does not close "
+            "there (a run still drifting, a step too large for the second-order balance), so "
+            "their T_conf is not the temperature of a stationary Gibbs-like law "
+            "(docs/configurational.md)")
+
+
+def about_runs(summaries: Sequence[RunSummary], include_low_ess: bool,
+               level: float = 0.95) -> list[str]:
+    """The notes on the runs once they are classified, in the order the report prints them
+    (``level``: of the intervals the notes test against)."""
     found = (untested_trends(summaries), refilled_windows(summaries),
              capped_strides(summaries, include_low_ess),
-             warned_but_used(summaries, include_low_ess))
+             warned_but_used(summaries, include_low_ess), unbalanced_energy(summaries, level))
     return [message for message in found if message is not None]
 
 

@@ -166,6 +166,7 @@ class RunSummary:
     T_conf_se: float | None = None
     conf_points: int | None = None
     fdr: float | None = None  #: the fluctuation-dissipation ratio (1 at stationarity)
+    fdr_se: float | None = None  #: its standard error
     path: str | None = None
     copy_of: str | None = None  #: the run it repeats to the last digit (:attr:`Exclusion.COPY`)
     #: why the run is not in ``T(eta)`` (``None``: it is, or the report has not chosen yet)

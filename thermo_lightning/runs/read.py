@@ -39,7 +39,7 @@ U, S = keys.ENERGY, keys.ENTROPY
 NEEDED_TAGS = (U, S, keys.SNR, keys.GRAD_NORM, keys.STOCH_GRAD_NORM, keys.T_LOCAL, keys.ESS,
                keys.LOW_ESS, keys.HALVES, keys.WINDOW_FILL, keys.TRAIN_ACC, keys.STRIDE,
                keys.CORRELATION_TIME, keys.CONF_GRAD_SQ, keys.CONF_LAPLACIAN, keys.FDR,
-               keys.FIT_START, keys.FIT_END, keys.FIT_ID)
+               keys.CONF_GHG, keys.FIT_START, keys.FIT_END, keys.FIT_ID)
 _MARKS = (keys.FIT_START, keys.FIT_END, keys.FIT_ID)
 #: said of a run without a record whose log marks a fit's start and no end
 UNFINISHED_PROBLEM = ("its log marks the start of a fit and no end (no thermo/fit_end): "
