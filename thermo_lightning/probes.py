@@ -101,7 +101,7 @@ def _module_loss(module: nn.Module, batch: Any) -> Tensor:
 
 def default_loss_fn(module: nn.Module, *, warn: Callable[[str], Any] | None = None
                     ) -> Callable[[nn.Module, Any], Tensor]:
-    """The loss of a module's extra passes (SNR, full-data energy): its own
+    """The loss of a module's extra passes (SNR, full-data energy, T_conf): its own
     ``loss(batch)`` when it has one, else :func:`training_step_loss` (automatic optimisation
     only; ``warn`` is told so).
 
@@ -113,13 +113,14 @@ def default_loss_fn(module: nn.Module, *, warn: Callable[[str], Any] | None = No
         return _module_loss
     if not getattr(module, "automatic_optimization", True):
         raise ValueError(
-            "the extra passes (SNR, full-data energy) need a loss: under manual optimisation "
-            "define `loss(self, batch)` on the module or pass `loss_fn=`."
+            "the extra passes (SNR, full-data energy, configurational temperature) need a "
+            "loss: under manual optimisation define `loss(self, batch)` on the module or pass "
+            "`loss_fn=`."
         )
     if warn is not None:
-        warn("the extra passes (SNR, full-data energy) compute losses with training_step "
-             "(logging off); define `loss(self, batch)` on the module or pass `loss_fn=` to "
-             "be explicit.")
+        warn("the extra passes (SNR, full-data energy, configurational temperature) compute "
+             "losses with training_step (logging off); define `loss(self, batch)` on the module "
+             "or pass `loss_fn=` to be explicit.")
     return training_step_loss
 
 
