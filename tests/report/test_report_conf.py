@@ -139,6 +139,7 @@ def test_the_known_temperature_sweep_measures_t_conf_through_the_cli(tmp_path: P
     table = pd.read_csv(runs / "report" / "runs.csv")
     assert len(table) == 1 and table["T_conf"].gt(0).all()
     assert f"T_conf = {table['T_conf'].iloc[0]:.4g}" in out
+    assert f"T_true {table['T_true'].iloc[0]:.4g}; runs.csv)" in out  # the truth beside it
 
 
 def _balance_runs(root: Path, fdr_true: float) -> Path:

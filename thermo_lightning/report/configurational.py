@@ -72,10 +72,12 @@ def _fdr_with_error(history: pd.DataFrame) -> dict[str, float]:
 def one_run_line(run: Any) -> str:
     """A run's own thermometer in one line, for a report without a ``T(eta)`` table (``run``:
     a row of ``runs.csv``): ``T_conf`` with its standard error and, where measured, the
-    fluctuation-dissipation ratio with its own (1 at stationarity)."""
-    fdr, fdr_se = (float(run.get(c, math.nan)) for c in ("fdr", "fdr_se"))
+    fluctuation-dissipation ratio with its own (1 at stationarity), and ``T_true`` where the
+    problem knows it."""
+    fdr, fdr_se, truth = (float(run.get(c, math.nan)) for c in ("fdr", "fdr_se", "T_true"))
     balance = (f", fdr {fdr:.2f} +- {fdr_se:.2g}" if math.isfinite(fdr_se) else
                f", fdr {fdr:.2f}" if math.isfinite(fdr) else "")
+    balance += f", T_true {truth:.4g}" if math.isfinite(truth) else ""
     return (f"  {run['run']}: T_conf = {run['T_conf']:.4g} +- {run['T_conf_se']:.2g} (one run, "
             f"{int(run['conf_points'])} points{balance}; runs.csv)")
 
