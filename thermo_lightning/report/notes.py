@@ -74,8 +74,9 @@ def warned_but_used(summaries: Sequence[RunSummary], include_low_ess: bool) -> s
 
 
 #: how far from 1 a run's ``fdr`` must be (besides beyond its interval) to be said: on the
-#: known-temperature problem, stationary and Gibbs, single runs at the callback's defaults
-#: read 0.89-1.09 (6 runs); a still-converging network 0.36
+#: known-temperature problem, stationary and Gibbs, single 3000-step runs read 0.89-1.09
+#: (3 at the callback's defaults, 3 at K = 64; docs/configurational.md); a network still
+#: converging 0.36
 FDR_TOLERANCE = 0.2
 
 
