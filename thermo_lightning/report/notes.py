@@ -86,9 +86,9 @@ def unbalanced_energy(summaries: Sequence[RunSummary], level: float = 0.95) -> s
     :data:`FDR_TOLERANCE` (a test at 95% alone would name one run in twenty that is
     fine), ``None`` when none: the one-run balance ``||grad U||^2 = (lr/2) E[g^T H g]`` of
     stationary plain SGD does not close there."""
-    from statistics import NormalDist
+    from scipy.stats import norm
 
-    z = NormalDist().inv_cdf(0.5 + level / 2)
+    z = float(norm.ppf(0.5 + level / 2))  # as the T_conf intervals (report.configurational)
     off = [s for s in summaries if s.fdr is not None and s.fdr_se is not None
            and math.isfinite(s.fdr) and math.isfinite(s.fdr_se)
            and abs(s.fdr - 1) > max(z * s.fdr_se, FDR_TOLERANCE)]
